@@ -1,0 +1,9 @@
+"""galaxalign: GalaxAlign (CLIP aligned to galaxy images, Galaxy Zoo symbols and text) and the
+citizen-science annotation tool around it.
+
+The package never imports Streamlit; ``app/`` and ``galaxalign.cli`` import it.
+"""
+from .errors import GalaxalignError
+
+__version__ = "0.1.0"
+__all__ = ["GalaxalignError", "__version__"]

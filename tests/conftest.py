@@ -1,0 +1,43 @@
+"""Shared fixtures: small surveys written once per session, in the real schemas."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def synth_h5(tmp_path_factory) -> Path:
+    """A 40-galaxy synthetic Galaxy10 survey at 32 px (every class present)."""
+    from galaxalign.synth import synth_survey
+
+    path = tmp_path_factory.mktemp("synth") / "tiny.h5"
+    synth_survey(path, n=40, size=32, seed=3, workers=1, progress=False)
+    return path
+
+
+def write_galaxy10(path: Path, n: int = 12, size: int = 16, **overrides) -> Path:
+    """A file in the real Galaxy10 DECaLS schema (what astroNN distributes)."""
+    rng = np.random.default_rng(0)
+    data = {
+        "images": rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8),
+        "ans": (np.arange(n) % 10).astype(np.uint8),
+        "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n),
+        "redshift": rng.uniform(0, 0.2, n), "pxscale": np.full(n, 0.262),
+    }
+    data.update(overrides)
+    with h5py.File(path, "w") as f:
+        for k, v in data.items():
+            if v is not None:
+                f[k] = v
+    return path
+
+
+@pytest.fixture
+def galaxy10_file(tmp_path) -> Path:
+    return write_galaxy10(tmp_path / "Galaxy10_DECals.h5")

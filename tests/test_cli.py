@@ -1,0 +1,51 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_galaxy10
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "galaxalign", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_synth_then_info(tmp_path):
+    r = run("synth", "--n", "20", "--size", "32", "--seed", "7", "--out", str(tmp_path / "x.h5"))
+    assert r.returncode == 0, r.stderr
+    assert "galaxies/s" in r.stdout
+    r = run("info", str(tmp_path / "x.h5"), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["galaxies"] == 20 and info["image_shape"] == [32, 32, 3] and info["label_set"] == "galaxy10"
+    assert sum(info["classes"].values()) == 20
+    r = run("info", str(tmp_path / "x.h5"))
+    assert "20 galaxies, images 32×32×3" in r.stdout and "Barred Spiral" in r.stdout
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("hello"), "not an HDF5 file"),
+    (lambda p: write_galaxy10(p, ans=__import__("numpy").full(12, 42, "uint8")), "label 42 at index 0 is out of range"),
+    (lambda p: None, "no such file"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, make, message):
+    p = tmp_path / "bad.h5"
+    make(p)
+    r = run("info", str(p))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and str(p) in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_synth_arguments_are_one_line(tmp_path):
+    r = run("synth", "--n", "0", "--out", str(tmp_path / "x.h5"))
+    assert r.returncode == 2 and r.stderr.strip() == "error: a survey needs at least one galaxy, got n=0"
+
+
+def test_symbols_command_writes_all_pngs(tmp_path):
+    r = run("symbols", "--out", str(tmp_path), "--size", "32")
+    assert r.returncode == 0, r.stderr
+    assert len(list(tmp_path.rglob("*.png"))) == 51
