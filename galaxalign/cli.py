@@ -80,6 +80,63 @@ def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $G
                    f"{stats['galaxies_per_second']:.1f} galaxies/s")
 
 
+@app.command("train")
+def train_cmd(config: Path = typer.Option(..., help="Training config YAML (configs/tiny-cpu.yaml)"),
+              survey: Path = typer.Option(..., help="Survey to train on"),
+              out: Path = typer.Option(..., help="Run folder to write"),
+              variant: Optional[str] = typer.Option(None, help="Override the config's variant"),
+              seed: Optional[int] = typer.Option(None, help="Override the config's seed"),
+              resume: bool = typer.Option(False, help="Continue from OUT/last.pt")):
+    """Two-stage GalaxAlign fine-tuning; writes config.yaml, metrics.jsonl and model.pt to OUT."""
+    from .train import load_config, train
+
+    cfg = load_config(config, variant=variant, seed=seed)
+    result = train(cfg, survey, out, resume=resume)
+    m = result.get("metrics") or {}
+    if m:
+        typer.echo(f"trained in {result['seconds']:.0f} s: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+                   f"mAP@5 {m['map_at_5']:.4f}  mAP {m['map']:.4f}  → {out}")
+
+
+@app.command("eval")
+def eval_cmd(model: Path = typer.Option(..., help="Run folder or model.pt"),
+             survey: Path = typer.Option(..., help="Survey"),
+             split: str = typer.Option("test", help="test: the model's held-out split; all: every labelled galaxy"),
+             confusion: bool = typer.Option(False, help="Include the confusion matrix")):
+    """Evaluate: prints JSON with accuracy, macro_f1, map_at_5, map (and symbol / fused prototypes)."""
+    from .data import load_survey, stratified_split
+    from .inference import evaluate_model
+    from .model import load_model
+
+    m = load_model(model)
+    s = load_survey(survey)
+    idx = None
+    if split == "test":
+        tc = m.checkpoint_meta.get("train_cfg") or {}
+        _, idx = stratified_split(s.labels, tc.get("test_size", 0.2), tc.get("split_seed", 0))
+    elif split != "all":
+        raise typer.BadParameter("split must be test or all")
+    res = evaluate_model(m, s, idx)
+    if not confusion:
+        res.pop("confusion")
+    _echo_json(res)
+
+
+@app.command()
+def embed(model: Path = typer.Option(..., help="Run folder or model.pt"),
+          survey: Path = typer.Option(..., help="Survey"),
+          out: Path = typer.Option(..., help="Folder for embeddings.npy and predictions.parquet"),
+          batch_size: int = typer.Option(256)):
+    """Embed and classify a whole survey."""
+    from .data import load_survey
+    from .inference import embed_survey
+    from .model import load_model
+
+    stats = embed_survey(load_model(model), load_survey(survey), out, batch_size)
+    typer.echo(f"embedded {stats['n']} galaxies ({stats['dim']}-d) in {stats['seconds']:.1f} s: "
+               f"{stats['images_per_second']:.0f} images/s → {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the typer app, turning user errors into one line and exit status 2."""
     try:

@@ -13,11 +13,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 @pytest.fixture(scope="session")
 def synth_h5(tmp_path_factory) -> Path:
-    """A 40-galaxy synthetic Galaxy10 survey at 32 px (every class present)."""
+    """A 60-galaxy synthetic Galaxy10 survey at 32 px (every class present)."""
     from galaxalign.synth import synth_survey
 
     path = tmp_path_factory.mktemp("synth") / "tiny.h5"
-    synth_survey(path, n=40, size=32, seed=3, workers=1, progress=False)
+    synth_survey(path, n=60, size=32, seed=3, workers=2, progress=False)
     return path
 
 

@@ -23,7 +23,7 @@ def test_gallery_shows_galaxies_with_class_and_symbol(workspace):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.title[0].value == "Survey gallery"
-    assert "40 galaxies" in at.caption[0].value
+    assert "60 galaxies" in at.caption[0].value
     # 24 galaxies on the first page, each an image plus a symbol
     assert len(at.get("image")) == 24 * 2
     at.selectbox(key="gallery_class").set_value("Barred Spiral").run()

@@ -152,4 +152,4 @@ def test_stratified_split_is_80_20_per_class_and_reproducible():
 
 def test_summary_counts_classes(synth_h5):
     s = survey_summary(load_survey(synth_h5))
-    assert s["galaxies"] == 40 and sum(s["classes"].values()) == 40 and s["image_shape"] == [32, 32, 3]
+    assert s["galaxies"] == 60 and sum(s["classes"].values()) == 60 and s["image_shape"] == [32, 32, 3]

@@ -9,13 +9,13 @@ from galaxalign.taxonomy import GALAXY10
 
 def test_synthetic_file_follows_the_galaxy10_schema(synth_h5):
     with h5py.File(synth_h5) as f:
-        assert f["images"].shape == (40, 32, 32, 3) and f["images"].dtype == np.uint8
+        assert f["images"].shape == (60, 32, 32, 3) and f["images"].dtype == np.uint8
         for key in ("ans", "ra", "dec", "redshift", "pxscale"):
-            assert f[key].shape == (40,), key
+            assert f[key].shape == (60,), key
         assert f["ans"][()].max() <= 9
         assert np.all((f["dec"][()] > -25) & (f["dec"][()] < 85))
     s = load_survey(synth_h5)
-    assert len(s) == 40 and s.class_names == GALAXY10.class_names
+    assert len(s) == 60 and s.class_names == GALAXY10.class_names
     assert set(s.labels) == set(range(10))
 
 

@@ -1,0 +1,142 @@
+"""Running a trained model over a survey: embeddings, class probabilities, evaluation.
+
+>>> model = load_model("run")                                         # doctest: +SKIP
+>>> emb = embed_images(model, survey, test_idx)                       # (n, D), L2-normalised
+>>> probs = class_probabilities(model, emb)                           # (n, C), softmax over prompts
+>>> evaluate_model(model, survey, test_idx)["accuracy"]               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .data import Survey
+from .metrics import classification_report, retrieval_map
+from .model import ModelError, TriModalCLIP
+from .symbols import render_symbol
+
+__all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey",
+           "load_embeddings", "PROTOTYPES"]
+
+PROTOTYPES = ("text", "symbol", "fused")
+
+
+@torch.inference_mode()
+def embed_images(model: TriModalCLIP, survey: Survey, indices=None, batch_size: int = 256,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """L2-normalised image embeddings (n, D) float32 of ``indices`` (default: the whole survey)."""
+    model.eval()
+    idx = np.arange(len(survey)) if indices is None else np.asarray(indices)
+    out = []
+    done = 0
+    for _, imgs in survey.iter_batches(batch_size, idx):
+        out.append(model.encode_image(model.preprocess(imgs), normalize=True).float().cpu().numpy())
+        done += len(imgs)
+        if progress:
+            progress(done, len(idx))
+    return np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)
+
+
+@torch.inference_mode()
+def class_prototypes(model: TriModalCLIP, kind: str = "text") -> np.ndarray:
+    """(C, D) unit vectors standing for each class: its prompt (``text``), its canonical symbol
+    (``symbol``), or the normalised mean of both (``fused``)."""
+    if not model.prompts:
+        raise ModelError("the model carries no class prompts; train it on a labelled survey first")
+    if kind not in PROTOTYPES:
+        raise ValueError(f"prototype kind must be one of {PROTOTYPES}, got {kind!r}")
+    model.eval()
+    txt = model.encode_text(model.tokenize(model.prompts), normalize=True)
+    if kind == "text":
+        return txt.float().cpu().numpy()
+    syms = np.stack([np.asarray(render_symbol(s, model.image_size)) for s in model.symbols])
+    sym = model.encode_symbol(model.preprocess(syms), normalize=True)
+    if kind == "symbol":
+        return sym.float().cpu().numpy()
+    return torch.nn.functional.normalize(txt + sym, dim=-1).float().cpu().numpy()
+
+
+def class_probabilities(model: TriModalCLIP, embeddings: np.ndarray, kind: str = "text",
+                        prototypes: np.ndarray | None = None) -> np.ndarray:
+    """Softmax over classes of s · cos(image, prototype), s the model's learnt logit scale: (n, C)."""
+    protos = class_prototypes(model, kind) if prototypes is None else prototypes
+    scale = float(model.logit_scale.detach())
+    logits = scale * embeddings @ protos.T
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(1, keepdims=True)
+
+
+def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size: int = 256,
+                   embeddings: np.ndarray | None = None) -> dict:
+    """Accuracy and macro-F1 (text, symbol and fused prototypes), mAP@5 and mAP, confusion matrix.
+
+    Evaluates the labelled galaxies among ``indices`` (default: all).
+    """
+    idx = np.arange(len(survey)) if indices is None else np.asarray(indices)
+    idx = idx[survey.labels[idx] >= 0]
+    if len(idx) == 0:
+        raise ModelError(f"{survey.path}: no labelled galaxy to evaluate")
+    y = survey.labels[idx]
+    emb = embed_images(model, survey, idx, batch_size) if embeddings is None else embeddings
+    names = model.class_names or survey.class_names
+    report = classification_report(y, class_probabilities(model, emb, "text").argmax(1), names)
+    out = {"n": int(len(idx)), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+    for kind in ("symbol", "fused"):
+        pred = class_probabilities(model, emb, kind).argmax(1)
+        rep = classification_report(y, pred, names)
+        out[f"accuracy_{kind}"], out[f"macro_f1_{kind}"] = rep["accuracy"], rep["macro_f1"]
+    try:
+        out["map_at_5"] = retrieval_map(emb, y, k=5)
+        out["map"] = retrieval_map(emb, y)
+    except ValueError:  # every class has a single galaxy in this split: retrieval is undefined
+        out["map_at_5"] = out["map"] = None
+    out["recall"] = report["recall"]
+    out["confusion"] = report["confusion"]
+    return out
+
+
+def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, batch_size: int = 256,
+                 progress: bool = True) -> dict:
+    """Embed and classify the whole survey; write ``embeddings.npy`` (N, D) float32 and
+    ``predictions.parquet`` (``id_str``, ``pred``, ``confidence``, ``p_<class>``…) into folder ``out``,
+    each under a temporary name then renamed. Returns ``{"n", "seconds", "images_per_second"}``."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(survey), desc="embedding", unit="img", disable=not progress)
+    t0 = time.perf_counter()
+    emb = embed_images(model, survey, None, batch_size, progress=lambda d, n: bar.update(d - bar.n))
+    seconds = time.perf_counter() - t0
+    bar.close()
+    probs = class_probabilities(model, emb)
+    df = pd.DataFrame({"id_str": survey.id_str, "pred": probs.argmax(1), "confidence": probs.max(1)})
+    for c, name in enumerate(model.class_names):
+        df[f"p_{c}"] = probs[:, c].astype(np.float32)
+    tmp = out / f".embeddings.npy.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.save(f, emb.astype(np.float32))
+    os.replace(tmp, out / "embeddings.npy")
+    tmp = out / f".predictions.parquet.tmp-{os.getpid()}"
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, out / "predictions.parquet")
+    return {"n": len(survey), "dim": int(emb.shape[1]), "seconds": round(seconds, 3),
+            "images_per_second": round(len(survey) / max(seconds, 1e-9), 1), "path": str(out)}
+
+
+def load_embeddings(folder: str | os.PathLike):
+    """``(embeddings (N, D), predictions DataFrame)`` written by :func:`embed_survey`."""
+    import pandas as pd
+
+    folder = Path(folder)
+    try:
+        return np.load(folder / "embeddings.npy"), pd.read_parquet(folder / "predictions.parquet")
+    except FileNotFoundError as e:
+        raise ModelError(f"{e.filename}: no embeddings there; run `galaxalign embed` first") from None

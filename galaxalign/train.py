@@ -1,0 +1,479 @@
+"""Two-stage GalaxAlign fine-tuning (paper §3.2–3.3, appendix A.1).
+
+Stage 1 (warm-up): galaxies and symbols share the image tower; loss = L(img, txt) + L(sym, txt).
+Stage 2: ``begin_stage2()`` copies the image tower into a symbol tower; loss over all three pairs.
+
+    galaxalign train --config configs/tiny-cpu.yaml --survey x.h5 --out run
+
+or, from Python::
+
+    cfg = load_config("configs/tiny-cpu.yaml")
+    result = train(cfg, survey_path="x.h5", out_dir="run")
+
+Text and symbols are per class, so each step encodes each distinct prompt and symbol of the batch
+once and gathers them to the batch (``unique_encode``; the per-sample loop is kept for the benchmark).
+Symbols are random variants of the class glyph (:func:`galaxalign.symbols.render_symbol`), drawn from a
+bank rendered once. ``torchrun --nproc_per_node N -m galaxalign.cli train …`` trains with DDP (gloo on
+CPU, NCCL on GPU); rank 0 writes the run folder.
+
+The run folder holds ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per epoch and per
+evaluation), ``last.pt`` (for ``--resume``) and ``model.pt`` + ``model.json`` (the result).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .data import Survey, load_survey, stratified_split
+from .errors import GalaxalignError
+from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
+from .model import ModelCfg, TriModalCLIP, create_model, save_model
+from .symbols import render_symbol
+from .taxonomy import make_prompt
+
+__all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
+           "class_text_for"]
+
+VARIANTS = ("galaxalign", "clip", "v1", "v2", "v3", "scratch", "no_text")
+
+
+class ConfigError(GalaxalignError):
+    """A training config that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class TrainCfg:
+    """Every training setting. Fields map one-to-one onto the YAML keys; ``model`` is a
+    :class:`~galaxalign.model.ModelCfg` block.
+
+    ``variant`` picks a schedule of stages (paper §4.6): ``galaxalign`` (stage 1 warm-up then stage 2),
+    ``clip`` (bi-modal image–text fine-tuning, no symbols), ``v1`` (stage 1 only, warm-up length),
+    ``v2`` (stage 2 only, from the start), ``v3`` (stage 1 only, full length), ``scratch``
+    (``galaxalign`` without pretrained weights), ``no_text`` (image–symbol only).
+    """
+
+    model: ModelCfg = field(default_factory=ModelCfg)
+    variant: str = "galaxalign"
+    stage1_epochs: int = 4
+    stage2_epochs: int = 8
+    stage1_pairs: tuple[str, ...] = STAGE1_PAIRS
+    stage2_pairs: tuple[str, ...] = STAGE2_PAIRS
+    class_aware: bool = False
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.02
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    test_size: float = 0.2
+    split_seed: int = 0
+    seed: int = 0
+    symbol_variants: int = 24
+    unique_encode: bool = True
+    augment: bool = True
+    amp: bool = True
+    eval_every_stage: bool = True
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "TrainCfg":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
+        d = dict(d)
+        if "model" in d:
+            try:
+                d["model"] = ModelCfg.from_dict(d["model"] or {})
+            except GalaxalignError as e:
+                raise ConfigError(f"{source}: {e}") from None
+        for k in ("stage1_pairs", "stage2_pairs"):
+            if k in d:
+                try:
+                    d[k] = parse_pairs(d[k])
+                except ValueError as e:
+                    raise ConfigError(f"{source}: {k}: {e}") from None
+        cfg = cls(**d)
+        cfg.check(source)
+        return cfg
+
+    def check(self, source: str = "config") -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"{source}: variant {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        for k in ("stage1_epochs", "stage2_epochs", "warmup_steps"):
+            if getattr(self, k) < 0:
+                raise ConfigError(f"{source}: {k} must be ≥ 0")
+        if self.batch_size < 2:
+            raise ConfigError(f"{source}: batch_size must be ≥ 2 (a contrastive batch needs negatives)")
+        if not (0 < self.lr < 1):
+            raise ConfigError(f"{source}: lr must be between 0 and 1, got {self.lr}")
+        if not 0 < self.test_size < 1:
+            raise ConfigError(f"{source}: test_size must be between 0 and 1")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stage1_pairs"], d["stage2_pairs"] = list(self.stage1_pairs), list(self.stage2_pairs)
+        return d
+
+
+def load_config(path: str | os.PathLike, **overrides) -> TrainCfg:
+    """Read a YAML training config; ``overrides`` replace top-level keys (``model`` merges)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k == "model":
+            raw["model"] = {**(raw.get("model") or {}), **v}
+        else:
+            raw[k] = v
+    return TrainCfg.from_dict(raw, str(path))
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: int
+    epochs: int
+    pairs: tuple[str, ...]
+
+
+def stage_plan(cfg: TrainCfg) -> list[StagePlan]:
+    """The stages a variant runs (paper §4.6). Total epochs are the same for every variant, so
+    the ablations compare like with like."""
+    e1, e2, total = cfg.stage1_epochs, cfg.stage2_epochs, cfg.stage1_epochs + cfg.stage2_epochs
+    v = cfg.variant
+    if v in ("galaxalign", "scratch"):
+        plan = [StagePlan(1, e1, cfg.stage1_pairs), StagePlan(2, e2, cfg.stage2_pairs)]
+    elif v == "clip":
+        plan = [StagePlan(1, total, ("img_txt",))]
+    elif v == "v1":
+        plan = [StagePlan(1, e1, cfg.stage1_pairs)]
+    elif v == "v2":
+        plan = [StagePlan(2, total, cfg.stage2_pairs)]
+    elif v == "v3":
+        plan = [StagePlan(1, total, cfg.stage1_pairs)]
+    else:  # no_text
+        plan = [StagePlan(1, e1, ("img_sym",)), StagePlan(2, e2, ("img_sym",))]
+    return [p for p in plan if p.epochs > 0]
+
+
+def class_text_for(survey: Survey) -> tuple[list[str], list[str], list[str], str | None]:
+    """``(class_names, prompts, symbols, label_set)`` of a survey. Classes outside the built-in label
+    sets get the paper's prompt and the generic "features" symbol."""
+    if survey.label_set is not None:
+        ls = survey.label_set
+        return ls.class_names, ls.prompts, ls.symbols, ls.name
+    names = list(survey.class_names)
+    return names, [make_prompt(n) for n in names], ["t01_features"] * len(names), None
+
+
+class SymbolBank:
+    """Random variants of each class symbol, rendered once: ``(C, V, 3, S, S)`` preprocessed."""
+
+    def __init__(self, model: TriModalCLIP, symbols: list[str], variants: int, seed: int):
+        rng = np.random.default_rng(seed)
+        imgs = np.stack([
+            np.stack([np.asarray(render_symbol(s, model.image_size, rng if v else None)) for v in range(variants)])
+            for s in symbols])  # (C, V, S, S, 3); variant 0 is the canonical glyph
+        c, v = imgs.shape[:2]
+        with torch.no_grad():
+            self.tensor = model.preprocess(imgs.reshape(c * v, *imgs.shape[2:])).reshape(c, v, 3, model.image_size,
+                                                                                       model.image_size)
+        self.variants = v
+
+    def sample(self, classes: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        pick = torch.randint(0, self.variants, (len(classes),), generator=gen)
+        return self.tensor[classes.cpu(), pick]
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Flips and quarter turns, per image: a galaxy has no up (B, H, W, 3) uint8 → same."""
+    b = x.shape[0]
+    flip = torch.rand(b, generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(2), x)
+    k = torch.randint(0, 4, (b,), generator=gen)
+    out = x.clone()
+    for r in (1, 2, 3):
+        m = k == r
+        if m.any():
+            out[m] = torch.rot90(x[m], r, dims=(1, 2))
+    return out
+
+
+def _param_groups(model: torch.nn.Module, wd: float):
+    """open_clip's rule: no weight decay on gains, biases, embeddings and the logit scale."""
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n or "embedding" in n
+         else decay).append(p)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
+
+
+def _cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+    return 0, 1, 0
+
+
+def _maybe_init_dist(device: torch.device) -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return True
+    return False
+
+
+def _write_jsonl(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """One training run; use :func:`train`. Holds the data in memory when it fits (≤ 1 GiB)."""
+
+    def __init__(self, cfg: TrainCfg, survey: Survey, out_dir: Path, labels: np.ndarray | None = None,
+                 train_idx: np.ndarray | None = None, test_idx: np.ndarray | None = None,
+                 init_from: str | None = None, progress: Callable[[float, str], None] | None = None,
+                 show_bar: bool = True):
+        self.cfg, self.survey, self.out = cfg, survey, Path(out_dir)
+        self.device = _device(cfg.device)
+        self.rank, self.world, _ = _dist_info()
+        self.labels = survey.labels if labels is None else np.asarray(labels, np.int64)
+        if len(self.labels) != len(survey):
+            raise GalaxalignError(f"labels cover {len(self.labels)} galaxies; the survey has {len(survey)}")
+        if train_idx is None or test_idx is None:
+            tr, te = stratified_split(self.labels, cfg.test_size, cfg.split_seed)
+            train_idx = tr if train_idx is None else train_idx
+            test_idx = te if test_idx is None else test_idx
+        self.train_idx = np.asarray(train_idx)[self.labels[np.asarray(train_idx)] >= 0]
+        self.test_idx = np.asarray(test_idx)
+        if len(self.train_idx) < cfg.batch_size:
+            raise GalaxalignError(f"{survey.path}: {len(self.train_idx)} labelled training galaxies, fewer than "
+                                  f"one batch ({cfg.batch_size})")
+        self.progress, self.show_bar = progress, show_bar
+        self.init_from = init_from
+        self._images = None
+        if len(survey) * int(np.prod(survey.image_shape)) <= 1 << 30:
+            self._images = torch.from_numpy(survey.images(np.arange(len(survey))))
+
+    # -- data ---------------------------------------------------------------------------------
+    def _batch_images(self, idx: np.ndarray) -> torch.Tensor:
+        return self._images[idx] if self._images is not None else torch.from_numpy(self.survey.images(idx))
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        perm = np.random.default_rng([self.cfg.seed, epoch]).permutation(self.train_idx)
+        perm = perm[self.rank::self.world]  # each rank its own shard, same number of steps everywhere
+        n = len(self.train_idx) // self.world // self.cfg.batch_size
+        return [perm[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size] for i in range(n)]
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        mcfg = replace(cfg.model, pretrained=None) if cfg.variant == "scratch" else cfg.model
+        if self.init_from:
+            from .model import load_model
+
+            # re-training from a finished model: its towers (one or two) go on as they are
+            model = load_model(self.init_from, self.device).train()
+        else:
+            model = create_model(mcfg, self.device)
+        names, prompts, symbols, label_set = class_text_for(self.survey)
+        model.set_classes(names, prompts, symbols, label_set)
+        self.model = model
+        tokens = model.tokenize(prompts)  # (C, L)
+        bank = SymbolBank(model, symbols, cfg.symbol_variants, cfg.seed)
+        plan = stage_plan(cfg)
+        total_epochs = sum(p.epochs for p in plan)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            import yaml
+            tmp = self.out / ".config.yaml.tmp"
+            tmp.write_text(yaml.safe_dump({**cfg.to_dict(), "survey": str(self.survey.path),
+                                           "n_train": int(len(self.train_idx)), "n_test": int(len(self.test_idx)),
+                                           "world_size": self.world}, sort_keys=False))
+            os.replace(tmp, self.out / "config.yaml")
+        metrics_path = self.out / "metrics.jsonl"
+        start_stage, start_epoch, global_epoch = 0, 0, 0
+        state = None
+        last = self.out / "last.pt"
+        if resume and last.exists():
+            state = torch.load(last, map_location="cpu", weights_only=False)
+            start_stage, start_epoch = state["stage_index"], state["epoch"] + 1
+            if state["stage"] == 2 and model.stage == 1:
+                model.begin_stage2()
+            model.load_state_dict(state["model"])
+            if start_epoch >= plan[start_stage].epochs:
+                start_stage, start_epoch = start_stage + 1, 0
+        elif self.rank == 0 and metrics_path.exists():
+            metrics_path.unlink()
+
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        use_amp = cfg.amp and self.device.type == "cuda"
+        evals = []
+        t_start = time.perf_counter()
+        from tqdm.auto import tqdm
+
+        for si, sp in enumerate(plan):
+            if si < start_stage:
+                global_epoch += sp.epochs
+                continue
+            if sp.stage == 2 and model.stage == 1:
+                model.begin_stage2()
+                model.to(self.device)
+            loss_fn = GalaxAlignLoss(sp.pairs, cfg.class_aware)
+            wrapped = model
+            if self.world > 1:
+                wrapped = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=True)
+            opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+            steps_per_epoch = len(self._epoch_batches(0))
+            total_steps = steps_per_epoch * sp.epochs
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total_steps, cfg.warmup_steps))
+            if state is not None and si == start_stage and start_epoch > 0:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+                gen.set_state(state["generator"])
+            need_sym = any("sym" in p for p in sp.pairs)
+            need_txt = any("txt" in p for p in sp.pairs)
+            for epoch in range(start_epoch if si == start_stage else 0, sp.epochs):
+                model.train()
+                t0 = time.perf_counter()
+                sums: dict[str, float] = {}
+                batches = self._epoch_batches(global_epoch + epoch)
+                bar = tqdm(batches, desc=f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}", unit="step",
+                           disable=not self.show_bar or self.rank != 0, leave=False)
+                for bidx in bar:
+                    imgs = self._batch_images(bidx)
+                    if cfg.augment:
+                        imgs = _augment(imgs, gen)
+                    y = torch.as_tensor(self.labels[bidx], device=self.device)
+                    x = model.preprocess(imgs)
+                    if cfg.unique_encode:
+                        uniq, inv = torch.unique(y, return_inverse=True)
+                        sym_in = bank.sample(uniq, gen).to(self.device) if need_sym else None
+                        txt_in = tokens[uniq] if need_txt else None
+                    else:  # naive: one symbol and one text encoding per sample
+                        inv = torch.arange(len(y), device=self.device)
+                        sym_in = bank.sample(y, gen).to(self.device) if need_sym else None
+                        txt_in = tokens[y] if need_txt else None
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                        z = wrapped(image=x, symbol=sym_in, text=txt_in)
+                        z = {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}  # gather to the batch
+                        terms = loss_fn(z, z["scale"], y)
+                    opt.zero_grad(set_to_none=True)
+                    terms["loss"].backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    sched.step()
+                    with torch.no_grad():
+                        model.clip.logit_scale.clamp_(0, math.log(100))
+                    for k, v in terms.items():
+                        sums[k] = sums.get(k, 0.0) + float(v.detach())
+                    bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
+                n = max(1, len(batches))
+                row = {"stage": sp.stage, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1,
+                       **{k: v / n for k, v in sums.items()}, "lr": sched.get_last_lr()[-1],
+                       "logit_scale": model.logit_scale.item(), "seconds": round(time.perf_counter() - t0, 3),
+                       "steps": n}
+                if self.rank == 0:
+                    _write_jsonl(metrics_path, row)
+                    _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict(), "generator": gen.get_state(),
+                                        "stage_index": si, "stage": model.stage, "epoch": epoch}, last)
+                    if self.show_bar:
+                        tqdm.write(f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}  loss {row['loss']:.4f}  "
+                                   f"({row['seconds']:.1f} s)")
+                if self.progress:
+                    self.progress((global_epoch + epoch + 1) / max(1, total_epochs),
+                                  f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs} loss {row['loss']:.4f}")
+            global_epoch += sp.epochs
+            start_epoch = 0
+            if cfg.eval_every_stage and self.rank == 0 and len(self.test_idx):
+                ev = self.evaluate()
+                evals.append(ev)
+                _write_jsonl(metrics_path, {"eval": {k: v for k, v in ev.items() if k != "confusion"},
+                                            "after_stage": sp.stage, "global_epoch": global_epoch})
+        result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": total_epochs}
+        if self.rank == 0:
+            final = evals[-1] if evals else (self.evaluate() if len(self.test_idx) else {})
+            result["metrics"] = final
+            save_model(model, self.out, extra={"train_cfg": cfg.to_dict(), "metrics": final,
+                                                "survey": str(self.survey.path),
+                                                "init_from": self.init_from})
+        if self.world > 1:
+            dist.barrier()
+        return result
+
+    def evaluate(self) -> dict:
+        from .inference import evaluate_model
+
+        labelled = self.test_idx[self.survey.labels[self.test_idx] >= 0]
+        if len(labelled) == 0:
+            return {}
+        return evaluate_model(self.model, self.survey, labelled)
+
+
+def train(cfg: TrainCfg, survey_path: str | os.PathLike | None = None, out_dir: str | os.PathLike = "run",
+          survey: Survey | None = None, resume: bool = False, **kwargs) -> dict:
+    """Train per ``cfg`` on a survey (a path or a loaded :class:`Survey`); writes ``out_dir``.
+
+    Returns ``{"seconds", "epochs", "metrics"}`` (metrics on the held-out split, rank 0 only).
+    Extra keyword arguments go to :class:`Trainer` (``labels=``, ``train_idx=``, ``init_from=``,
+    ``progress=``).
+    """
+    survey = survey or load_survey(survey_path)
+    device = _device(cfg.device)
+    started = _maybe_init_dist(device)
+    try:
+        if device.type == "cuda" and dist.is_initialized():
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+            cfg = replace(cfg, device=str(device))
+        return Trainer(cfg, survey, Path(out_dir), **kwargs).run(resume=resume)
+    finally:
+        if started:
+            dist.destroy_process_group()
