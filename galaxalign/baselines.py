@@ -1,0 +1,112 @@
+"""Baselines the paper compares with, on the same image tower and split.
+
+- :func:`train_supervised`: the image tower plus a linear head, trained with cross-entropy (or focal
+  loss, optionally with effective-number class weights as in galaxy-da), image-only.
+- :func:`linear_probe`: logistic regression on frozen features (sklearn).
+
+Both return the same metric names as :func:`galaxalign.inference.evaluate_model`; retrieval uses the
+tower's L2-normalised features.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Survey, stratified_split
+from .loss import focal_loss
+from .metrics import classification_report, retrieval_map
+from .model import create_model
+from .train import TrainCfg, _augment, _cosine, _device, _param_groups
+
+__all__ = ["train_supervised", "linear_probe", "tower_features", "effective_number_weights"]
+
+
+def effective_number_weights(counts: np.ndarray, beta: float = 0.999) -> np.ndarray:
+    """Class weights (1 − β) / (1 − β^n_c) (Cui et al. 2019), scaled to mean 1."""
+    counts = np.maximum(np.asarray(counts, float), 1)
+    w = (1 - beta) / (1 - beta ** counts)
+    return w / w.mean()
+
+
+def _metrics(y, pred, feats, names) -> dict:
+    rep = classification_report(y, pred, names)
+    out = {"n": int(len(y)), "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]}
+    try:
+        out["map_at_5"], out["map"] = retrieval_map(feats, y, 5), retrieval_map(feats, y)
+    except ValueError:
+        out["map_at_5"] = out["map"] = None
+    return out
+
+
+@torch.inference_mode()
+def tower_features(visual: nn.Module, preprocess, survey: Survey, idx: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """L2-normalised features (n, D) of an image tower."""
+    visual.eval()
+    out = [F.normalize(visual(preprocess(imgs)), dim=-1).cpu().numpy() for _, imgs in survey.iter_batches(batch_size, idx)]
+    return np.concatenate(out)
+
+
+def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, class_weights: bool = False,
+                     epochs: int | None = None) -> dict:
+    """Image tower + linear head, trained end to end for ``stage1_epochs + stage2_epochs`` epochs."""
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+    labels = survey.labels
+    tr, te = stratified_split(labels, cfg.test_size, cfg.split_seed)
+    tm = create_model(cfg.model, device)
+    visual = tm.clip.visual
+    n_cls = len(survey.class_names)
+    head = nn.Linear(tm.embed_dim, n_cls).to(device)
+    params = _param_groups(nn.ModuleList([visual, head]), cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    epochs = epochs or (cfg.stage1_epochs + cfg.stage2_epochs)
+    steps = len(tr) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, steps * epochs, cfg.warmup_steps))
+    weight = None
+    if class_weights:
+        weight = torch.tensor(effective_number_weights(np.bincount(labels[tr], minlength=n_cls)), dtype=torch.float32,
+                              device=device)
+    images = torch.from_numpy(survey.images(np.arange(len(survey))))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        visual.train()
+        perm = np.random.default_rng([cfg.seed, epoch]).permutation(tr)
+        for s in range(steps):
+            b = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            x = images[b]
+            if cfg.augment:
+                x = _augment(x, gen)
+            y = torch.as_tensor(labels[b], device=device)
+            logits = head(visual(tm.preprocess(x)))
+            loss = focal_loss(logits, y, focal_gamma, weight) if (focal_gamma or weight is not None) else \
+                F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(visual.parameters()) + list(head.parameters()), cfg.grad_clip or math.inf)
+            opt.step()
+            sched.step()
+    feats = tower_features(visual, tm.preprocess, survey, te)
+    with torch.inference_mode():
+        head.eval()
+        pred = []
+        for _, imgs in survey.iter_batches(256, te):
+            pred.append(head(visual(tm.preprocess(imgs))).argmax(1).cpu().numpy())
+    out = _metrics(labels[te], np.concatenate(pred), feats, survey.class_names)
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
+def linear_probe(train_feats: np.ndarray, y_train: np.ndarray, test_feats: np.ndarray, y_test: np.ndarray,
+                 class_names: list[str], C: float = 1.0) -> dict:
+    """Logistic regression on frozen features; retrieval on the test features."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=C, max_iter=2000)
+    clf.fit(train_feats, y_train)
+    return _metrics(y_test, clf.predict(test_feats), test_feats, class_names)
