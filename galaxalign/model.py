@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -196,6 +197,8 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
             raise ModelError(f"{cfg.arch} has no pretrained tag {pretrained!r}; "
                              f"known: {', '.join(oc.list_pretrained_tags_by_model(cfg.arch)) or 'none'}")
     kwargs = {"force_image_size": cfg.image_size} if cfg.image_size else {}
+    quiet = _DropMessage("No pretrained weights loaded")  # we asked for none; open_clip warns anyway
+    logging.getLogger().addFilter(quiet)
     try:
         clip = oc.create_model(cfg.arch, pretrained=pretrained or None, load_weights=bool(pretrained), device=device,
                                **kwargs)
@@ -205,12 +208,23 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
             raise ModelError(f"cannot fetch pretrained weights {cfg.arch}/{pretrained} (no model hub reachable?): "
                              f"{msg}") from None
         raise ModelError(f"{pretrained or cfg.arch}: cannot build the model: {msg}") from None
+    finally:
+        logging.getLogger().removeFilter(quiet)
     pp = getattr(clip.visual, "preprocess_cfg", {}) or {}
     mean = pp.get("mean", (0.48145466, 0.4578275, 0.40821073))
     std = pp.get("std", (0.26862954, 0.26130258, 0.27577711))
     size = cfg.image_size or _image_size(clip)
     model = TriModalCLIP(clip, cfg, mean, std, size, oc.get_tokenizer(cfg.arch))
     return model.to(device)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 def _image_size(clip: nn.Module) -> int:

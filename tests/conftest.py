@@ -41,3 +41,42 @@ def write_galaxy10(path: Path, n: int = 12, size: int = 16, **overrides) -> Path
 @pytest.fixture
 def galaxy10_file(tmp_path) -> Path:
     return write_galaxy10(tmp_path / "Galaxy10_DECals.h5")
+
+
+# --- the annotation store, on SQLite and on PostgreSQL -------------------------------------------
+
+PG_URL = os.environ.get("GALAXALIGN_TEST_POSTGRES_URL")
+
+
+def _fresh_pg(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url)
+    with eng.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database URL. PostgreSQL is started by `make test` (.ci/services.sh)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    if not PG_URL:
+        pytest.skip("GALAXALIGN_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
+    _fresh_pg(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def store(db_url):
+    from galaxalign.store import open_store
+
+    st = open_store(db_url)
+    yield st
+    st.dispose()
+
+
+GZ2_ROUND = [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]]
+GZ2_CIGAR = [["T01", "t01_smooth"], ["T07", "t07_cigar"], ["T06", "t06_no"]]
+GZ2_STAR = [["T01", "t01_star"]]

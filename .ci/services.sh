@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Start what the test suite talks to and print the PostgreSQL URL the tests should use.
+# PostgreSQL comes from Debian's packages and listens on localhost only (its default). Idempotent; needs root
+# (or an already running server). All chatter goes to stderr; stdout is only the URL.
+set -euo pipefail
+PORT="${GALAXALIGN_PG_PORT:-5432}"
+{
+  if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+      echo "services: PostgreSQL is not installed and this user cannot install it" ; exit 0
+    fi
+  fi
+  VER=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  if ! pg_lsclusters -h 2>/dev/null | grep -q "^$VER main"; then
+    pg_createcluster "$VER" main -p "$PORT" >/dev/null
+  fi
+  if ! pg_lsclusters -h | grep "^$VER main" | grep -q online; then
+    pg_ctlcluster "$VER" main start
+  fi
+  PORT=$(pg_lsclusters -h | awk -v v="$VER" '$1==v && $2=="main" {print $3}')
+  su postgres -c "psql -q -p $PORT -tc \"SELECT 1 FROM pg_roles WHERE rolname='galaxalign'\" | grep -q 1 || \
+    psql -q -p $PORT -c \"CREATE ROLE galaxalign LOGIN SUPERUSER PASSWORD 'galaxalign'\""
+  su postgres -c "psql -q -p $PORT -tc \"SELECT 1 FROM pg_database WHERE datname='galaxalign_test'\" | grep -q 1 || \
+    createdb -p $PORT -O galaxalign galaxalign_test"
+} >&2
+PORT=$(pg_lsclusters -h 2>/dev/null | awk '$2=="main" {print $3}' | tail -1)
+[ -n "$PORT" ] && echo "postgresql+psycopg://galaxalign:galaxalign@127.0.0.1:${PORT}/galaxalign_test"

@@ -1,0 +1,162 @@
+"""Consensus from many volunteers: vote fractions, consensus labels, volunteer skill.
+
+- Per-answer vote fractions follow Galaxy Zoo: for each task, the share of the volunteers who
+  reached that task and chose each answer (so fractions of one task sum to 1).
+- Per-class fractions: the share of all votes whose path resolves to each class (``None``: a path
+  that names no class of the label set, e.g. a star).
+- Volunteer skill comes from gold-standard galaxies (known expert label): a confusion matrix per
+  volunteer and a smoothed accuracy (correct + 1) / (answered + 2) used as the vote weight when
+  ``weighted=True``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from .api import _galaxy, _survey, _volunteer
+from .db import Store
+from .models import Classification, Galaxy, Volunteer
+
+__all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats"]
+
+
+def skill_weights(store: Store, survey: int | str | None = None) -> dict[int, float]:
+    """``{volunteer_id: (correct + 1) / (gold answered + 2)}`` from gold-standard galaxies."""
+    with store.read() as s:
+        q = (select(Classification.volunteer_id, Classification.resolved_class, Galaxy.known_label)
+             .join(Galaxy, Galaxy.id == Classification.galaxy_id).where(Galaxy.gold.is_(True)))
+        if survey is not None:
+            q = q.where(Galaxy.survey_id == _survey(s, survey).id)
+        rows = s.execute(q).all()
+    correct, total = defaultdict(int), defaultdict(int)
+    for vid, cls, known in rows:
+        total[vid] += 1
+        correct[vid] += int(cls == known)
+    return {vid: (correct[vid] + 1) / (total[vid] + 2) for vid in total}
+
+
+def _fractions(votes: list[tuple[int, list, int | None]], weights: dict[int, float] | None) -> dict:
+    answer_w: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    class_w: dict[int | None, float] = defaultdict(float)
+    total = 0.0
+    for vid, path, cls in votes:
+        w = 1.0 if weights is None else weights.get(vid, 0.5)  # no gold seen yet: a coin's worth
+        total += w
+        class_w[cls] += w
+        for task, answer in path:
+            answer_w[task][str(answer)] += w
+    answers = {task: {a: w / sum(ws.values()) for a, w in ws.items()} for task, ws in answer_w.items()}
+    classes = {c: w / total for c, w in class_w.items()} if total else {}
+    return {"n_votes": len(votes), "answers": answers, "classes": classes}
+
+
+def vote_fractions(store: Store, galaxy: int | str, weighted: bool = False, survey: int | str | None = None) -> dict:
+    """``{"n_votes", "answers": {task: {answer: fraction}}, "classes": {class: fraction}}`` of one galaxy.
+
+    >>> vote_fractions(store, "synth-7-000012")          # doctest: +SKIP
+    {'n_votes': 3, 'answers': {'T01': {'t01_smooth': 1.0}, 'T07': {'t07_round': 0.67, 't07_in_between': 0.33}, ...},
+     'classes': {2: 0.67, 3: 0.33}}
+    """
+    with store.read() as s:
+        sid = _survey(s, survey).id if survey is not None else None
+        g = _galaxy(s, galaxy, sid)
+        votes = [(v, a, c) for v, a, c in s.execute(
+            select(Classification.volunteer_id, Classification.answers, Classification.resolved_class)
+            .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
+        sid = g.survey_id
+    return _fractions(votes, skill_weights(store, sid) if weighted else None)
+
+
+def consensus_labels(store: Store, survey: int | str, weighted: bool = False, retired_only: bool = False) -> pd.DataFrame:
+    """One row per galaxy with votes: ``id_str, idx, n_votes, retired, consensus_label, agreement,
+    known_label, gold`` (plus ``frac_<class>`` columns). ``consensus_label`` is the top class (ties
+    go to the lower class index), ``None`` when the top "class" is no class."""
+    with store.read() as s:
+        sv = _survey(s, survey)
+        rows = s.execute(
+            select(Galaxy.id, Galaxy.id_str, Galaxy.idx, Galaxy.retired, Galaxy.known_label, Galaxy.gold,
+                   Classification.volunteer_id, Classification.answers, Classification.resolved_class)
+            .join(Classification, Classification.galaxy_id == Galaxy.id)
+            .where(Galaxy.survey_id == sv.id).order_by(Galaxy.id, Classification.id)).all()
+        n_classes = len(sv.class_names)
+    weights = skill_weights(store, sv.id) if weighted else None
+    by_galaxy: dict[int, dict] = {}
+    for gid, id_str, idx, retired, known, gold, vid, answers, cls in rows:
+        d = by_galaxy.setdefault(gid, {"id_str": id_str, "idx": idx, "retired": retired, "known_label": known,
+                                       "gold": gold, "votes": []})
+        d["votes"].append((vid, answers, cls))
+    out = []
+    for d in by_galaxy.values():
+        if retired_only and not d["retired"]:
+            continue
+        fr = _fractions(d["votes"], weights)["classes"]
+        ranked = sorted(fr.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))
+        top, agreement = ranked[0]
+        row = {"id_str": d["id_str"], "idx": d["idx"], "n_votes": len(d["votes"]), "retired": d["retired"],
+               "consensus_label": top, "agreement": agreement, "known_label": d["known_label"], "gold": d["gold"]}
+        row.update({f"frac_{c}": fr.get(c, 0.0) for c in range(n_classes)})
+        out.append(row)
+    cols = ["id_str", "idx", "n_votes", "retired", "consensus_label", "agreement", "known_label", "gold"] + \
+        [f"frac_{c}" for c in range(n_classes)]
+    df = pd.DataFrame(out, columns=cols)
+    df["consensus_label"] = df["consensus_label"].astype("Int64")
+    df["known_label"] = df["known_label"].astype("Int64")
+    return df
+
+
+def volunteer_skill(store: Store, volunteer: int | str, n_classes: int | None = None) -> dict:
+    """Gold-standard record of one volunteer: ``{"answered", "correct", "accuracy", "confusion"}``.
+    The confusion matrix has rows = expert class, columns = the volunteer's class (last column: no class)."""
+    with store.read() as s:
+        v = _volunteer(s, volunteer)
+        rows = s.execute(select(Classification.resolved_class, Galaxy.known_label)
+                         .join(Galaxy, Galaxy.id == Classification.galaxy_id)
+                         .where(Classification.volunteer_id == v.id, Galaxy.gold.is_(True))).all()
+    if n_classes is None:
+        n_classes = max([k for _, k in rows if k is not None] + [c for c, _ in rows if c is not None] + [-1]) + 1
+    m = np.zeros((n_classes, n_classes + 1), np.int64)
+    for cls, known in rows:
+        if known is None:
+            continue
+        m[known, n_classes if cls is None else cls] += 1
+    correct = int(np.trace(m[:, :n_classes])) if n_classes else 0
+    return {"answered": len(rows), "correct": correct, "accuracy": correct / len(rows) if rows else None,
+            "confusion": m.tolist()}
+
+
+def volunteer_stats(store: Store) -> pd.DataFrame:
+    """Per volunteer: votes, how often the crowd's consensus agreed with them, how often they accepted
+    the model's proposal, and gold accuracy."""
+    with store.read() as s:
+        rows = s.execute(select(Volunteer.id, Volunteer.name, Volunteer.role, Classification.resolved_class,
+                                Classification.accepted, Galaxy.consensus_label, Galaxy.n_votes, Galaxy.gold,
+                                Galaxy.known_label)
+                         .join(Classification, Classification.volunteer_id == Volunteer.id, isouter=True)
+                         .join(Galaxy, Galaxy.id == Classification.galaxy_id, isouter=True)).all()
+    agg: dict[int, dict] = {}
+    for vid, name, role, cls, accepted, cons, n_votes, gold, known in rows:
+        d = agg.setdefault(vid, {"volunteer": name, "role": role, "votes": 0, "crowd_checked": 0, "crowd_agreed": 0,
+                                 "proposals": 0, "accepted": 0, "gold": 0, "gold_correct": 0})
+        if n_votes is None:
+            continue
+        d["votes"] += 1
+        if n_votes >= 2:  # the crowd's view needs someone else's vote
+            d["crowd_checked"] += 1
+            d["crowd_agreed"] += int(cls == cons)
+        if accepted is not None:
+            d["proposals"] += 1
+            d["accepted"] += int(accepted)
+        if gold:
+            d["gold"] += 1
+            d["gold_correct"] += int(cls == known)
+    df = pd.DataFrame(list(agg.values()))
+    if df.empty:
+        return df
+    df["crowd_agreement"] = df.crowd_agreed / df.crowd_checked.where(df.crowd_checked > 0)
+    df["accept_rate"] = df.accepted / df.proposals.where(df.proposals > 0)
+    df["gold_accuracy"] = df.gold_correct / df.gold.where(df.gold > 0)
+    return df.sort_values("votes", ascending=False).reset_index(drop=True)
+

@@ -1,0 +1,125 @@
+"""Opening the store: engine, SQLite pragmas, migrations, and retried write transactions.
+
+SQLite (the embedded default) runs in WAL mode with a 30 s busy timeout and takes its write lock at
+the start of every transaction (``BEGIN IMMEDIATE``), so concurrent writers queue instead of failing
+half-way. PostgreSQL (``GALAXALIGN_DATABASE_URL=postgresql+psycopg://…``) locks the rows it changes.
+Both retry a transaction that lost a lock race, a few times with back-off.
+"""
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import GalaxalignError
+
+__all__ = ["Store", "open_store", "StoreError", "migrate"]
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StoreError(GalaxalignError):
+    """Anything the store refuses: the message names the galaxy, volunteer or id and the problem."""
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _retryable(e: DBAPIError) -> bool:
+    msg = str(e.orig).lower() if e.orig is not None else str(e).lower()
+    return any(s in msg for s in ("database is locked", "database is busy", "deadlock detected",
+                                  "could not serialize", "could not obtain lock"))
+
+
+class Store:
+    """An engine plus a session factory. Use :meth:`write` for changes, :meth:`read` for queries."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self):
+        with self.sessions() as s:
+            yield s
+
+    def write(self, fn: Callable[[Session], T], attempts: int = 8) -> T:
+        """Run ``fn(session)`` in one transaction, committed on return, rolled back on error.
+
+        Lock timeouts and serialisation failures are retried with jittered back-off; anything else
+        (our own :class:`StoreError` included) propagates after the rollback, so nothing is half-written.
+        """
+        for attempt in range(attempts):
+            try:
+                with self.sessions() as s, s.begin():
+                    return fn(s)
+            except (OperationalError, DBAPIError) as e:
+                if attempt == attempts - 1 or not _retryable(e):
+                    raise
+                time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_store(url: str | None = None, upgrade: bool = True) -> Store:
+    """Open (and migrate) the store at ``url``: ``sqlite:///workspace/galaxalign.db`` or
+    ``postgresql+psycopg://user:pass@127.0.0.1/galaxalign``. Default: the workspace's database
+    (``$GALAXALIGN_DATABASE_URL`` wins)."""
+    if url is None:
+        from ..workspace import default_workspace
+
+        ws = default_workspace().create()
+        url = ws.database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        if upgrade:
+            migrate(engine)
+    except OperationalError as e:
+        raise StoreError(f"{engine.url.render_as_string(hide_password=True)}: cannot open the database "
+                         f"({str(e.orig).splitlines()[0]})") from None
+    return Store(engine)

@@ -1,0 +1,131 @@
+"""SQLAlchemy 2 models of the annotation store. The schema is created by Alembic migrations
+(``galaxalign/store/migrations``), never by ``create_all`` in production code."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ROLES = ("volunteer", "researcher", "admin")
+MODEL_STATUSES = ("candidate", "active", "retired")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SurveyRow(Base):
+    __tablename__ = "surveys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    path: Mapped[str] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(40))
+    label_set: Mapped[str | None] = mapped_column(String(40))
+    class_names: Mapped[list] = mapped_column(JSON)
+    workflow: Mapped[str] = mapped_column(String(20), default="gz2")  # gz2 tree or flat class list
+    n_galaxies: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Galaxy(Base):
+    __tablename__ = "galaxies"
+    __table_args__ = (UniqueConstraint("survey_id", "id_str", name="uq_galaxy_survey_id_str"),
+                      Index("ix_galaxy_queue", "survey_id", "retired", "n_votes"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    id_str: Mapped[str] = mapped_column(String(200))
+    idx: Mapped[int] = mapped_column(Integer)  # row of the image in the survey file
+    ra: Mapped[float | None] = mapped_column(Float)
+    dec: Mapped[float | None] = mapped_column(Float)
+    known_label: Mapped[int | None] = mapped_column(Integer)
+    gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_votes: Mapped[int] = mapped_column(Integer, default=0)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
+    retired_reason: Mapped[str | None] = mapped_column(String(40))
+    consensus_label: Mapped[int | None] = mapped_column(Integer)
+    consensus_agreement: Mapped[float | None] = mapped_column(Float)
+    survey: Mapped[SurveyRow] = relationship()
+
+
+class Volunteer(Base):
+    __tablename__ = "volunteers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="volunteer")
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Classification(Base):
+    __tablename__ = "classifications"
+    __table_args__ = (UniqueConstraint("galaxy_id", "volunteer_id", name="uq_one_vote_per_volunteer"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"), index=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"), index=True)
+    workflow: Mapped[str] = mapped_column(String(20))
+    workflow_version: Mapped[str] = mapped_column(String(20))
+    answers: Mapped[list] = mapped_column(JSON)  # [[task, answer], ...] or [["FLAT", class index]]
+    resolved_class: Mapped[int | None] = mapped_column(Integer)
+    proposal_class: Mapped[int | None] = mapped_column(Integer)
+    proposal_confidence: Mapped[float | None] = mapped_column(Float)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    accepted: Mapped[bool | None] = mapped_column(Boolean)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    galaxy: Mapped[Galaxy] = relationship()
+    volunteer: Mapped[Volunteer] = relationship()
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id", ondelete="SET NULL"))
+    config: Mapped[dict] = mapped_column(JSON)
+    checkpoint_path: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="candidate")
+    embeddings_path: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("model_version_id", "galaxy_id", name="uq_prediction"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"), index=True)
+    probs: Mapped[list] = mapped_column(JSON)
+    top_class: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    entropy: Mapped[float] = mapped_column(Float)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(String(500))
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    worker_pid: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,286 @@
+"""The annotation store on SQLite and PostgreSQL: votes, consensus, retirement, queue, models, exports."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, text
+
+from conftest import GZ2_CIGAR, GZ2_ROUND, GZ2_STAR
+from galaxalign.data import load_survey
+from galaxalign.store import (AccessDenied, DuplicateVote, InvalidAnswer, NotFound, RetiredGalaxy, RetirementRule,
+                              StoreError, activate_model, active_model, add_volunteer, authenticate, consensus_labels,
+                              enqueue_job_row, export_classifications, export_vote_fractions, finish_job, get_galaxy,
+                              get_job, list_model_versions, next_galaxy_for, record_classification, register_model,
+                              register_survey, store_predictions, update_job, volunteer_skill, volunteer_stats,
+                              vote_fractions, write_table)
+from galaxalign.store.models import Classification, Galaxy
+from galaxalign.taxonomy import GALAXY10
+
+
+@pytest.fixture
+def seeded(store, synth_h5):
+    survey = load_survey(synth_h5)
+    register_survey(store, survey, "demo", gold_fraction=0.1)
+    for i in range(6):
+        add_volunteer(store, f"vol{i}", "volunteer", f"password-{i}")
+    add_volunteer(store, "boss", "admin", "admin-password")
+    return store, survey
+
+
+def n_rows(store, model):
+    with store.read() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_schema_comes_from_alembic(store):
+    with store.engine.connect() as c:
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    if store.dialect == "sqlite":
+        with store.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_passwords_are_hashed_and_checked(store):
+    add_volunteer(store, "ada", "researcher", "correct horse battery")
+    with store.read() as s:
+        stored = s.execute(text("SELECT password_hash FROM volunteers WHERE name='ada'")).scalar()
+    assert stored.startswith("$argon2") and "correct horse" not in stored
+    assert authenticate(store, "ada", "correct horse battery").role == "researcher"
+    assert authenticate(store, "ada", "wrong") is None
+    assert authenticate(store, "nobody", "correct horse battery") is None
+    with pytest.raises(StoreError, match="already exists"):
+        add_volunteer(store, "ada", "volunteer", "another password")
+    with pytest.raises(StoreError, match="role 'king'"):
+        add_volunteer(store, "bob", "king", "password123")
+    with pytest.raises(StoreError, match="at least 8"):
+        add_volunteer(store, "bob", "volunteer", "short")
+    with pytest.raises(StoreError, match="must be 2–40"):
+        add_volunteer(store, "'; DROP TABLE volunteers;--", "volunteer", "password123")
+
+
+def test_a_vote_is_stored_with_its_path_class_and_proposal(seeded):
+    store, survey = seeded
+    gid = survey.id_str[0]
+    r = record_classification(store, "vol0", gid, GZ2_ROUND, seconds=4.2, proposal=(2, 0.83), survey="demo")
+    assert r.resolved_class == 2 and r.n_votes == 1 and not r.retired
+    with store.read() as s:
+        c = s.scalar(select(Classification))
+        assert c.answers == GZ2_ROUND and c.accepted is True and c.proposal_confidence == pytest.approx(0.83)
+        assert c.workflow == "gz2" and c.seconds == pytest.approx(4.2)
+    r2 = record_classification(store, "vol1", gid, GZ2_CIGAR, proposal=(2, 0.83))
+    assert r2.resolved_class == 4
+    with store.read() as s:
+        assert s.scalar(select(Classification).where(Classification.id == r2.classification_id)).accepted is False
+
+
+def test_bad_votes_are_refused_and_write_nothing(seeded):
+    store, survey = seeded
+    g0, g1 = survey.id_str[0], survey.id_str[1]
+    record_classification(store, "vol0", g0, GZ2_ROUND)
+    cases = [
+        (dict(volunteer="ghost", galaxy=g1, answers=GZ2_ROUND), NotFound, "volunteer 'ghost' does not exist"),
+        (dict(volunteer="vol0", galaxy="no-such-galaxy", answers=GZ2_ROUND), NotFound, "galaxy 'no-such-galaxy'"),
+        (dict(volunteer="vol0", galaxy=g0, answers=GZ2_CIGAR), DuplicateVote, "already classified"),
+        (dict(volunteer="vol1", galaxy=g1, answers=[["T01", "t01_smooth"]]), InvalidAnswer, "stops before the end"),
+        (dict(volunteer="vol1", galaxy=g1, answers=[["T02", "t02_yes"]]), InvalidAnswer, "tree asks T01"),
+        (dict(volunteer="vol1", galaxy=g1, answers=[["FLAT", 3]]), InvalidAnswer, "tree asks T01"),
+    ]
+    for kw, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            record_classification(store, **kw)
+    with pytest.raises(StoreError, match="non-negative"):
+        record_classification(store, "vol1", g1, GZ2_ROUND, seconds=-1)
+    assert n_rows(store, Classification) == 1
+    assert get_galaxy(store, g0).n_votes == 1 and get_galaxy(store, g1).n_votes == 0
+
+
+def test_retirement_after_n_votes_or_early_consensus(seeded):
+    store, survey = seeded
+    rule = RetirementRule(n_votes=5, early_votes=3, early_agreement=0.8)
+    agree, split = survey.id_str[2], survey.id_str[3]
+    for v in ("vol0", "vol1"):
+        assert not record_classification(store, v, agree, GZ2_ROUND, rule=rule).retired
+    r = record_classification(store, "vol2", agree, GZ2_ROUND, rule=rule)
+    assert r.retired and r.consensus_label == 2 and r.agreement == 1.0
+    assert get_galaxy(store, agree).retired_reason == "consensus"
+    with pytest.raises(RetiredGalaxy, match="retired"):
+        record_classification(store, "vol3", agree, GZ2_ROUND, rule=rule)
+    paths = [GZ2_ROUND, GZ2_CIGAR, GZ2_ROUND, GZ2_CIGAR, GZ2_STAR]
+    for i, p in enumerate(paths):
+        r = record_classification(store, f"vol{i}", split, p, rule=rule)
+        assert r.retired == (i == 4)
+    g = get_galaxy(store, split)
+    assert g.retired_reason == "vote_limit" and g.consensus_label == 2 and g.consensus_agreement == pytest.approx(0.4)
+
+
+def test_vote_fractions_per_task_and_per_class(seeded):
+    store, survey = seeded
+    gid = survey.id_str[4]
+    for v, p in zip(("vol0", "vol1", "vol2", "vol3"), (GZ2_ROUND, GZ2_ROUND, GZ2_CIGAR, GZ2_STAR)):
+        record_classification(store, v, gid, p, rule=RetirementRule(10, 10, 1.0))
+    fr = vote_fractions(store, gid)
+    assert fr["n_votes"] == 4
+    assert fr["answers"]["T01"] == {"t01_smooth": 0.75, "t01_star": 0.25}
+    assert fr["answers"]["T07"] == pytest.approx({"t07_round": 2 / 3, "t07_cigar": 1 / 3})
+    assert fr["classes"] == {2: 0.5, 4: 0.25, None: 0.25}
+    df = consensus_labels(store, "demo")
+    row = df.set_index("id_str").loc[gid]
+    assert row.consensus_label == 2 and row.agreement == 0.5 and row.frac_2 == 0.5 and row.frac_4 == 0.25
+
+
+def test_skill_from_gold_standard_and_weighted_fractions(seeded):
+    store, survey = seeded
+    with store.read() as s:
+        gold = s.execute(select(Galaxy.id_str, Galaxy.known_label).where(Galaxy.gold.is_(True))).all()
+    assert len(gold) == 6  # 10 % of 60 labelled galaxies
+    paths = {c.index: [list(step) for step in c.path] for c in GALAXY10}
+    rule = RetirementRule(10, 10, 1.0)
+    for id_str, known in gold:  # vol0 gets every gold galaxy right; vol1 calls them all stars
+        record_classification(store, "vol0", id_str, paths[known], rule=rule)
+        record_classification(store, "vol1", id_str, GZ2_STAR, rule=rule)
+    sk0, sk1 = volunteer_skill(store, "vol0", 10), volunteer_skill(store, "vol1", 10)
+    assert sk1["answered"] == 6 and sk1["correct"] == 0 and np.array(sk1["confusion"])[:, 10].sum() == 6
+    assert sk0["accuracy"] == 1.0
+    # a disputed galaxy: the skilled volunteer's class wins when weighted, the tie breaks low otherwise
+    target = next(i for i in survey.id_str if i not in {g for g, _ in gold})
+    record_classification(store, "vol0", target, GZ2_CIGAR, rule=rule)
+    record_classification(store, "vol1", target, GZ2_STAR, rule=rule)
+    w = vote_fractions(store, target, weighted=True)["classes"]
+    assert w[4] == pytest.approx(7 / 8 / (7 / 8 + 1 / 8))  # weights (6+1)/(6+2) and (0+1)/(6+2)
+    assert vote_fractions(store, target)["classes"] == {4: 0.5, None: 0.5}
+    assert consensus_labels(store, "demo", weighted=True).set_index("id_str").loc[target, "consensus_label"] == 4
+
+
+def test_queue_never_repeats_and_prefers_uncertain_galaxies(seeded, tmp_path):
+    store, survey = seeded
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(len(survey)):
+        g = next_galaxy_for(store, "vol0", "demo", rng=rng, gold_rate=0.2)
+        assert g is not None and g.id_str not in seen and not g.retired
+        seen.add(g.id_str)
+        record_classification(store, "vol0", g.id, GZ2_ROUND, rule=RetirementRule(50, 50, 1.0))
+    assert next_galaxy_for(store, "vol0", "demo", rng=rng) is None
+    # an active model that is sure about everything but one galaxy: that one comes first
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    mid = register_model(store, "m1", str(ckpt), {}, {"accuracy": 0.5}, survey="demo")
+    activate_model(store, mid)
+    probs = np.full((len(survey), 10), 0.001)
+    probs[:, 0] = 0.991
+    probs[7] = 0.1
+    store_predictions(store, mid, "demo", probs)
+    firsts = [next_galaxy_for(store, "vol1", "demo", rng=np.random.default_rng(k), gold_rate=0, randomness=0.3).idx
+              for k in range(5)]
+    assert firsts == [7] * 5
+
+
+def test_model_versions_activate_one_at_a_time(seeded, tmp_path):
+    store, _ = seeded
+    for name in ("v1", "v2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.pt").write_bytes(name.encode())
+    a = register_model(store, "v1", str(tmp_path / "v1"), {"arch": "galaxalign-tiny"}, {"map": float("nan")})
+    b = register_model(store, "v2", str(tmp_path / "v2"), {}, {"accuracy": 0.9}, parent_id=a)
+    assert active_model(store) is None
+    activate_model(store, a)
+    activate_model(store, b)
+    versions = {m.name: m for m in list_model_versions(store)}
+    assert versions["v1"].status == "retired" and versions["v2"].status == "active"
+    assert versions["v2"].parent_id == a and len(versions["v2"].sha256) == 64
+    assert versions["v1"].metrics == {"map": None}  # NaN stored as null
+    activate_model(store, "v1")  # roll back
+    assert active_model(store).name == "v1"
+    with pytest.raises(NotFound):
+        activate_model(store, "v9")
+    with pytest.raises(NotFound, match="does not exist"):
+        register_model(store, "v3", str(tmp_path / "missing"), {}, {})
+
+
+def test_jobs_record_progress_and_a_log_tail(store):
+    add_volunteer(store, "boss", "admin", "admin-password")
+    jid = enqueue_job_row(store, "retrain", {"epochs": 2}, requested_by="boss")
+    for i in range(300):
+        update_job(store, jid, progress=i / 300, message=f"step {i}", log=f"line {i} " + "x" * 20)
+    j = get_job(store, jid)
+    assert j.state == "queued" and j.progress == pytest.approx(299 / 300) and j.message == "step 299"
+    assert j.log_tail.endswith("line 299 " + "x" * 20 + "\n") and len(j.log_tail) <= 4000
+    finish_job(store, jid, "failed", error="Traceback...\nRuntimeError: out of memory")
+    j = get_job(store, jid)
+    assert j.state == "failed" and "out of memory" in j.log_tail and j.finished_at is not None
+    with pytest.raises(StoreError):
+        finish_job(store, jid, "running")
+
+
+def test_exports_read_back_with_pandas(seeded, tmp_path):
+    store, survey = seeded
+    rule = RetirementRule(10, 10, 1.0)
+    for v, p in (("vol0", GZ2_ROUND), ("vol1", GZ2_CIGAR), ("vol2", GZ2_ROUND)):
+        record_classification(store, v, survey.id_str[5], p, seconds=3.0, proposal=(2, 0.7), rule=rule)
+    record_classification(store, "vol0", survey.id_str[6], GZ2_STAR, rule=rule)
+    df = export_classifications(store, "demo")
+    write_table(df, tmp_path / "cls.csv")
+    back = pd.read_csv(tmp_path / "cls.csv")
+    assert list(back.columns) == ["classification_id", "user_name", "user_id", "workflow_id", "workflow_name",
+                                  "workflow_version", "created_at", "gold_standard", "expert", "metadata",
+                                  "annotations", "subject_data", "subject_ids"]
+    assert len(back) == 4
+    ann = json.loads(back.annotations[0])
+    assert [a["task"] for a in ann] == ["T01", "T07", "T06"] and ann[1]["value"] == "Completely round"
+    meta = json.loads(back.metadata[0])
+    assert meta["resolved_class_name"] == "Round Smooth" and meta["accepted_proposal"] is True
+    assert json.loads(back.subject_data[0])[str(back.subject_ids[0])]["id_str"] == survey.id_str[5]
+    vf = export_vote_fractions(store, "demo")
+    write_table(vf, tmp_path / "vf.parquet")
+    vf_back = pd.read_parquet(tmp_path / "vf.parquet").set_index("id_str")
+    ref = vote_fractions(store, survey.id_str[5])["classes"]
+    assert vf_back.loc[survey.id_str[5], "frac_Round Smooth"] == pytest.approx(ref[2])
+    assert vf_back.loc[survey.id_str[5], "frac_Cigar Shaped Smooth"] == pytest.approx(ref[4])
+    assert vf_back.loc[survey.id_str[5], "consensus_name"] == "Round Smooth"
+    with pytest.raises(StoreError, match="csv or .parquet"):
+        write_table(vf, tmp_path / "vf.xlsx")
+
+
+def test_export_neutralises_spreadsheet_formulas(store, tmp_path):
+    from PIL import Image
+
+    for i in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{i}.png")
+    pd.DataFrame({"id_str": ["=HYPERLINK(\"http://x\")", "@SUM(A1)"], "file_loc": ["0.png", "1.png"],
+                  "label": ["ring", "lens"]}).to_csv(tmp_path / "catalog.csv", index=False)
+    survey = load_survey(tmp_path)
+    register_survey(store, survey, "odd", workflow="flat")
+    add_volunteer(store, "ann", "volunteer", "password123")
+    record_classification(store, "ann", "=HYPERLINK(\"http://x\")", [["FLAT", 1]])
+    with pytest.raises(InvalidAnswer, match="out of range"):
+        record_classification(store, "ann", "@SUM(A1)", [["FLAT", 7]])
+    df = export_classifications(store, "odd")
+    assert df.annotations[0].startswith("[")  # JSON stays JSON
+    sd = json.loads(df.subject_data[0])
+    assert list(sd.values())[0]["id_str"] == "=HYPERLINK(\"http://x\")"  # inside JSON it is data, not a cell
+    vf = export_vote_fractions(store, "odd")
+    assert vf.id_str.tolist() == ["'=HYPERLINK(\"http://x\")"]
+    assert vf.consensus_name.tolist() == ["ring"]
+
+
+def test_volunteer_stats_count_crowd_agreement(seeded):
+    store, survey = seeded
+    rule = RetirementRule(10, 10, 1.0)
+    g = survey.id_str[8]
+    record_classification(store, "vol0", g, GZ2_ROUND, proposal=(2, 0.9), rule=rule)
+    record_classification(store, "vol1", g, GZ2_ROUND, proposal=(2, 0.9), rule=rule)
+    record_classification(store, "vol2", g, GZ2_CIGAR, proposal=(2, 0.9), rule=rule)
+    st = volunteer_stats(store).set_index("volunteer")
+    assert st.loc["vol0", "votes"] == 1 and st.loc["vol0", "crowd_agreement"] == 1.0
+    assert st.loc["vol2", "crowd_agreement"] == 0.0 and st.loc["vol2", "accept_rate"] == 0.0
+    assert st.loc["boss", "votes"] == 0
+
+
+def test_deactivated_volunteers_cannot_vote(seeded):
+    store, survey = seeded
+    with store.sessions() as s, s.begin():
+        s.execute(text("UPDATE volunteers SET active = :f WHERE name = 'vol5'"), {"f": False})
+    with pytest.raises(AccessDenied):
+        record_classification(store, "vol5", survey.id_str[0], GZ2_ROUND)
