@@ -65,19 +65,113 @@ def info(path: Path = typer.Argument(..., help="A survey: .h5 file, GalaxyMNIST 
         typer.echo(f"  {name:<{width}}  {count:>7}  {count / s['galaxies']:6.1%}")
 
 
+def _workspace(path: Optional[Path]):
+    from .workspace import Workspace, default_workspace
+
+    return Workspace(path) if path else default_workspace()
+
+
 @app.command()
 def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $GALAXALIGN_WORKSPACE or ./workspace)"),
-         n: int = typer.Option(None, "--n", help="Galaxies in the demo survey")):
-    """Build the embedded demo workspace if it is missing (synthetic survey)."""
-    from .workspace import DEMO_SURVEY_N, Workspace, default_workspace
+         n: int = typer.Option(None, "--n", help="Galaxies in the demo survey"),
+         train: bool = typer.Option(True, help="Also register the survey, create the admin and train the starter model")):
+    """Build the embedded demo workspace: synthetic survey, store, admin account, starter model."""
+    from .jobs import bootstrap
+    from .workspace import DEMO_SURVEY_N
 
-    ws = Workspace(workspace) if workspace else default_workspace()
-    stats = ws.ensure_demo_survey(n=n or DEMO_SURVEY_N)
-    if stats is None:
-        typer.echo(f"demo survey present: {ws.demo_survey}")
+    ws = _workspace(workspace)
+    if not train:
+        stats = ws.ensure_demo_survey(n=n or DEMO_SURVEY_N)
+        typer.echo(f"demo survey: {ws.demo_survey}" + (f" ({stats['galaxies_per_second']:.1f} galaxies/s)" if stats else ""))
+        return
+    if not ws.demo_survey.exists():
+        typer.echo(f"rendering the demo survey into {ws.demo_survey} …")
+    out = bootstrap(ws, n=n)
+    if "starter" in out:
+        m = out["starter"]["metrics"]
+        typer.echo(f"starter model trained in {out['starter']['seconds']:.0f} s: accuracy {m['accuracy']:.3f}, "
+                   f"macro-F1 {m['macro_f1']:.3f}, mAP {m['map']:.3f}")
+    typer.echo(f"workspace ready: {ws.root}  (admin password in {out['admin_password_file']})")
+
+
+@app.command()
+def worker(workspace: Path = typer.Option(None, help="Workspace folder"),
+           workers: int = typer.Option(1, help="Jobs run at once")):
+    """Run the job consumer (huey): re-training and re-embedding. Stop with Ctrl-C."""
+    import logging
+
+    from .jobs import get_huey, reap_stale_jobs
+    from .store import open_store
+
+    ws = _workspace(workspace)
+    store = open_store(ws.database_url)
+    reaped = reap_stale_jobs(store)
+    store.dispose()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if reaped:
+        logging.getLogger("galaxalign").warning("marked stale job(s) %s as failed", reaped)
+    huey = get_huey(str(ws.root))
+    typer.echo(f"worker: queue {'redis' if os.environ.get('GALAXALIGN_REDIS_URL') else ws.root / 'huey.db'}, "
+               f"store {ws.database_url}", err=True)
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+
+
+@app.command()
+def retrain(workspace: Path = typer.Option(None, help="Workspace folder"),
+            survey: Optional[str] = typer.Option(None, help="Survey name (default: the first)"),
+            stage1_epochs: Optional[int] = typer.Option(None), stage2_epochs: Optional[int] = typer.Option(None),
+            force_activate: bool = typer.Option(False, help="Activate even if worse than the active model"),
+            from_scratch: bool = typer.Option(False, help="Do not start from the active model"),
+            wait: bool = typer.Option(False, help="Run here and now instead of queueing for the worker")):
+    """Queue a re-training job (or run it here with --wait)."""
+    from .jobs import enqueue, retrain as retrain_job
+    from .store import open_store
+
+    ws = _workspace(workspace)
+    store = open_store(ws.database_url)
+    params = {k: v for k, v in dict(survey=survey, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
+                                    force_activate=force_activate, from_scratch=from_scratch).items() if v}
+    if wait:
+        _echo_json(retrain_job(store, ws, None, params, show_bar=True))
     else:
-        typer.echo(f"rendered demo survey {ws.demo_survey}: {stats['n']} galaxies, "
-                   f"{stats['galaxies_per_second']:.1f} galaxies/s")
+        typer.echo(f"queued job {enqueue(store, 'retrain', params, workspace=ws)}; `galaxalign worker` runs it")
+
+
+user_app = typer.Typer(help="Accounts: volunteers, researchers, admins.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(name: str, role: str = typer.Option("volunteer", help="volunteer, researcher or admin"),
+             workspace: Path = typer.Option(None, help="Workspace folder"),
+             password: Optional[str] = typer.Option(None, help="Password (asked for if not given)")):
+    """Create an account with a hashed password."""
+    from .store import add_volunteer, open_store
+
+    if password is None:
+        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    vid = add_volunteer(open_store(_workspace(workspace).database_url), name, role, password)
+    typer.echo(f"created {role} {name!r} (id {vid})")
+
+
+@app.command()
+def export(out: Path = typer.Argument(..., help="File to write: .csv or .parquet"),
+           what: str = typer.Option("classifications", help="classifications (Zooniverse layout) or fractions"),
+           survey: str = typer.Option("demo", help="Survey name"),
+           workspace: Path = typer.Option(None, help="Workspace folder"),
+           weighted: bool = typer.Option(False, help="Skill-weighted vote fractions")):
+    """Export classifications or per-galaxy vote fractions."""
+    from .store import export_classifications, export_vote_fractions, open_store, write_table
+
+    store = open_store(_workspace(workspace).database_url)
+    if what == "classifications":
+        df = export_classifications(store, survey)
+    elif what == "fractions":
+        df = export_vote_fractions(store, survey, weighted)
+    else:
+        raise typer.BadParameter("what must be classifications or fractions")
+    write_table(df, out)
+    typer.echo(f"wrote {len(df)} rows to {out}")
 
 
 @app.command("train")

@@ -171,12 +171,14 @@ def get_volunteer(store: Store, who: int | str) -> Volunteer:
 # --- surveys and galaxies ------------------------------------------------------------------------
 
 def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold_fraction: float = 0.05,
-                    seed: int = 0) -> int:
+                    known_fraction: float = 1.0, seed: int = 0) -> int:
     """Add a loaded :class:`~galaxalign.data.Survey` and all its galaxies; returns the survey id.
 
     ``workflow``: ``gz2`` (the decision tree; needs a Galaxy10 or GalaxyMNIST label set) or ``flat``
-    (one question whose answers are the survey's classes). A random ``gold_fraction`` of the labelled
-    galaxies becomes the gold standard used to measure volunteer skill.
+    (one question whose answers are the survey's classes). A random ``known_fraction`` of the file's
+    labels is recorded as known (expert) labels — the rest is left for volunteers, and stays in the
+    file as ground truth for evaluation — and a random ``gold_fraction`` of all labelled galaxies, taken
+    from the known ones, becomes the gold standard used to measure volunteer skill.
     """
     _check_name(name, "survey name")
     if workflow not in ("gz2", "flat"):
@@ -186,10 +188,12 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
                          "'flat' for custom classes")
     cat = survey.catalog
     labels = survey.labels
+    if not 0 <= known_fraction <= 1 or not 0 <= gold_fraction <= known_fraction:
+        raise StoreError(f"survey {name!r}: need 0 ≤ gold_fraction ≤ known_fraction ≤ 1")
     rng = np.random.default_rng(seed)
-    labelled = np.flatnonzero(labels >= 0)
-    gold = set(rng.choice(labelled, int(round(gold_fraction * len(labelled))), replace=False).tolist()) \
-        if len(labelled) else set()
+    labelled = rng.permutation(np.flatnonzero(labels >= 0))
+    known = set(labelled[:int(round(known_fraction * len(labelled)))].tolist())
+    gold = set(labelled[:int(round(gold_fraction * len(labelled)))].tolist())
     ra = cat["ra"].to_numpy() if "ra" in cat else np.full(len(cat), np.nan)
     dec = cat["dec"].to_numpy() if "dec" in cat else np.full(len(cat), np.nan)
 
@@ -203,7 +207,7 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
         s.flush()
         s.execute(Galaxy.__table__.insert(), [
             {"survey_id": row.id, "id_str": str(i_s), "idx": i, "ra": _f(ra[i]), "dec": _f(dec[i]),
-             "known_label": int(labels[i]) if labels[i] >= 0 else None, "gold": i in gold, "n_votes": 0,
+             "known_label": int(labels[i]) if i in known else None, "gold": i in gold, "n_votes": 0,
              "retired": False} for i, i_s in enumerate(survey.id_str)])
         return row.id
 

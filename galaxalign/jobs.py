@@ -1,0 +1,320 @@
+"""Background jobs, run by ``galaxalign worker`` through a huey task queue.
+
+The queue is huey with SQLite storage in the workspace (``huey.db``), or Redis when
+``GALAXALIGN_REDIS_URL`` is set. Each job is also a row of the ``jobs`` table, which is what the app
+shows: state, progress, message, log tail, heartbeat.
+
+Kinds:
+
+- ``retrain`` — fine-tune from the active model on the known labels plus the consensus labels of
+  retired galaxies; evaluate the candidate and the active model on the same held-out split; register
+  the candidate; embed and predict the survey and build its FAISS index; activate the candidate only
+  if it is not worse (macro-F1 within ``tolerance``) or ``force_activate`` is set.
+- ``embed`` — embed, predict and index the survey with a given model version.
+
+A job's process writes a heartbeat every few seconds. A worker killed mid-job leaves its job
+``running`` with a stale heartbeat; :func:`reap_stale_jobs` (called by every worker at start and
+every minute, and by the app) marks it ``failed``. Nothing is activated before the very last step,
+so the active model stays as it was.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import replace
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GalaxalignError
+from .workspace import Workspace, default_workspace
+
+__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "bootstrap",
+           "JobCancelled", "HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "JOB_KINDS", "DEFAULT_CONFIG"]
+
+# A job beats every HEARTBEAT_SECONDS; one silent for STALE_AFTER_SECONDS is taken for dead.
+HEARTBEAT_SECONDS = float(os.environ.get("GALAXALIGN_HEARTBEAT_SECONDS", 2.0))
+STALE_AFTER_SECONDS = float(os.environ.get("GALAXALIGN_STALE_AFTER_SECONDS", 20.0))
+JOB_KINDS = ("retrain", "embed")
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "tiny-cpu.yaml"
+
+
+class JobCancelled(GalaxalignError):
+    pass
+
+
+# --- the queue -------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def get_huey(workspace_root: str):
+    """The huey instance of a workspace, with our task registered on it."""
+    from huey import RedisHuey, SqliteHuey
+
+    redis_url = os.environ.get("GALAXALIGN_REDIS_URL")
+    if redis_url:
+        huey = RedisHuey("galaxalign", url=redis_url)
+    else:
+        Path(workspace_root).mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey("galaxalign", filename=str(Path(workspace_root) / "huey.db"))
+
+    @huey.task(name="galaxalign.run_job")
+    def run_job_task(job_id: int, root: str = workspace_root):
+        run_job(job_id, Workspace(root))
+
+    @huey.periodic_task(__import__("huey").crontab(minute="*"), name="galaxalign.reap")
+    def reap_task():
+        from .store import open_store
+
+        reap_stale_jobs(open_store(Workspace(workspace_root).database_url, upgrade=False))
+
+    huey.galaxalign_run_job = run_job_task
+    return huey
+
+
+def enqueue(store, kind: str, params: dict | None = None, requested_by=None, workspace: Workspace | None = None) -> int:
+    """Record a job and put it on the queue; returns the job id."""
+    from .store import enqueue_job_row
+
+    if kind not in JOB_KINDS:
+        raise GalaxalignError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
+    ws = workspace or default_workspace()
+    job_id = enqueue_job_row(store, kind, params or {}, requested_by)
+    get_huey(str(ws.root)).galaxalign_run_job(job_id, str(ws.root))
+    return job_id
+
+
+def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS) -> list[int]:
+    """Mark ``running`` jobs whose heartbeat is older than ``stale_after`` seconds as failed."""
+    from sqlalchemy import select
+
+    from .store.models import Job, utcnow
+
+    cutoff = utcnow() - timedelta(seconds=stale_after)
+
+    def fn(s):
+        stale = list(s.scalars(select(Job).where(Job.state == "running", Job.heartbeat_at < cutoff)))
+        for j in stale:
+            j.state, j.finished_at = "failed", utcnow()
+            j.error = f"worker stopped: no heartbeat since {j.heartbeat_at:%Y-%m-%d %H:%M:%S} (pid {j.worker_pid})"
+            j.log_tail = ((j.log_tail or "") + f"{utcnow():%H:%M:%S} {j.error}\n")[-4000:]
+        return [j.id for j in stale]
+    return store.write(fn)
+
+
+class _Heartbeat:
+    """Beats the job row from a side thread while the job runs in this one."""
+
+    def __init__(self, store, job_id: int):
+        self.store, self.job_id = store, job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{job_id}")
+
+    def _run(self):
+        from .store import update_job
+
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                update_job(self.store, self.job_id)
+            except Exception:  # a missed beat is not worth killing the job for
+                pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run_job(job_id: int, workspace: Workspace) -> None:
+    """Execute job ``job_id`` (called by the huey task): claim, beat, run, record the outcome."""
+    from .store import claim_job, finish_job, get_job, open_store
+
+    store = open_store(workspace.database_url, upgrade=False)
+    try:
+        job = claim_job(store, job_id, os.getpid())
+        if job is None:
+            return  # cancelled or already taken
+        with _Heartbeat(store, job_id):
+            try:
+                fn = {"retrain": retrain, "embed": embed_version}[job.kind]
+                result = fn(store, workspace, job_id, dict(job.params or {}))
+            except JobCancelled:
+                finish_job(store, job_id, "cancelled")
+                return
+            except Exception as e:  # the job fails; the worker goes on with the queue
+                finish_job(store, job_id, "failed", error=f"{traceback.format_exc()}\n{e.__class__.__name__}: {e}")
+                return
+        if get_job(store, job_id).state == "running":
+            finish_job(store, job_id, "succeeded", result=result)
+    finally:
+        store.dispose()
+
+
+# --- job bodies ------------------------------------------------------------------------------------
+
+def _reporter(store, job_id: int, lo: float, hi: float):
+    """A progress callback mapping 0–1 of one phase onto ``lo``–``hi`` of the job; checks for cancel."""
+    from .store import get_job, update_job
+
+    def report(frac: float, message: str) -> None:
+        if get_job(store, job_id).state == "cancelled":
+            raise JobCancelled(f"job {job_id} was cancelled")
+        update_job(store, job_id, progress=lo + (hi - lo) * frac, message=message, log=message)
+    return report
+
+
+def training_labels(store, survey_name: str, survey) -> tuple[np.ndarray, int]:
+    """Labels for re-training, one per galaxy of the survey file (-1 = none): the galaxy's known label
+    (expert, from the store) if any, else the consensus of a retired galaxy, else none. Also returns
+    how many labels came from consensus."""
+    from sqlalchemy import select
+
+    from .store.api import _survey
+    from .store.models import Galaxy
+
+    labels = np.full(len(survey), -1, np.int64)
+    from_consensus = 0
+    with store.read() as s:
+        sv = _survey(s, survey_name)
+        for idx, known, retired, cons in s.execute(
+                select(Galaxy.idx, Galaxy.known_label, Galaxy.retired, Galaxy.consensus_label)
+                .where(Galaxy.survey_id == sv.id)):
+            if known is not None:
+                labels[idx] = known
+            elif retired and cons is not None:
+                labels[idx] = cons
+                from_consensus += 1
+    return labels, from_consensus
+
+
+def _survey_for(store, params: dict):
+    from .data import load_survey
+    from .store import get_survey, list_surveys
+
+    name = params.get("survey")
+    row = get_survey(store, name) if name else (list_surveys(store) or [None])[0]
+    if row is None:
+        raise GalaxalignError("no survey is registered; run `galaxalign demo` first")
+    return row, load_survey(row.path)
+
+
+def embed_version(store, workspace: Workspace, job_id: int | None, params: dict, report=None) -> dict:
+    """Embed + predict + index a survey with model version ``params["model"]`` (name or id)."""
+    from .index import SimilarityIndex
+    from .inference import embed_survey, load_embeddings
+    from .model import load_model
+    from .store import get_model_version, set_model_embeddings, store_predictions
+
+    row, survey = _survey_for(store, params)
+    mv = get_model_version(store, params["model"])
+    report = report or (_reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None))
+    report(0.0, f"embedding {len(survey)} galaxies of {row.name} with {mv.name}")
+    out = workspace.embeddings / mv.name
+    model = load_model(mv.checkpoint_path)
+    stats = embed_survey(model, survey, out, progress=False)
+    emb, preds = load_embeddings(out)
+    report(0.6, f"embedded at {stats['images_per_second']:.0f} images/s; storing predictions")
+    probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
+    store_predictions(store, mv.id, row.name, probs)
+    SimilarityIndex.build(emb, preds["id_str"].to_numpy()).save(out)
+    set_model_embeddings(store, mv.id, str(out))
+    report(1.0, f"predictions and index for {mv.name} ready")
+    return {"model": mv.name, **stats}
+
+
+def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_bar: bool = False) -> dict:
+    """See the module docstring. ``params``: ``survey``, ``config`` (path), ``stage1_epochs``,
+    ``stage2_epochs``, ``from_scratch``, ``force_activate``, ``tolerance`` (default 0.005)."""
+    from .data import stratified_split
+    from .inference import evaluate_model
+    from .model import load_model
+    from .store import activate_model, active_model, register_model
+    from .store.models import utcnow
+    from .train import load_config, train
+
+    report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
+    row, survey = _survey_for(store, params)
+    cfg = load_config(params.get("config") or DEFAULT_CONFIG,
+                      stage1_epochs=params.get("stage1_epochs"), stage2_epochs=params.get("stage2_epochs"))
+    cfg = replace(cfg, eval_every_stage=False)
+    parent = active_model(store)
+    init_from = None if (parent is None or params.get("from_scratch")) else parent.checkpoint_path
+    labels, n_consensus = training_labels(store, row.name, survey)
+    # held-out split on the survey's own labels: the same galaxies judge the candidate and the parent
+    _, test_idx = stratified_split(survey.labels, cfg.test_size, cfg.split_seed)
+    test_idx = test_idx[survey.labels[test_idx] >= 0]
+    train_idx = np.setdiff1d(np.flatnonzero(labels >= 0), test_idx)
+    report(0.0, f"training on {len(train_idx)} labelled galaxies of {row.name}"
+                f" (from {parent.name if init_from else 'scratch'})")
+    name = params.get("name") or f"v{utcnow():%Y%m%d-%H%M%S}"
+    out = workspace.models / name
+    phase = _reporter(store, job_id, 0.02, 0.75) if job_id else None
+    res = train(cfg, survey=survey, out_dir=out, labels=labels, train_idx=train_idx, test_idx=test_idx,
+                init_from=init_from, progress=phase, show_bar=show_bar)
+    candidate = res["metrics"]
+    parent_metrics = None
+    if parent is not None:
+        report(0.76, f"evaluating the active model {parent.name} on the same {len(test_idx)} galaxies")
+        parent_metrics = evaluate_model(load_model(parent.checkpoint_path), survey, test_idx)
+    mid = register_model(store, name, str(out), cfg.to_dict(), candidate, survey=row.name,
+                         parent_id=parent.id if parent else None)
+    report(0.8, f"registered candidate {name}: macro-F1 {candidate['macro_f1']:.4f}")
+    embed_version(store, workspace, None, {"survey": row.name, "model": mid},
+                  report=_reporter(store, job_id, 0.8, 0.98) if job_id else None)
+    tol = float(params.get("tolerance", 0.005))
+    better = parent_metrics is None or candidate["macro_f1"] >= parent_metrics["macro_f1"] - tol
+    activated = bool(better or params.get("force_activate"))
+    if activated:
+        activate_model(store, mid)
+    verdict = "activated" if activated else f"kept {parent.name} (candidate macro-F1 {candidate['macro_f1']:.4f} < " \
+                                            f"{parent_metrics['macro_f1']:.4f})"
+    report(1.0, f"{name}: {verdict}")
+    strip = lambda m: None if m is None else {k: v for k, v in m.items() if k not in ("confusion", "recall")}  # noqa
+    return {"model": name, "model_id": mid, "activated": activated, "metrics": strip(candidate),
+            "parent": parent.name if parent else None, "parent_metrics": strip(parent_metrics),
+            "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "n_consensus_labels": n_consensus}
+
+
+def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = None, progress: bool = True) -> dict:
+    """Make a workspace ready for the app: demo survey, store, demo survey registered, admin account,
+    and a starter model trained, registered, embedded and activated. Each step is skipped if done."""
+    from .data import load_survey
+    from .store import add_volunteer, list_model_versions, list_surveys, open_store, register_survey
+    from .store.api import activate_model
+
+    workspace.ensure_demo_survey(**({"n": n} if n else {}), progress=progress)
+    store = open_store(workspace.database_url)
+    out: dict = {}
+    try:
+        if not any(s.name == "demo" for s in list_surveys(store)):
+            # volunteers are there to label what experts have not: half the demo's labels are "known"
+            register_survey(store, load_survey(workspace.demo_survey), "demo", known_fraction=0.5)
+        admin_pw_file = workspace.root / "admin-password.txt"
+        from .store import get_volunteer
+        from .store.api import NotFound
+
+        try:
+            get_volunteer(store, "admin")
+        except NotFound:
+            import secrets
+
+            pw = secrets.token_urlsafe(12)
+            add_volunteer(store, "admin", "admin", pw)
+            admin_pw_file.write_text(pw + "\n")
+            admin_pw_file.chmod(0o600)
+        out["admin_password_file"] = str(admin_pw_file)
+        if not list_model_versions(store):
+            t0 = time.perf_counter()
+            res = retrain(store, workspace, None, {"survey": "demo", "config": config, "name": "starter",
+                                                   "force_activate": True}, show_bar=progress)
+            activate_model(store, "starter")
+            out["starter"] = {**res, "seconds": round(time.perf_counter() - t0, 1)}
+    finally:
+        store.dispose()
+    return out

@@ -1,0 +1,173 @@
+"""Jobs through the real huey queue and `galaxalign worker`: re-training end to end, and a worker
+killed mid-job."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from conftest import GZ2_ROUND, GZ2_STAR
+from galaxalign.data import load_survey
+from galaxalign.jobs import enqueue, retrain
+from galaxalign.store import (RetirementRule, activate_model, active_model, add_volunteer, get_job, list_jobs,
+                              list_model_versions, open_store, record_classification, register_survey)
+from galaxalign.store.models import Galaxy, Prediction
+from galaxalign.taxonomy import GALAXY10
+from galaxalign.workspace import Workspace
+
+
+def tiny_config(path, **kw):
+    cfg = {"model": {"arch": "galaxalign-tiny"}, "stage1_epochs": 1, "stage2_epochs": 1, "batch_size": 8,
+           "warmup_steps": 2, "symbol_variants": 3, **kw}
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.fixture
+def ws(tmp_path, synth_h5, monkeypatch):
+    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
+    w = Workspace(tmp_path / "ws").create()
+    store = open_store(w.database_url)
+    register_survey(store, load_survey(synth_h5), "demo", known_fraction=0.5, gold_fraction=0.1)
+    add_volunteer(store, "admin", "admin", "admin-password")
+    yield w, store
+    store.dispose()
+
+
+def start_worker(w: Workspace, **env):
+    e = {**os.environ, "GALAXALIGN_WORKSPACE": str(w.root), "OMP_NUM_THREADS": "1", **env}
+    return subprocess.Popen([sys.executable, "-m", "galaxalign", "worker", "--workspace", str(w.root)], env=e,
+                            stdout=subprocess.DEVNULL, stderr=open(w.root / "worker.log", "ab"),
+                            start_new_session=True)
+
+
+def wait_for(cond, timeout=300, every=0.3):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise TimeoutError("condition not met in time")
+
+
+def stop(p):
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGINT)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def simulate_volunteers(store, rng):
+    """Five volunteers, one of them noisy, vote on the galaxies without a known label; one gold check."""
+    for k in range(5):
+        add_volunteer(store, f"sim{k}", "volunteer", f"password-{k}")
+    with store.read() as s:
+        rows = s.execute(select(Galaxy.id, Galaxy.idx, Galaxy.known_label, Galaxy.gold)).all()
+    survey_labels = load_survey(store_path(store)).labels
+    unknown = [(gid, idx) for gid, idx, known, _ in rows if known is None]
+    gold = [gid for gid, _, _, g in rows if g]
+    paths = {c.index: [list(step) for step in c.path] for c in GALAXY10}
+    rule = RetirementRule(5, 3, 0.8)
+    for gid, idx in unknown:
+        for k in range(5):  # sim2 is noisy: half of its votes say "star"
+            truth = paths[int(survey_labels[idx])]
+            noisy = k == 2 and rng.random() < 0.5
+            if record_classification(store, f"sim{k}", gid, GZ2_STAR if noisy else truth, rule=rule).retired:
+                break
+    record_classification(store, "sim0", gold[0], GZ2_ROUND, rule=rule)  # a gold-standard check
+    return len(unknown)
+
+
+def store_path(store):
+    from galaxalign.store import list_surveys
+    return list_surveys(store)[0].path
+
+
+def test_retraining_through_the_real_queue_registers_a_new_model(ws, tmp_path):
+    w, store = ws
+    # a starter model, trained in-process (no queue), is active before the volunteers arrive
+    cfg = tiny_config(tmp_path / "tiny.yaml")
+    start = retrain(store, w, None, {"config": cfg, "name": "starter", "force_activate": True})
+    assert start["activated"] and active_model(store).name == "starter"
+    n_unknown = simulate_volunteers(store, np.random.default_rng(0))
+    with store.read() as s:
+        retired = s.scalar(select(func.count()).select_from(Galaxy).where(Galaxy.retired.is_(True),
+                                                                          Galaxy.known_label.is_(None)))
+    assert retired == n_unknown  # by consensus after 3 votes, or at 5 votes
+    worker = start_worker(w)
+    try:
+        jid = enqueue(store, "retrain", {"config": cfg, "force_activate": True}, requested_by="admin", workspace=w)
+        job = wait_for(lambda: (j := get_job(store, jid)).state in ("succeeded", "failed") and j, timeout=600)
+    finally:
+        stop(worker)
+    assert job.state == "succeeded", job.log_tail + (job.error or "")
+    res = job.result
+    assert res["n_consensus_labels"] > 0 and res["parent"] == "starter" and res["activated"]
+    assert {"accuracy", "macro_f1", "map_at_5", "map"} <= set(res["metrics"])
+    versions = {m.name: m for m in list_model_versions(store)}
+    new = versions[res["model"]]
+    assert new.status == "active" and versions["starter"].status == "retired" and new.parent_id == versions["starter"].id
+    assert new.metrics["macro_f1"] == pytest.approx(res["metrics"]["macro_f1"])
+    assert (w.embeddings / new.name / "index.faiss").exists()
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.model_version_id == new.id)) == 60
+    assert "registered candidate" in job.log_tail and job.progress == 1.0
+
+
+def test_a_killed_worker_leaves_the_job_failed_and_the_active_model_unchanged(ws, tmp_path):
+    w, store = ws
+    quick = tiny_config(tmp_path / "quick.yaml")
+    retrain(store, w, None, {"config": quick, "name": "starter", "force_activate": True})
+    before = active_model(store)
+    slow = tiny_config(tmp_path / "slow.yaml", stage1_epochs=2, stage2_epochs=400)
+    env = {"GALAXALIGN_HEARTBEAT_SECONDS": "0.5", "GALAXALIGN_STALE_AFTER_SECONDS": "3"}
+    worker = start_worker(w, **env)
+    try:
+        jid = enqueue(store, "retrain", {"config": slow, "force_activate": True}, workspace=w)
+        next_jid = enqueue(store, "embed", {"model": "starter"}, workspace=w)
+        wait_for(lambda: get_job(store, jid).progress > 0.02, timeout=300)  # training is under way
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(20)
+        assert get_job(store, jid).state == "running"  # nobody has noticed yet
+        time.sleep(4)  # longer than the stale limit
+        worker = start_worker(w, **env)  # a restarted worker reaps the dead job, then takes the queue
+        failed = wait_for(lambda: (j := get_job(store, jid)).state == "failed" and j, timeout=60)
+        assert "no heartbeat" in failed.error
+        done = wait_for(lambda: (j := get_job(store, next_jid)).state in ("succeeded", "failed") and j, timeout=300)
+        assert done.state == "succeeded", done.log_tail
+    finally:
+        stop(worker)
+    after = active_model(store)
+    assert (after.id, after.sha256, after.name) == (before.id, before.sha256, "starter")
+    assert [m.name for m in list_model_versions(store)] == ["starter"]  # the dead run registered nothing
+    assert {j.state for j in list_jobs(store)} == {"failed", "succeeded"}
+
+
+def test_unknown_job_kind_is_refused(ws):
+    w, store = ws
+    from galaxalign.errors import GalaxalignError
+
+    with pytest.raises(GalaxalignError, match="unknown job kind 'mine'"):
+        enqueue(store, "mine", {}, workspace=w)
+
+
+def test_a_worse_candidate_is_not_activated(ws, tmp_path):
+    w, store = ws
+    good = tiny_config(tmp_path / "good.yaml", stage1_epochs=2, stage2_epochs=2)
+    retrain(store, w, None, {"config": good, "name": "good", "force_activate": True})
+    # an impossible bar: the candidate must beat the active model by more than a whole macro-F1
+    res = retrain(store, w, None, {"config": good, "name": "cand", "tolerance": -1.0})
+    assert res["activated"] is False
+    assert active_model(store).name == "good"
+    assert {m.name: m.status for m in list_model_versions(store)} == {"good": "active", "cand": "candidate"}
+    activate_model(store, "cand")  # an admin may still choose it
+    assert active_model(store).name == "cand"
