@@ -20,12 +20,21 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/galaxalign demo
 
+# The demo workspace (survey, store, admin, starter model) is built once; then the worker runs in the
+# background and the app in the foreground. Ctrl-C stops both.
 run: demo
-	@echo "galaxalign: http://localhost:$(PORT)"
-	$(BIN)/streamlit run app/streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	@echo ""
+	@echo "  galaxalign is starting at http://localhost:$(PORT)"
+	@echo "  sign in as: admin / $$(cat $(GALAXALIGN_WORKSPACE)/admin-password.txt)"
+	@echo ""
+	@$(BIN)/galaxalign worker >> $(GALAXALIGN_WORKSPACE)/worker.log 2>&1 & WORKER=$$!; \
+	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/streamlit run app/streamlit_app.py --server.port $(PORT) --server.headless true \
+	  --browser.gatherUsageStats false
 
+# PostgreSQL and Chromium come from Debian's packages (.ci/services.sh installs and starts them).
 test: install
-	$(BIN)/python -m pytest -q
+	@PG_URL=$$(bash .ci/services.sh) && GALAXALIGN_TEST_POSTGRES_URL=$$PG_URL $(BIN)/python -m pytest -q
 
 symbols: install
 	$(BIN)/galaxalign symbols

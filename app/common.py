@@ -1,6 +1,12 @@
-"""Shared, cached resources of the app pages. Compute lives in ``galaxalign``; this only caches it."""
+"""Shared pieces of the app pages: sign-in, cached resources, small widgets.
+
+Compute lives in ``galaxalign``; this file only caches it. ``st.cache_resource`` holds objects shared by
+all sessions (the store's engine, surveys, models, FAISS indexes: all safe to share); ``st.cache_data``
+holds data frames and projections.
+"""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -8,19 +14,54 @@ import streamlit as st
 from PIL import Image
 
 from galaxalign.data import Survey, SurveyError, load_survey
-from galaxalign.symbols import SymbolError, render_symbol, symbol_path
+from galaxalign.errors import GalaxalignError
+from galaxalign.symbols import render_symbol, symbol_path
 from galaxalign.workspace import Workspace, default_workspace
 
+
+# --- resources ---------------------------------------------------------------------------------------
 
 @st.cache_resource
 def get_workspace() -> Workspace:
     return default_workspace()
 
 
+@st.cache_resource(show_spinner=False)
+def get_store(url: str):
+    from galaxalign.store import open_store
+
+    return open_store(url)
+
+
+def store():
+    return get_store(get_workspace().database_url)
+
+
 @st.cache_resource(show_spinner="Opening the survey…")
 def get_survey(path: str) -> Survey:
     """Shared by all sessions: a Survey opens its HDF5 file per read, so it is thread-safe."""
     return load_survey(path)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=3)
+def get_model(checkpoint: str, sha256: str):
+    from galaxalign.model import load_model
+
+    return load_model(checkpoint)
+
+
+@st.cache_resource(show_spinner="Loading the similarity index…", max_entries=6)
+def get_index(folder: str):
+    from galaxalign.index import SimilarityIndex
+
+    return SimilarityIndex.load(folder)
+
+
+@st.cache_data(show_spinner=False, max_entries=6)
+def get_embeddings(folder: str):
+    from galaxalign.inference import load_embeddings
+
+    return load_embeddings(folder)
 
 
 @st.cache_data(max_entries=2048)
@@ -34,18 +75,32 @@ def symbol_image(name: str, size: int = 96) -> np.ndarray:
 
 
 def display(img: np.ndarray, size: int = 160) -> np.ndarray:
-    """Upscale a small cutout for the screen without blurring the pixels into mush."""
+    """Upscale a small cutout for the screen."""
     if img.shape[0] >= size:
         return img
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
 
 
+# --- the current survey and model --------------------------------------------------------------------
+
+def survey_row():
+    """The survey picked in the sidebar (registered surveys), or the demo file before any is registered."""
+    from galaxalign.store import list_surveys
+
+    rows = list_surveys(store())
+    if not rows:
+        return None
+    names = [r.name for r in rows]
+    name = st.sidebar.selectbox("Survey", names, key="survey_name") if len(names) > 1 else names[0]
+    return rows[names.index(name)]
+
+
 def current_survey() -> Survey | None:
-    """The workspace's demo survey, or None with a message on the page saying what to run."""
-    ws = get_workspace()
-    path = ws.demo_survey
+    """The selected registered survey, else the workspace's demo file, or None with a message."""
+    row = survey_row()
+    path = Path(row.path) if row else get_workspace().demo_survey
     if not path.exists():
-        st.warning(f"No survey at `{path}`. Run `make run` (or `galaxalign demo`) to render the demo survey.")
+        st.warning(f"No survey at `{path}`. Run `make run` (or `galaxalign demo`) to build the demo workspace.")
         return None
     try:
         return get_survey(str(path))
@@ -54,4 +109,86 @@ def current_survey() -> Survey | None:
         return None
 
 
-__all__ = ["get_workspace", "get_survey", "symbol_image", "display", "current_survey", "SymbolError", "Path"]
+def active_model_row():
+    from galaxalign.store import active_model
+
+    return active_model(store())
+
+
+# --- sign-in -----------------------------------------------------------------------------------------
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all
+        return False
+
+
+def current_user() -> dict | None:
+    """``{"id", "name", "role"}`` of the signed-in user, from the session or from OIDC (``st.login``)."""
+    user = st.session_state.get("user")
+    if user is not None:
+        return user
+    if _oidc_configured() and getattr(st.user, "is_logged_in", False):
+        from galaxalign.store import add_volunteer, get_volunteer
+        from galaxalign.store.api import NotFound
+
+        email = str(st.user.get("email") or st.user.get("sub"))
+        name = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in email.split("@")[0])[:40] or "user"
+        try:
+            v = get_volunteer(store(), name)
+        except NotFound:
+            add_volunteer(store(), name, "volunteer", None)
+            v = get_volunteer(store(), name)
+        st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
+        return st.session_state["user"]
+    return None
+
+
+def sign_in_page() -> None:
+    from galaxalign.store import authenticate
+
+    st.title("galaxalign")
+    st.caption("Galaxy morphology by citizen scientists, with a model that learns from you.")
+    with st.form("signin"):
+        name = st.text_input("Name", key="signin_name")
+        password = st.text_input("Password", type="password", key="signin_password")
+        ok = st.form_submit_button("Sign in", type="primary")
+    if ok:
+        v = authenticate(store(), name.strip(), password)
+        if v is None:
+            time.sleep(0.5)
+            st.error("Unknown name or wrong password.")
+        else:
+            st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
+            st.rerun()
+    if _oidc_configured():
+        st.button("Sign in with your institution", on_click=st.login, key="signin_oidc")
+    st.caption("No account? An admin creates one with `galaxalign user add NAME`.")
+
+
+def sign_out() -> None:
+    st.session_state.clear()
+    if _oidc_configured() and getattr(st.user, "is_logged_in", False):
+        st.logout()
+
+
+def require(role: str) -> dict:
+    """Stop the page unless the signed-in user has ``role`` or above (checked against the store)."""
+    from galaxalign.store import require_role
+
+    user = current_user()
+    if user is None:
+        st.error("Please sign in.")
+        st.stop()
+    try:
+        require_role(store(), user["id"], role)
+    except GalaxalignError as e:
+        st.error(str(e))
+        st.stop()
+    return user
+
+
+def show_error(e: Exception) -> None:
+    """One line for the person; never a traceback."""
+    st.error(str(e) if isinstance(e, GalaxalignError) else f"{e.__class__.__name__}: {str(e).splitlines()[0][:200]}")

@@ -79,8 +79,12 @@ def enqueue(store, kind: str, params: dict | None = None, requested_by=None, wor
     """Record a job and put it on the queue; returns the job id."""
     from .store import enqueue_job_row
 
+    from .store import require_role
+
     if kind not in JOB_KINDS:
         raise GalaxalignError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
+    if requested_by is not None:  # jobs started from the app: only admins may
+        require_role(store, requested_by, "admin")
     ws = workspace or default_workspace()
     job_id = enqueue_job_row(store, kind, params or {}, requested_by)
     get_huey(str(ws.root)).galaxalign_run_job(job_id, str(ws.root))
@@ -215,7 +219,7 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
     mv = get_model_version(store, params["model"])
     report = report or (_reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None))
     report(0.0, f"embedding {len(survey)} galaxies of {row.name} with {mv.name}")
-    out = workspace.embeddings / mv.name
+    out = workspace.embeddings / mv.name / row.name
     model = load_model(mv.checkpoint_path)
     stats = embed_survey(model, survey, out, progress=False)
     emb, preds = load_embeddings(out)
@@ -223,7 +227,7 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
     probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
     store_predictions(store, mv.id, row.name, probs)
     SimilarityIndex.build(emb, preds["id_str"].to_numpy()).save(out)
-    set_model_embeddings(store, mv.id, str(out))
+    set_model_embeddings(store, mv.id, str(workspace.embeddings / mv.name))
     report(1.0, f"predictions and index for {mv.name} ready")
     return {"model": mv.name, **stats}
 

@@ -139,7 +139,7 @@ class TriModalCLIP(nn.Module):
 
     def preprocess(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 → (B, 3, S, S) float, resized to the tower's size and CLIP-normalised."""
-        x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images, dtype=np.uint8))
         if x.ndim != 4 or x.shape[-1] != 3:
             raise ModelError(f"images must be (B, H, W, 3) uint8, got shape {tuple(x.shape)}")
         x = x.to(self.mean.device).permute(0, 3, 1, 2).float().div_(255.0)

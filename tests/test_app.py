@@ -1,41 +1,201 @@
-"""The Streamlit app, driven by streamlit.testing.v1.AppTest against a workspace fixture."""
+"""The Streamlit app under streamlit.testing.v1.AppTest: every page, as a volunteer, a researcher and
+an admin, against a small workspace with a tiny trained model."""
 import shutil
 from pathlib import Path
 
 import pytest
 import streamlit as st
+import yaml
+from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+VIEWS = Path(APP).parent / "views"
+
+
+@pytest.fixture(scope="session")
+def built_workspace(tmp_path_factory, synth_h5):
+    """Survey registered, three accounts, a tiny model trained, embedded, indexed and active."""
+    from galaxalign.data import load_survey
+    from galaxalign.jobs import retrain
+    from galaxalign.store import add_volunteer, open_store, register_survey
+    from galaxalign.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("appws")
+    w = Workspace(root).create()
+    shutil.copy(synth_h5, w.demo_survey)
+    store = open_store(w.database_url)
+    register_survey(store, load_survey(w.demo_survey), "demo", known_fraction=0.5, gold_fraction=0.05)
+    add_volunteer(store, "vera", "volunteer", "volunteer-pw")
+    add_volunteer(store, "rosa", "researcher", "researcher-pw")
+    add_volunteer(store, "adam", "admin", "admin-password")
+    cfg = root / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"stage1_epochs": 1, "stage2_epochs": 1, "batch_size": 8, "warmup_steps": 2,
+                                   "symbol_variants": 3}))
+    retrain(store, w, None, {"config": str(cfg), "name": "starter", "force_activate": True})
+    store.dispose()
+    return root
 
 
 @pytest.fixture
-def workspace(tmp_path, synth_h5, monkeypatch):
-    (tmp_path / "surveys").mkdir()
-    shutil.copy(synth_h5, tmp_path / "surveys" / "demo.h5")
-    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(tmp_path))
+def workspace(built_workspace, tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    shutil.copytree(built_workspace, root)
+    # paths inside the database point at the session workspace: re-point them at this copy
+    from galaxalign.store import open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(root).database_url)
+    with store.sessions() as s, s.begin():
+        for table, col in (("surveys", "path"), ("model_versions", "checkpoint_path"),
+                           ("model_versions", "embeddings_path")):
+            s.execute(__import__("sqlalchemy").text(
+                f"UPDATE {table} SET {col} = REPLACE({col}, :a, :b)"), {"a": str(built_workspace), "b": str(root)})
+    store.dispose()
+    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(root))
+    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
     st.cache_resource.clear()
     st.cache_data.clear()
-    return tmp_path
+    return root
+
+
+def signed_in(name, password):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    at.text_input(key="signin_name").set_value(name)
+    at.text_input(key="signin_password").set_value(password)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def votes(root):
+    from galaxalign.store import open_store
+    from galaxalign.store.models import Classification
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(root).database_url)
+    with store.read() as s:
+        n = s.scalar(select(func.count()).select_from(Classification))
+        rows = s.execute(select(Classification.answers, Classification.accepted, Classification.seconds)).all()
+    store.dispose()
+    return n, rows
+
+
+def test_wrong_password_is_refused(workspace):
+    at = signed_in("vera", "nope")
+    assert "wrong password" in at.error[0].value
+    assert at.text_input(key="signin_name")  # still on the sign-in page
+
+
+def test_volunteer_sees_classify_and_gallery_only(workspace):
+    at = signed_in("vera", "volunteer-pw")
+    assert at.title[0].value == "Classify"
+    assert "Admin" not in str(at.sidebar) and "Explore" not in str(at.sidebar)
+    with pytest.raises(Exception):  # not in this user's navigation: the page cannot be reached
+        at.switch_page(str(VIEWS / "admin.py")).run()
+        assert not at.exception and at.title[0].value == "Admin"
+
+
+def test_volunteer_classifies_through_the_tree(workspace):
+    at = signed_in("vera", "volunteer-pw")
+    assert any("Model proposal" in m.value for m in at.markdown)
+    first = at.caption[1].value if len(at.caption) > 1 else None
+    # answer the tree by hand: smooth → completely round → nothing odd
+    for key in ("ans_t01_smooth", "ans_t07_round"):
+        at.button(key=key).click().run()
+        assert not at.exception
+    assert votes(workspace)[0] == 0  # nothing is written until the path is complete
+    at.button(key="cls_back").click().run()  # back within the galaxy
+    at.button(key="ans_t07_round").click().run()
+    at.button(key="ans_t06_no").click().run()
+    n, rows = votes(workspace)
+    assert n == 1 and rows[0][0] == [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]]
+    assert rows[0][2] is not None and rows[0][1] is not None  # time taken, and proposal accepted or not
+    # the one-click confirmation of the model's proposal is a second vote, on the next galaxy
+    at.button(key="cls_confirm").click().run()
+    n, rows = votes(workspace)
+    assert n == 2 and rows[1][1] is True
+    assert any("You have classified **2**" in c.value for c in at.caption)
+    at.button(key="cls_skip").click().run()
+    assert votes(workspace)[0] == 2 and not at.exception
+    assert first is not None
+
+
+def test_researcher_explores_map_grid_and_search(workspace):
+    at = signed_in("rosa", "researcher-pw")
+    at.switch_page(str(VIEWS / "explore.py")).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Explore the embedding space"
+    assert len(at.get("plotly_chart")) == 1
+    for m in ("tsne", "umap"):
+        at.radio(key="exp_method").set_value(m).run()
+        assert not at.exception
+    at.selectbox(key="exp_colour").set_value("volunteer–model disagreement").run()
+    assert not at.exception
+    at.radio(key="exp_mode").set_value("text").run()
+    at.text_input(key="exp_text").set_value("A picture of an edge-on with bulge galaxy").run()
+    assert not at.exception
+    assert sum("score" in c.value for c in at.caption) == 12
+    at.radio(key="exp_mode").set_value("symbol").run()
+    at.selectbox(key="exp_symbol").set_value("t08_merger").run()
+    assert sum("score" in c.value for c in at.caption) == 12
+    at.radio(key="exp_mode").set_value("galaxy").run()
+    at.text_input(key="exp_gid").set_value("no-such-galaxy").run()
+    assert "'no-such-galaxy' is not in the index" in at.error[0].value
+    # projections are cached on disk per model version
+    assert list((workspace / "embeddings" / "starter" / "demo").glob("proj_*.npy"))
+    assert "Admin" not in str(at.sidebar)
+
+
+def test_admin_retrains_and_manages_versions(workspace):
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "admin.py")).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Admin"
+    at.sidebar.number_input(key="adm_s1").set_value(1).run()
+    at.sidebar.number_input(key="adm_s2").set_value(1).run()
+    at.sidebar.button(key="adm_retrain").click().run()
+    assert not at.exception
+    assert "Queued re-training job" in at.success[0].value
+    from galaxalign.store import list_jobs, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    jobs = list_jobs(store)
+    assert len(jobs) == 1 and jobs[0].state == "queued" and jobs[0].params["stage1_epochs"] == 1
+    from galaxalign.store import active_model, register_model
+
+    starter = active_model(store)
+    register_model(store, "v2", starter.checkpoint_path, {}, {"accuracy": 0.5}, survey="demo", parent_id=starter.id)
+    at.run()
+    assert any("starter" in str(df.value) and "v2" in str(df.value) for df in at.dataframe)
+    at.selectbox(key="adm_version").set_value("v2").run()
+    at.button(key="adm_activate").click().run()
+    assert "v2 is now the active model" in at.success[0].value and active_model(store).name == "v2"
+    at.selectbox(key="adm_version").set_value("starter").run()
+    at.button(key="adm_activate").click().run()  # roll back
+    assert active_model(store).name == "starter"
+    store.dispose()
+
+
+def test_a_volunteer_cannot_start_a_job_even_by_calling_the_server(workspace):
+    from galaxalign.jobs import enqueue
+    from galaxalign.store import AccessDenied, list_jobs, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    with pytest.raises(AccessDenied, match="'vera' is a volunteer; this needs a admin"):
+        enqueue(store, "retrain", {}, requested_by="vera", workspace=Workspace(workspace))
+    assert list_jobs(store) == []
+    store.dispose()
 
 
 def test_gallery_shows_galaxies_with_class_and_symbol(workspace):
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = signed_in("vera", "volunteer-pw")
+    at.switch_page(str(VIEWS / "gallery.py")).run()
     assert not at.exception
     assert at.title[0].value == "Survey gallery"
     assert "60 galaxies" in at.caption[0].value
-    # 24 galaxies on the first page, each an image plus a symbol
-    assert len(at.get("image")) == 24 * 2
     at.selectbox(key="gallery_class").set_value("Barred Spiral").run()
-    assert not at.exception
     assert any("A picture of a barred spiral galaxy" in m.value for m in at.markdown)
-    captions = [c.value for c in at.caption[1:]]
-    assert captions and all("Barred Spiral" in c for c in captions)
-
-
-def test_missing_survey_says_what_to_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(tmp_path))
-    st.cache_resource.clear()
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
-    assert "make run" in at.warning[0].value

@@ -117,7 +117,7 @@ def test_retraining_through_the_real_queue_registers_a_new_model(ws, tmp_path):
     new = versions[res["model"]]
     assert new.status == "active" and versions["starter"].status == "retired" and new.parent_id == versions["starter"].id
     assert new.metrics["macro_f1"] == pytest.approx(res["metrics"]["macro_f1"])
-    assert (w.embeddings / new.name / "index.faiss").exists()
+    assert (w.embeddings / new.name / "demo" / "index.faiss").exists()
     with store.read() as s:
         assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.model_version_id == new.id)) == 60
     assert "registered candidate" in job.log_tail and job.progress == 1.0

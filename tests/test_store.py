@@ -284,3 +284,36 @@ def test_deactivated_volunteers_cannot_vote(seeded):
         s.execute(text("UPDATE volunteers SET active = :f WHERE name = 'vol5'"), {"f": False})
     with pytest.raises(AccessDenied):
         record_classification(store, "vol5", survey.id_str[0], GZ2_ROUND)
+
+
+def test_survey_import_validates_and_leaves_nothing_behind(store, tmp_path, galaxy10_file):
+    import io
+    import zipfile
+
+    from galaxalign.data import SurveyError
+    from galaxalign.importer import SurveyImportError, import_survey
+    from galaxalign.store import list_surveys
+    from galaxalign.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").create()
+    res = import_survey(store, ws, "Galaxy10_DECals.h5", galaxy10_file.read_bytes(), "g10")
+    assert res["galaxies"] == 12 and [s.name for s in list_surveys(store)] == ["g10"]
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../escape.txt", "x")
+    bad = [
+        ("notes.h5", b"not hdf5", "notes.h5: not an HDF5 file"),
+        ("evil.zip", evil.getvalue(), "points outside the survey folder"),
+        ("broken.zip", b"PK\x03\x04garbage", "not a valid zip file"),
+        ("x.exe", b"MZ", "upload an .h5/.hdf5 survey"),
+    ]
+    for k, (fname, data, msg) in enumerate(bad):
+        with pytest.raises((SurveyImportError, SurveyError), match=msg):
+            import_survey(store, ws, fname, data, f"bad{k}")
+        assert not (ws.surveys / "imported" / f"bad{k}").exists()
+    with pytest.raises(SurveyImportError, match="must be 2–40"):
+        import_survey(store, ws, "a.h5", galaxy10_file.read_bytes(), "../etc")
+    with pytest.raises(SurveyImportError, match="already imported"):
+        import_survey(store, ws, "a.h5", galaxy10_file.read_bytes(), "g10")
+    assert [s.name for s in list_surveys(store)] == ["g10"]
+    assert not (tmp_path / "escape.txt").exists()

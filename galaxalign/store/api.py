@@ -30,7 +30,7 @@ from .models import (JOB_STATES, ROLES, Classification, Galaxy, Job, ModelVersio
 __all__ = [
     "NotFound", "DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "AccessDenied", "RetirementRule",
     "VoteResult", "WORKFLOW_VERSION", "FLAT_TASK",
-    "add_volunteer", "authenticate", "get_volunteer", "set_password",
+    "add_volunteer", "authenticate", "get_volunteer", "set_password", "require_role",
     "register_survey", "get_survey", "list_surveys", "get_galaxy",
     "record_classification", "undo_last_classification",
     "register_model", "activate_model", "active_model", "list_model_versions", "get_model_version",
@@ -160,6 +160,15 @@ def _volunteer(s: Session, who: int | str) -> Volunteer:
     v = s.get(Volunteer, who) if isinstance(who, int) else s.scalar(select(Volunteer).where(Volunteer.name == who))
     if v is None:
         raise NotFound(f"volunteer {who!r} does not exist")
+    return v
+
+
+def require_role(store: Store, who: int | str, role: str) -> Volunteer:
+    """The volunteer if their role is ``role`` or above (volunteer < researcher < admin), else
+    :class:`AccessDenied`. The app calls this on the server before every privileged action."""
+    v = get_volunteer(store, who)
+    if ROLES.index(v.role) < ROLES.index(role) or not v.active:
+        raise AccessDenied(f"{v.name!r} is a {v.role}; this needs a {role}")
     return v
 
 

@@ -1,0 +1,109 @@
+"""Admin: re-train, watch jobs, manage model versions, import surveys, volunteer statistics."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from common import get_workspace, require, show_error, store
+from galaxalign.errors import GalaxalignError
+from galaxalign.importer import MAX_IMPORT_BYTES
+from galaxalign.jobs import enqueue, reap_stale_jobs
+from galaxalign.store import (activate_model, list_jobs, list_model_versions, list_surveys, register_survey,
+                              require_role, volunteer_stats)
+
+user = require("admin")
+st.title("Admin")
+
+
+def start_retrain(params: dict) -> None:
+    try:
+        require_role(store(), user["id"], "admin")  # checked again at the moment of acting
+        jid = enqueue(store(), "retrain", params, requested_by=user["id"], workspace=get_workspace())
+        st.session_state["adm_flash"] = f"Queued re-training job {jid}. The worker picks it up."
+    except GalaxalignError as e:
+        st.session_state["adm_flash_err"] = str(e)
+
+
+with st.sidebar:
+    st.subheader("Re-train")
+    s1 = st.number_input("Stage 1 epochs", 0, 200, 4, key="adm_s1")
+    s2 = st.number_input("Stage 2 epochs", 0, 400, 8, key="adm_s2")
+    scratch = st.checkbox("From scratch (not from the active model)", key="adm_scratch")
+    force = st.checkbox("Activate even if not better", key="adm_force")
+    surveys = [s.name for s in list_surveys(store())]
+    sv = st.selectbox("Survey", surveys, key="adm_survey") if surveys else None
+    st.button("Re-train now", type="primary", key="adm_retrain", disabled=sv is None, on_click=start_retrain,
+              args=({"survey": sv, "stage1_epochs": int(s1), "stage2_epochs": int(s2), "from_scratch": scratch,
+                     "force_activate": force},))
+
+if msg := st.session_state.pop("adm_flash", None):
+    st.success(msg)
+if msg := st.session_state.pop("adm_flash_err", None):
+    st.error(msg)
+
+
+@st.fragment(run_every=2)
+def jobs_panel() -> None:
+    reap_stale_jobs(store())
+    jobs = list_jobs(store(), 20)
+    running = [j for j in jobs if j.state in ("running", "queued")]
+    for j in running:
+        st.progress(j.progress, text=f"Job {j.id} · {j.kind} · {j.state} · {j.message or 'waiting for the worker'}")
+        if j.log_tail:
+            st.code("\n".join(j.log_tail.strip().splitlines()[-6:]), language=None)
+    if not running:
+        st.caption("No job is running.")
+    if jobs:
+        st.dataframe(pd.DataFrame([{"job": j.id, "kind": j.kind, "state": j.state, "progress": round(j.progress, 2),
+                                    "message": j.message, "created": j.created_at, "finished": j.finished_at}
+                                   for j in jobs]), hide_index=True, width="stretch")
+
+
+st.subheader("Jobs")
+jobs_panel()
+
+st.subheader("Model versions")
+versions = list_model_versions(store())
+if versions:
+    table = pd.DataFrame([{"version": m.name, "status": m.status, "accuracy": (m.metrics or {}).get("accuracy"),
+                           "macro-F1": (m.metrics or {}).get("macro_f1"), "mAP@5": (m.metrics or {}).get("map_at_5"),
+                           "mAP": (m.metrics or {}).get("map"), "created": m.created_at,
+                           "parent": next((p.name for p in versions if p.id == m.parent_id), None)}
+                          for m in versions])
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        k: st.column_config.NumberColumn(format="%.4f") for k in ("accuracy", "macro-F1", "mAP@5", "mAP")})
+    c1, c2 = st.columns([3, 1])
+    choice = c1.selectbox("Version", [m.name for m in versions], key="adm_version",
+                          index=next((i for i, m in enumerate(versions) if m.status == "active"), 0))
+    if c2.button("Activate / roll back", key="adm_activate"):
+        try:
+            require_role(store(), user["id"], "admin")
+            activate_model(store(), choice)
+            st.session_state["adm_flash"] = f"{choice} is now the active model."
+            st.rerun()
+        except GalaxalignError as e:
+            show_error(e)
+else:
+    st.caption("No model yet: `make run` trains the starter model, or press Re-train now.")
+
+st.subheader("Import a survey")
+up = st.file_uploader("An HDF5 survey (Galaxy10 or GalaxyMNIST schema) or a zip of images with catalog.csv",
+                      type=["h5", "hdf5", "zip"], key="adm_upload", max_upload_size=MAX_IMPORT_BYTES // (1024 * 1024))
+new_name = st.text_input("Survey name", key="adm_survey_name", placeholder="e.g. decals-dr10-sample")
+workflow = st.radio("Workflow", ["gz2", "flat"], horizontal=True, key="adm_workflow",
+                    format_func=lambda w: "GZ2 decision tree" if w == "gz2" else "flat class list")
+if st.button("Import", key="adm_import", disabled=up is None or not new_name):
+    from galaxalign.importer import import_survey
+
+    try:
+        require_role(store(), user["id"], "admin")
+        res = import_survey(store(), get_workspace(), up.name, bytes(up.getbuffer()), new_name, workflow)
+        st.success(f"Imported {res['galaxies']:,} galaxies as {new_name!r}. Re-train or embed to give it predictions.")
+    except GalaxalignError as e:
+        show_error(e)
+
+st.subheader("Volunteers")
+stats = volunteer_stats(store())
+if len(stats):
+    st.dataframe(stats[["volunteer", "role", "votes", "crowd_agreement", "accept_rate", "gold", "gold_accuracy"]],
+                 hide_index=True, width="stretch")

@@ -1,0 +1,147 @@
+"""Classify: one galaxy at a time, Galaxy Zoo style, with the model's proposal pre-selected.
+
+The vote is written (one transaction) before the next galaxy is chosen; a refresh starts a new
+galaxy and a repeated click on a finished galaxy is recognised as the same vote, never a second one.
+"""
+import time
+
+import numpy as np
+import streamlit as st
+
+from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
+from galaxalign.store import (DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
+                              record_classification, volunteer_stats)
+from galaxalign.store.api import FLAT_TASK
+from galaxalign.taxonomy import GZ2_TREE
+
+user = require("volunteer")
+row = survey_row()
+survey = current_survey()
+if row is None or survey is None:
+    st.info("No survey is registered yet. An admin runs `galaxalign demo` or imports one on the Admin page.")
+    st.stop()
+ls = survey.label_set if row.workflow == "gz2" else None
+S = st.session_state
+
+
+def new_galaxy() -> None:
+    g = next_galaxy_for(store(), user["id"], row.id)
+    S["cls_galaxy"] = None if g is None else g.id
+    S["cls_path"] = []
+    S["cls_started"] = time.time()
+
+
+def commit(answers: list) -> None:
+    """Write the vote, then move on. A second click on the same galaxy is the same vote."""
+    gid = S["cls_galaxy"]
+    proposal = S.get("cls_proposal")
+    try:
+        res = record_classification(store(), user["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
+                                    proposal=None if proposal is None else (proposal[0], proposal[1]),
+                                    model_version_id=None if proposal is None else proposal[2])
+        S["cls_last"] = (gid, res.resolved_class)
+    except (DuplicateVote, RetiredGalaxy):
+        pass  # already recorded (double click or a second tab) or retired meanwhile: no vote lost or doubled
+    except Exception as e:  # noqa: BLE001 - shown as one line, the galaxy stays on screen
+        S["cls_error"] = str(e)
+        return
+    new_galaxy()
+
+
+if "cls_galaxy" not in S or S.get("cls_survey") != row.id:
+    S["cls_survey"] = row.id
+    new_galaxy()
+
+st.title("Classify")
+stats = volunteer_stats(store())
+mine = stats[stats.volunteer == user["name"]] if len(stats) else stats
+if len(mine):
+    m = mine.iloc[0]
+    agree = "—" if np.isnan(m.crowd_agreement) else f"{m.crowd_agreement:.0%}"
+    st.caption(f"You have classified **{int(m.votes)}** galaxies · the crowd agreed with you on **{agree}** of those "
+               f"others classified too.")
+err = S.pop("cls_error", None)
+if err:
+    st.error(f"That vote was not saved: {err}")
+
+if S["cls_galaxy"] is None:
+    st.success("You have seen every galaxy that still needs votes. Thank you!")
+    st.stop()
+
+g = get_galaxy(store(), S["cls_galaxy"])
+img = survey.image(g.idx)
+
+# the model's proposal: (class, confidence, model version) and, for the tree, its path
+mv = active_model_row()
+pred = prediction_for(store(), g.id, mv.id) if mv else None
+S["cls_proposal"] = None if pred is None else (pred.top_class, pred.confidence, mv.id)
+proposal_path = ([tuple(s) for s in ls[pred.top_class].path] if (pred is not None and ls is not None) else None)
+
+left, right = st.columns([5, 6], gap="large")
+with left:
+    c1, c2, c3 = st.columns(3)
+    zoom = c1.select_slider("Zoom", [1.0, 1.5, 2.0, 3.0], value=1.0, key="cls_zoom")
+    stretch = c2.select_slider("Stretch", ["linear", "asinh", "log"], value="linear", key="cls_stretch")
+    invert = c3.toggle("Invert", key="cls_invert")
+    x = img.astype(np.float32) / 255.0
+    if zoom > 1:
+        h = x.shape[0]
+        k = int(round(h / zoom / 2))
+        x = x[h // 2 - k: h // 2 + k, h // 2 - k: h // 2 + k]
+    if stretch == "asinh":
+        x = np.arcsinh(8 * x) / np.arcsinh(8)
+    elif stretch == "log":
+        x = np.log1p(30 * x) / np.log1p(30)
+    if invert:
+        x = 1 - x
+    st.image(display((np.clip(x, 0, 1) * 255).astype(np.uint8), 420), width="stretch")
+    st.caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None else ""))
+
+with right:
+    if pred is not None:
+        name = survey.class_names[pred.top_class]
+        st.markdown(f"**Model proposal:** {name} · confidence {pred.confidence:.0%}")
+        st.button(f"✓ Confirm: {name}", type="primary", key="cls_confirm", width="stretch", shortcut="Enter",
+                  on_click=commit, args=([list(s) for s in proposal_path] if proposal_path else [[FLAT_TASK, pred.top_class]],))
+    path = S["cls_path"]
+    if ls is None:  # flat workflow: one question, the survey's classes
+        st.subheader("Which class is this galaxy?")
+        cols = st.columns(4)
+        for k, cname in enumerate(survey.class_names):
+            with cols[k % 4]:
+                sym = survey.label_set[k].symbol if survey.label_set else "t01_features"
+                st.image(symbol_image(sym, 72), width=72)
+                st.button(cname, key=f"ans_flat_{k}", on_click=commit, args=([[FLAT_TASK, k]],),
+                          type="primary" if pred is not None and pred.top_class == k else "secondary")
+    else:
+        task_id = GZ2_TREE.root if not path else GZ2_TREE[path[-1][0]].next_task(path[-1][1])
+        task = GZ2_TREE[task_id]
+        st.subheader(task.question)
+        on_proposal = proposal_path is not None and [tuple(p) for p in path] == proposal_path[: len(path)]
+        proposed = dict(proposal_path).get(task_id) if on_proposal else None
+
+        def answer(a_id: str) -> None:
+            S["cls_path"] = S["cls_path"] + [[task_id, a_id]]
+            if GZ2_TREE[task_id].next_task(a_id) is None:
+                commit(S["cls_path"])
+
+        cols = st.columns(min(4, len(task.answers)))
+        for k, a in enumerate(task.answers):
+            with cols[k % len(cols)]:
+                st.image(symbol_image(a.id, 80), width=80)
+                st.button(a.text + (" ✓" if a.id == proposed else ""), key=f"ans_{a.id}", help=a.help,
+                          type="primary" if a.id == proposed else "secondary", on_click=answer, args=(a.id,))
+        if path:
+            st.caption("Your answers so far: " + " → ".join(GZ2_TREE[t].answer(a).text for t, a in path))
+    b1, b2 = st.columns(2)
+    b1.button("← Back", key="cls_back", disabled=not path, on_click=lambda: S.update(cls_path=S["cls_path"][:-1]))
+    b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy)
+
+with st.expander("Field guide: every symbol and what it means"):
+    for task in GZ2_TREE.tasks.values():
+        st.markdown(f"**{task.id} · {task.question}**")
+        cols = st.columns(7)
+        for k, a in enumerate(task.answers):
+            with cols[k % 7]:
+                st.image(symbol_image(a.id, 64), width=64)
+                st.caption(f"**{a.text}** — {a.help}")
