@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Start what the test suite talks to and print the PostgreSQL URL the tests should use.
-# PostgreSQL comes from Debian's packages and listens on localhost only (its default). Idempotent; needs root
-# (or an already running server). All chatter goes to stderr; stdout is only the URL.
+# Install and start what the test suite talks to, from Debian's packages: PostgreSQL (listening on
+# localhost only, its default) and Chromium (driven by Playwright in the browser test). Prints the
+# PostgreSQL URL the tests should use. Idempotent; installing needs root. Chatter goes to stderr.
 set -euo pipefail
 PORT="${GALAXALIGN_PG_PORT:-5432}"
 {
-  if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  need=()
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-      echo "services: PostgreSQL is not installed and this user cannot install it" ; exit 0
+      echo "services: ${need[*]} missing and this user cannot install them"
     fi
   fi
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || exit 0
   VER=$(ls /usr/lib/postgresql | sort -n | tail -1)
   if ! pg_lsclusters -h 2>/dev/null | grep -q "^$VER main"; then
     pg_createcluster "$VER" main -p "$PORT" >/dev/null

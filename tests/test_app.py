@@ -1,62 +1,13 @@
 """The Streamlit app under streamlit.testing.v1.AppTest: every page, as a volunteer, a researcher and
 an admin, against a small workspace with a tiny trained model."""
-import shutil
 from pathlib import Path
 
 import pytest
-import streamlit as st
-import yaml
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
 VIEWS = Path(APP).parent / "views"
-
-
-@pytest.fixture(scope="session")
-def built_workspace(tmp_path_factory, synth_h5):
-    """Survey registered, three accounts, a tiny model trained, embedded, indexed and active."""
-    from galaxalign.data import load_survey
-    from galaxalign.jobs import retrain
-    from galaxalign.store import add_volunteer, open_store, register_survey
-    from galaxalign.workspace import Workspace
-
-    root = tmp_path_factory.mktemp("appws")
-    w = Workspace(root).create()
-    shutil.copy(synth_h5, w.demo_survey)
-    store = open_store(w.database_url)
-    register_survey(store, load_survey(w.demo_survey), "demo", known_fraction=0.5, gold_fraction=0.05)
-    add_volunteer(store, "vera", "volunteer", "volunteer-pw")
-    add_volunteer(store, "rosa", "researcher", "researcher-pw")
-    add_volunteer(store, "adam", "admin", "admin-password")
-    cfg = root / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump({"stage1_epochs": 1, "stage2_epochs": 1, "batch_size": 8, "warmup_steps": 2,
-                                   "symbol_variants": 3}))
-    retrain(store, w, None, {"config": str(cfg), "name": "starter", "force_activate": True})
-    store.dispose()
-    return root
-
-
-@pytest.fixture
-def workspace(built_workspace, tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    shutil.copytree(built_workspace, root)
-    # paths inside the database point at the session workspace: re-point them at this copy
-    from galaxalign.store import open_store
-    from galaxalign.workspace import Workspace
-
-    store = open_store(Workspace(root).database_url)
-    with store.sessions() as s, s.begin():
-        for table, col in (("surveys", "path"), ("model_versions", "checkpoint_path"),
-                           ("model_versions", "embeddings_path")):
-            s.execute(__import__("sqlalchemy").text(
-                f"UPDATE {table} SET {col} = REPLACE({col}, :a, :b)"), {"a": str(built_workspace), "b": str(root)})
-    store.dispose()
-    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(root))
-    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return root
 
 
 def signed_in(name, password):
