@@ -49,3 +49,33 @@ def test_symbols_command_writes_all_pngs(tmp_path):
     r = run("symbols", "--out", str(tmp_path), "--size", "32")
     assert r.returncode == 0, r.stderr
     assert len(list(tmp_path.rglob("*.png"))) == 51
+
+
+def test_user_add_and_export_commands(tmp_path, synth_h5):
+    import pandas as pd
+
+    from galaxalign.data import load_survey
+    from galaxalign.store import open_store, record_classification, register_survey
+    from galaxalign.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").create()
+    store = open_store(ws.database_url)
+    register_survey(store, load_survey(synth_h5), "demo")
+    store.dispose()
+    r = run("user", "add", "ada", "--role", "admin", "--password", "lovelace-1843", "--workspace", str(ws.root))
+    assert r.returncode == 0 and "created admin 'ada'" in r.stdout, r.stderr
+    r = run("user", "add", "ada", "--password", "lovelace-1843", "--workspace", str(ws.root))
+    assert r.returncode == 2 and r.stderr.strip() == "error: volunteer 'ada' already exists"
+    r = run("user", "add", "bob", "--role", "emperor", "--password", "lovelace-1843", "--workspace", str(ws.root))
+    assert r.returncode == 2 and "role 'emperor'" in r.stderr
+    store = open_store(ws.database_url)
+    record_classification(store, "ada", load_survey(synth_h5).id_str[0],
+                          [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]])
+    store.dispose()
+    r = run("export", str(tmp_path / "c.csv"), "--workspace", str(ws.root))
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(tmp_path / "c.csv")) == 1
+    r = run("export", str(tmp_path / "f.parquet"), "--what", "fractions", "--workspace", str(ws.root))
+    assert r.returncode == 0 and pd.read_parquet(tmp_path / "f.parquet")["frac_Round Smooth"].tolist() == [1.0]
+    r = run("export", str(tmp_path / "f.xlsx"), "--workspace", str(ws.root))
+    assert r.returncode == 2 and "csv or .parquet" in r.stderr
