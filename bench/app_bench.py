@@ -135,14 +135,10 @@ def main() -> None:
         tmp = Path(tmp)
         small = tmp / "vote"
         shutil.copytree(demo, small)
-        from galaxalign.store import open_store
-        from sqlalchemy import text
+        from galaxalign.store import open_store, relocate_paths
 
         st_ = open_store(f"sqlite:///{small / 'galaxalign.db'}")
-        with st_.sessions() as s, s.begin():
-            for table, col in (("surveys", "path"), ("model_versions", "checkpoint_path"),
-                               ("model_versions", "embeddings_path")):
-                s.execute(text(f"UPDATE {table} SET {col} = REPLACE({col}, :a, :b)"), {"a": str(demo), "b": str(small)})
+        relocate_paths(st_, str(demo), str(small))
         st_.dispose()
         os.environ["GALAXALIGN_WORKSPACE"] = str(small)
         lat = vote_latency(small)

@@ -72,7 +72,7 @@ def db_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def store(db_url):
-    from galaxalign.store import open_store
+    from galaxalign.store import open_store, relocate_paths
 
     st = open_store(db_url)
     yield st
@@ -115,15 +115,11 @@ def workspace(built_workspace, tmp_path, monkeypatch):
     root = tmp_path / "ws"
     shutil.copytree(built_workspace, root)
     # paths inside the database point at the session workspace: re-point them at this copy
-    from galaxalign.store import open_store
+    from galaxalign.store import open_store, relocate_paths
     from galaxalign.workspace import Workspace
 
     store = open_store(Workspace(root).database_url)
-    with store.sessions() as s, s.begin():
-        for table, col in (("surveys", "path"), ("model_versions", "checkpoint_path"),
-                           ("model_versions", "embeddings_path")):
-            s.execute(__import__("sqlalchemy").text(
-                f"UPDATE {table} SET {col} = REPLACE({col}, :a, :b)"), {"a": str(built_workspace), "b": str(root)})
+    relocate_paths(store, str(built_workspace), str(root))
     store.dispose()
     monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(root))
     monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)

@@ -317,3 +317,16 @@ def test_survey_import_validates_and_leaves_nothing_behind(store, tmp_path, gala
         import_survey(store, ws, "a.h5", galaxy10_file.read_bytes(), "g10")
     assert [s.name for s in list_surveys(store)] == ["g10"]
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_relocating_a_workspace_rewrites_only_its_paths(seeded, tmp_path):
+    from galaxalign.store import get_survey, relocate_paths
+
+    store, survey = seeded
+    old = str(survey.path.parent)
+    (tmp_path / "m.pt").write_bytes(b"x")
+    register_model(store, "m1", str(tmp_path / "m.pt"), {}, {})
+    n = relocate_paths(store, old, "/new/home")
+    assert n == 1 + (str(tmp_path).startswith(old + "/") or str(tmp_path) == old)
+    assert get_survey(store, "demo").path == "/new/home/" + survey.path.name
+    assert relocate_paths(store, old, "/elsewhere") == 0

@@ -35,7 +35,7 @@ __all__ = [
     "record_classification", "undo_last_classification",
     "register_model", "activate_model", "active_model", "list_model_versions", "get_model_version",
     "set_model_embeddings", "store_predictions", "prediction_for",
-    "enqueue_job_row", "update_job", "finish_job", "get_job", "list_jobs", "claim_job",
+    "enqueue_job_row", "update_job", "finish_job", "get_job", "list_jobs", "claim_job", "relocate_paths",
 ]
 
 WORKFLOW_VERSION = "1.0"
@@ -562,6 +562,24 @@ def get_job(store: Store, job_id: int) -> Job:
 def list_jobs(store: Store, limit: int = 50) -> list[Job]:
     with store.read() as s:
         return list(s.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
+
+
+def relocate_paths(store: Store, old_root: str, new_root: str) -> int:
+    """After a workspace folder is copied or moved: rewrite the stored paths (survey files,
+    checkpoints, embeddings) that start with ``old_root`` to start with ``new_root``. Returns the
+    number of rows changed."""
+    old_root, new_root = str(old_root).rstrip("/"), str(new_root).rstrip("/")
+
+    def fn(s: Session) -> int:
+        n = 0
+        for obj in list(s.scalars(select(SurveyRow))) + list(s.scalars(select(ModelVersion))):
+            for col in ("path", "checkpoint_path", "embeddings_path"):
+                v = getattr(obj, col, None)
+                if isinstance(v, str) and (v == old_root or v.startswith(old_root + "/")):
+                    setattr(obj, col, new_root + v[len(old_root):])
+                    n += 1
+        return n
+    return store.write(fn)
 
 
 def count(store: Store, model) -> int:

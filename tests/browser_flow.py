@@ -1,0 +1,99 @@
+"""The browser walk-through shared by tests/test_browser.py and bench/screenshots.py: sign in,
+classify galaxies through the buttons, open Explore and search by text, open Admin; screenshots."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(workspace: Path, log_path: Path):
+    """Serve the app on a free loopback port for ``workspace``; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "GALAXALIGN_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
+    log = open(log_path, "wb")
+    p = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+                          "--server.address", "127.0.0.1", "--server.headless", "true",
+                          "--browser.gatherUsageStats", "false"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError(Path(log_path).read_text()[-2000:])
+        yield url
+    finally:
+        p.terminate()
+        p.wait(20)
+
+
+def walk_through(url: str, user: str, password: str, out: Path, n_votes: int = 3, on_votes=None) -> None:
+    """Drive the app in Debian's Chromium; raises if any step does not show what it should."""
+    from playwright.sync_api import expect, sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=120_000)  # a rerun on a loaded 2-core machine can take a while
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 950})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.get_by_label("Name").fill(user)
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Classify")).to_be_visible()
+        for k in range(n_votes):
+            expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
+                   ).to_be_visible()
+            if k == n_votes - 1:
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(out / "classify.png"))
+            page.get_by_role("button", name="Smooth").click()
+            expect(page.get_by_role("heading", name="How rounded is it?")).to_be_visible()
+            page.get_by_role("button", name=re.compile(r"^Completely round")).first.click()
+            expect(page.get_by_role("heading", name="Is there anything odd?")).to_be_visible()
+            page.get_by_role("button", name=re.compile(r"^No( ✓)?$")).first.click()
+            expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
+        if on_votes:
+            on_votes()
+        page.get_by_role("link", name="Explore").click()
+        expect(page.get_by_role("heading", name="Explore the embedding space")).to_be_visible()
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out / "explore.png"))
+        page.get_by_role("tab", name="Similarity search").click()
+        page.get_by_text("text", exact=True).click()
+        box = page.get_by_label("Describe the galaxy")
+        box.fill("A picture of a merging galaxy")
+        box.press("Enter")
+        expect(page.get_by_text(re.compile(r"score \d\.\d{3}"))).to_have_count(12)  # the default top-12
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "search.png"), full_page=True)
+        page.get_by_role("link", name="Admin").click()
+        expect(page.get_by_role("heading", name="Model versions")).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "admin.png"), full_page=True)
+        browser.close()
