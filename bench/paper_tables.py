@@ -3,8 +3,9 @@
     python bench/paper_tables.py                 # all runs × 3 seeds (about an hour on 2 cores)
     python bench/paper_tables.py --report        # only rewrite the tables from finished runs
 
-Every run appends one line to ``bench/out/paper_runs.jsonl``; a run already there is skipped, so an
-interrupted benchmark picks up where it stopped. The tables (mean ± std over seeds) are written to
+Every run appends one line to ``bench/results/paper_runs.jsonl``; a run already there is skipped, so
+an interrupted benchmark picks up where it stopped. Runs go in order of importance — the main
+comparison for every seed first, then the ablations. The tables (mean ± std over seeds) are written to
 ``bench/out/paper_tables.md`` and the t-SNE figure (paper Fig. 4: ours vs bi-modal CLIP) to
 ``docs/tsne_ours_vs_clip.png``.
 """
@@ -29,7 +30,7 @@ from galaxalign.synth import synth_survey  # noqa: E402
 from galaxalign.train import load_config, train  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-RUNS = OUT / "paper_runs.jsonl"
+RUNS = ROOT / "bench" / "results" / "paper_runs.jsonl"  # committed: the tables are rebuilt from it
 SURVEY = OUT / "paper_survey.h5"
 N_GALAXIES, SEEDS = 2000, (0, 1, 2)
 EPOCHS = dict(stage1_epochs=3, stage2_epochs=6)
@@ -47,7 +48,6 @@ CONTRASTIVE = {
     "loss_no_sym_txt": {"stage2_pairs": ("img_txt", "img_sym")},
     "class_aware": {"class_aware": True},
 }
-OTHER = ("supervised", "supervised_focal", "probe_init", "probe_ours")
 KEYS = ("accuracy", "macro_f1", "map_at_5", "map")
 
 
@@ -69,41 +69,47 @@ def record(name: str, seed: int, metrics: dict, seconds: float) -> None:
           + f"  ({seconds:.0f} s)", flush=True)
 
 
+# the order runs are made in: the main comparison for all seeds first, ablations after
+PRIORITY = ["ours", "clip", "supervised", "probe_init", "probe_ours", "class_aware", "v1", "v2", "v3", "no_text",
+            "loss_no_img_txt", "loss_no_img_sym", "loss_no_sym_txt", "supervised_focal"]
+
+
+def run_one(name: str, seed: int, survey, base) -> None:
+    import torch
+
+    cfg = replace(base, seed=seed, split_seed=seed)
+    t0 = time.perf_counter()
+    if name in CONTRASTIVE:
+        res = train(replace(cfg, eval_every_stage=False, **CONTRASTIVE[name]), survey=survey,
+                    out_dir=OUT / "runs" / f"{name}-{seed}", show_bar=False)
+        metrics = res["metrics"]
+    elif name == "supervised":
+        metrics = train_supervised(cfg, survey)
+    elif name == "supervised_focal":
+        metrics = train_supervised(cfg, survey, focal_gamma=2.0, class_weights=True)
+    else:  # linear probes: on the initial (random) tower, or on Ours' trained tower of the same seed
+        torch.manual_seed(seed)
+        if name == "probe_ours" and not (OUT / "runs" / f"ours-{seed}" / "model.pt").exists():
+            return
+        m = create_model(cfg.model) if name == "probe_init" else load_model(OUT / "runs" / f"ours-{seed}")
+        tr, te = stratified_split(survey.labels, cfg.test_size, seed)
+        f_tr = tower_features(m.clip.visual, m.preprocess, survey, tr)
+        f_te = tower_features(m.clip.visual, m.preprocess, survey, te)
+        metrics = linear_probe(f_tr, survey.labels[tr], f_te, survey.labels[te], survey.class_names)
+    record(name, seed, metrics, time.perf_counter() - t0)
+
+
 def run_all() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
     if not SURVEY.exists():
         synth_survey(SURVEY, n=N_GALAXIES, size=64, seed=2025)
     survey = load_survey(SURVEY)
     base = load_config(ROOT / "configs" / "tiny-cpu.yaml", **EPOCHS)
-    finished = done()
-    for seed in SEEDS:
-        for name, over in CONTRASTIVE.items():
-            if (name, seed) in finished:
-                continue
-            cfg = replace(base, seed=seed, split_seed=seed, eval_every_stage=False, **over)
-            t0 = time.perf_counter()
-            res = train(cfg, survey=survey, out_dir=OUT / "runs" / f"{name}-{seed}", show_bar=False)
-            record(name, seed, res["metrics"], time.perf_counter() - t0)
-        cfg = replace(base, seed=seed, split_seed=seed)
-        if ("supervised", seed) not in finished:
-            t0 = time.perf_counter()
-            record("supervised", seed, train_supervised(cfg, survey), time.perf_counter() - t0)
-        if ("supervised_focal", seed) not in finished:
-            t0 = time.perf_counter()
-            record("supervised_focal", seed, train_supervised(cfg, survey, focal_gamma=2.0, class_weights=True),
-                   time.perf_counter() - t0)
-        tr, te = stratified_split(survey.labels, cfg.test_size, seed)
-        for name in ("probe_init", "probe_ours"):
-            if (name, seed) in finished:
-                continue
-            t0 = time.perf_counter()
-            import torch
-            torch.manual_seed(seed)
-            m = create_model(cfg.model) if name == "probe_init" else load_model(OUT / "runs" / f"ours-{seed}")
-            f_tr = tower_features(m.clip.visual, m.preprocess, survey, tr)
-            f_te = tower_features(m.clip.visual, m.preprocess, survey, te)
-            record(name, seed, linear_probe(f_tr, survey.labels[tr], f_te, survey.labels[te], survey.class_names),
-                   time.perf_counter() - t0)
+    for name in PRIORITY:
+        for seed in SEEDS:
+            if (name, seed) not in done():
+                run_one(name, seed, survey, base)
 
 
 LABELS = {

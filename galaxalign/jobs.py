@@ -297,8 +297,8 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
     out: dict = {}
     try:
         if not any(s.name == "demo" for s in list_surveys(store)):
-            # volunteers are there to label what experts have not: half the demo's labels are "known"
-            register_survey(store, load_survey(workspace.demo_survey), "demo", known_fraction=0.5)
+            # volunteers are there to label what experts have not: a fifth of the demo is left to them
+            register_survey(store, load_survey(workspace.demo_survey), "demo", known_fraction=0.8)
         admin_pw_file = workspace.root / "admin-password.txt"
         from .store import get_volunteer
         from .store.api import NotFound

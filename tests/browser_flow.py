@@ -60,40 +60,56 @@ def walk_through(url: str, user: str, password: str, out: Path, n_votes: int = 3
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 950})
         page.set_default_timeout(120_000)
-        page.goto(url)
-        page.get_by_label("Name").fill(user)
-        page.get_by_role("textbox", name="Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Classify")).to_be_visible()
-        for k in range(n_votes):
-            expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
-                   ).to_be_visible()
-            if k == n_votes - 1:
-                page.wait_for_timeout(500)
-                page.screenshot(path=str(out / "classify.png"))
-            page.get_by_role("button", name="Smooth").click()
-            expect(page.get_by_role("heading", name="How rounded is it?")).to_be_visible()
-            page.get_by_role("button", name=re.compile(r"^Completely round")).first.click()
-            expect(page.get_by_role("heading", name="Is there anything odd?")).to_be_visible()
-            page.get_by_role("button", name=re.compile(r"^No( ✓)?$")).first.click()
-            expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
-        if on_votes:
-            on_votes()
-        page.get_by_role("link", name="Explore").click()
-        expect(page.get_by_role("heading", name="Explore the embedding space")).to_be_visible()
-        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
-        page.wait_for_timeout(2000)
-        page.screenshot(path=str(out / "explore.png"))
-        page.get_by_role("tab", name="Similarity search").click()
-        page.get_by_text("text", exact=True).click()
-        box = page.get_by_label("Describe the galaxy")
-        box.fill("A picture of a merging galaxy")
-        box.press("Enter")
-        expect(page.get_by_text(re.compile(r"score \d\.\d{3}"))).to_have_count(12)  # the default top-12
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(out / "search.png"), full_page=True)
-        page.get_by_role("link", name="Admin").click()
-        expect(page.get_by_role("heading", name="Model versions")).to_be_visible()
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "admin.png"), full_page=True)
-        browser.close()
+        try:
+            _steps(page, expect, user, password, out, n_votes, on_votes, url)
+        except Exception:
+            page.screenshot(path=str(out / "failure.png"), full_page=True)  # what the browser saw
+            raise
+        finally:
+            browser.close()
+
+
+def answer(page, answer_id: str) -> None:
+    """Click an answer button, found by its widget key (Streamlit gives its container the class
+    st-key-<key>) — the label may carry the proposal's ✓."""
+    page.locator(f".st-key-ans_{answer_id} button").first.click()
+
+
+def _steps(page, expect, user, password, out, n_votes, on_votes, url) -> None:
+    """The walk-through itself; every expect() waits for the app to show what it should."""
+    page.goto(url)
+    page.get_by_label("Name").fill(user)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Classify")).to_be_visible()
+    for k in range(n_votes):
+        expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
+               ).to_be_visible()
+        if k == n_votes - 1:
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / "classify.png"))
+        answer(page, "t01_smooth")
+        expect(page.get_by_role("heading", name="How rounded is it?")).to_be_visible()
+        answer(page, "t07_round")
+        expect(page.get_by_role("heading", name="Is there anything odd?")).to_be_visible()
+        answer(page, "t06_no")
+        expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
+    if on_votes:
+        on_votes()
+    page.get_by_role("link", name="Explore").click()
+    expect(page.get_by_role("heading", name="Explore the embedding space")).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(out / "explore.png"))
+    page.get_by_role("tab", name="Similarity search").click()
+    page.get_by_text("text", exact=True).click()
+    box = page.get_by_label("Describe the galaxy")
+    box.fill("A picture of a merging galaxy")
+    box.press("Enter")
+    expect(page.get_by_text(re.compile(r"score \d\.\d{3}"))).to_have_count(12)  # the default top-12
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(out / "search.png"), full_page=True)
+    page.get_by_role("link", name="Admin").click()
+    expect(page.get_by_role("heading", name="Model versions")).to_be_visible()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(out / "admin.png"), full_page=True)

@@ -67,7 +67,7 @@ def test_volunteer_classifies_through_the_tree(workspace):
     at.button(key="cls_confirm").click().run()
     n, rows = votes(workspace)
     assert n == 2 and rows[1][1] is True
-    assert any("You have classified **2**" in c.value for c in at.caption)
+    assert any("You have classified **2** galaxies" in c.value for c in at.caption)
     at.button(key="cls_skip").click().run()
     assert votes(workspace)[0] == 2 and not at.exception
     assert first is not None

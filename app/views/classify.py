@@ -58,8 +58,9 @@ mine = stats[stats.volunteer == user["name"]] if len(stats) else stats
 if len(mine):
     m = mine.iloc[0]
     agree = "—" if np.isnan(m.crowd_agreement) else f"{m.crowd_agreement:.0%}"
-    st.caption(f"You have classified **{int(m.votes)}** galaxies · the crowd agreed with you on **{agree}** of those "
-               f"others classified too.")
+    n = int(m.votes)
+    st.caption(f"You have classified **{n}** {'galaxy' if n == 1 else 'galaxies'} · the crowd agreed with you on "
+               f"**{agree}** of those others classified too.")
 err = S.pop("cls_error", None)
 if err:
     st.error(f"That vote was not saved: {err}")
