@@ -42,7 +42,7 @@ from .symbols import render_symbol
 from .taxonomy import make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
-           "class_text_for"]
+           "class_text_for", "encode_batch"]
 
 VARIANTS = ("galaxalign", "clip", "v1", "v2", "v3", "scratch", "no_text")
 
@@ -202,6 +202,26 @@ class SymbolBank:
     def sample(self, classes: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         pick = torch.randint(0, self.variants, (len(classes),), generator=gen)
         return self.tensor[classes.cpu(), pick]
+
+
+def encode_batch(model, x: torch.Tensor, y: torch.Tensor, tokens: torch.Tensor, bank: "SymbolBank",
+                 gen: torch.Generator, need_sym: bool = True, need_txt: bool = True, unique: bool = True) -> dict:
+    """Embeddings of one batch, every one aligned to the batch: ``{"img", "sym", "txt"}`` (B, D) + ``"scale"``.
+
+    ``unique``: text and symbols are per class, so each distinct class of the batch is encoded once
+    (U ≤ C encodings) and gathered back to the B samples; otherwise one encoding per sample (the
+    naive loop, kept for the benchmark). ``model`` may be the DDP wrapper.
+    """
+    if unique:
+        uniq, inv = torch.unique(y, return_inverse=True)
+        sym_in = bank.sample(uniq, gen).to(x.device) if need_sym else None
+        txt_in = tokens[uniq] if need_txt else None
+    else:
+        inv = torch.arange(len(y), device=x.device)
+        sym_in = bank.sample(y, gen).to(x.device) if need_sym else None
+        txt_in = tokens[y] if need_txt else None
+    z = model(image=x, symbol=sym_in, text=txt_in)
+    return {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}  # (U, D) → (B, D)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -391,17 +411,8 @@ class Trainer:
                         imgs = _augment(imgs, gen)
                     y = torch.as_tensor(self.labels[bidx], device=self.device)
                     x = model.preprocess(imgs)
-                    if cfg.unique_encode:
-                        uniq, inv = torch.unique(y, return_inverse=True)
-                        sym_in = bank.sample(uniq, gen).to(self.device) if need_sym else None
-                        txt_in = tokens[uniq] if need_txt else None
-                    else:  # naive: one symbol and one text encoding per sample
-                        inv = torch.arange(len(y), device=self.device)
-                        sym_in = bank.sample(y, gen).to(self.device) if need_sym else None
-                        txt_in = tokens[y] if need_txt else None
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        z = wrapped(image=x, symbol=sym_in, text=txt_in)
-                        z = {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}  # gather to the batch
+                        z = encode_batch(wrapped, x, y, tokens, bank, gen, need_sym, need_txt, cfg.unique_encode)
                         terms = loss_fn(z, z["scale"], y)
                     opt.zero_grad(set_to_none=True)
                     terms["loss"].backward()
