@@ -104,9 +104,12 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
 
 def linear_probe(train_feats: np.ndarray, y_train: np.ndarray, test_feats: np.ndarray, y_test: np.ndarray,
                  class_names: list[str], C: float = 1.0) -> dict:
-    """Logistic regression on frozen features; retrieval on the test features."""
+    """Logistic regression on standardised frozen features; retrieval on the test features."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    clf = LogisticRegression(C=C, max_iter=2000)
+    # unit-norm features have tiny per-dimension variance: without scaling, C=1 underfits badly
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
     clf.fit(train_feats, y_train)
     return _metrics(y_test, clf.predict(test_feats), test_feats, class_names)
