@@ -143,11 +143,19 @@ def report() -> str:
             cells = []
             for k in KEYS:
                 v = np.array([r[k] for r in rows if r[k] is not None], float)
-                cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}" if len(v) else "—")
+                cells.append("—" if not len(v) else f"{v.mean():.4f}" if len(v) == 1 else
+                             f"{v.mean():.4f} ± {v.std(ddof=1):.4f}")
             lines.append(f"| {LABELS[name]} | {len(rows)} | " + " | ".join(cells) + " |")
         lines.append("")
     text = "\n".join(lines)
+    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "paper_tables.md").write_text(text)
+    # keep BENCHMARKS.md in step: its tables live between two markers
+    bm = ROOT / "BENCHMARKS.md"
+    start, end = "<!-- paper-tables:start -->", "<!-- paper-tables:end -->"
+    doc = bm.read_text()
+    if start in doc and end in doc:
+        bm.write_text(doc[: doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):])
     return text
 
 
