@@ -32,9 +32,9 @@ run: demo
 	$(BIN)/streamlit run app/streamlit_app.py --server.port $(PORT) --server.headless true \
 	  --browser.gatherUsageStats false
 
-# PostgreSQL and Chromium come from Debian's packages (.ci/services.sh installs and starts them).
+# PostgreSQL, Redis and Chromium come from Debian's packages (.ci/services.sh installs and starts them).
 test: install
-	@PG_URL=$$(bash .ci/services.sh) && GALAXALIGN_TEST_POSTGRES_URL=$$PG_URL $(BIN)/python -m pytest -q
+	@SERVICES="$$(bash .ci/services.sh)" && env $$SERVICES $(BIN)/python -m pytest -q
 
 symbols: install
 	$(BIN)/galaxalign symbols

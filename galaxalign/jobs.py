@@ -234,7 +234,8 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
 
 def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_bar: bool = False) -> dict:
     """See the module docstring. ``params``: ``survey``, ``config`` (path), ``stage1_epochs``,
-    ``stage2_epochs``, ``from_scratch``, ``force_activate``, ``tolerance`` (default 0.005)."""
+    ``stage2_epochs``, ``from_scratch``, ``force_activate``, ``tolerance`` (default 0.005),
+    ``lr_scale`` (default 0.1: starting from the active model, the config's lr is scaled down)."""
     from .data import stratified_split
     from .inference import evaluate_model
     from .model import load_model
@@ -249,6 +250,8 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     cfg = replace(cfg, eval_every_stage=False)
     parent = active_model(store)
     init_from = None if (parent is None or params.get("from_scratch")) else parent.checkpoint_path
+    if init_from:  # fine-tuning a trained model: a full-size first step would undo what it knows
+        cfg = replace(cfg, lr=cfg.lr * float(params.get("lr_scale", 0.1)))
     labels, n_consensus = training_labels(store, row.name, survey)
     # held-out split on the survey's own labels: the same galaxies judge the candidate and the parent
     _, test_idx = stratified_split(survey.labels, cfg.test_size, cfg.split_seed)

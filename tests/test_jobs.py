@@ -171,3 +171,33 @@ def test_a_worse_candidate_is_not_activated(ws, tmp_path):
     assert {m.name: m.status for m in list_model_versions(store)} == {"good": "active", "cand": "candidate"}
     activate_model(store, "cand")  # an admin may still choose it
     assert active_model(store).name == "cand"
+
+
+REDIS_URL = os.environ.get("GALAXALIGN_TEST_REDIS_URL")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="GALAXALIGN_TEST_REDIS_URL is not set; `make test` starts Redis")
+def test_the_queue_runs_on_redis_when_configured(ws, tmp_path, monkeypatch):
+    import redis
+
+    from galaxalign.jobs import get_huey
+
+    w, store = ws
+    retrain(store, w, None, {"config": tiny_config(tmp_path / "t.yaml"), "name": "starter", "force_activate": True})
+    r = redis.Redis.from_url(REDIS_URL)
+    r.flushdb()
+    monkeypatch.setenv("GALAXALIGN_REDIS_URL", REDIS_URL)
+    get_huey.cache_clear()
+    try:
+        jid = enqueue(store, "embed", {"model": "starter"}, workspace=w)
+        assert r.llen("huey.redis.galaxalign") == 1  # the message sits in Redis, not in huey.db
+        assert not (w.root / "huey.db").exists()
+        worker = start_worker(w, GALAXALIGN_REDIS_URL=REDIS_URL)
+        try:
+            job = wait_for(lambda: (j := get_job(store, jid)).state in ("succeeded", "failed") and j, timeout=300)
+        finally:
+            stop(worker)
+    finally:
+        get_huey.cache_clear()
+    assert job.state == "succeeded", job.log_tail
+    assert r.llen("huey.redis.galaxalign") == 0

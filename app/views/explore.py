@@ -124,7 +124,11 @@ with tab_search:
         from galaxalign.index import query_image, query_symbol, query_text
 
         if mode == "galaxy":
-            gid = st.text_input("Galaxy id", value=str(preds.id_str.iloc[0]), key="exp_gid")
+            # a galaxy clicked (or the first one boxed) on the map is the default query
+            clicked = str(df.id_str[picked[0]]) if picked else str(preds.id_str.iloc[0])
+            if st.session_state.get("exp_gid_from") != clicked:
+                st.session_state["exp_gid"], st.session_state["exp_gid_from"] = clicked, clicked
+            gid = st.text_input("Galaxy id (click a galaxy on the map to use it)", key="exp_gid")
             if gid:
                 hits = index.search_row(gid.strip(), k)
                 query_img = survey.image(int(np.flatnonzero(preds.id_str.to_numpy() == gid.strip())[0]))
