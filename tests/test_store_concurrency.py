@@ -1,31 +1,19 @@
 """16 processes × 100 votes each against one store: exactly 1,600 rows, no duplicates, no lock errors."""
-import multiprocessing as mp
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from galaxalign.data import load_survey
-from galaxalign.store import RetirementRule, add_volunteer, open_store, record_classification, register_survey
+from galaxalign.store import add_volunteer, open_store, register_survey
 from galaxalign.store.models import Classification, Galaxy
 
 PROCS, VOTES = 16, 100
-ROUND = [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]]
-
-
-def _voter(url: str, k: int, n_galaxies: int, q) -> None:
-    store = open_store(url, upgrade=False)
-    errors = []
-    t0 = time.perf_counter()
-    for i in range(VOTES):
-        # every process votes on galaxies that other processes vote on too, so rows contend
-        g = (i + k) % n_galaxies + 1
-        try:
-            record_classification(store, f"p{k:02d}", g, ROUND, rule=RetirementRule(10 ** 6, 10 ** 6, 1.0))
-        except Exception as e:  # anything reaching the caller is a failure of the store
-            errors.append(f"{e.__class__.__name__}: {e}")
-    q.put((k, errors, time.perf_counter() - t0))
-    store.dispose()
+WORKER = str(Path(__file__).resolve().parent / "vote_worker.py")
 
 
 @pytest.fixture
@@ -41,17 +29,16 @@ def contended(db_url, tmp_path):
 
 
 def test_sixteen_processes_vote_without_loss_or_lock_errors(contended):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_voter, args=(contended, k, VOTES + PROCS, q)) for k in range(PROCS)]
     t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, WORKER, contended, str(k), str(VOTES + PROCS), str(VOTES)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(PROCS)]
+    results = []
     for p in procs:
-        p.start()
-    results = [q.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
     wall = time.perf_counter() - t0
-    errors = [e for _, errs, _ in results for e in errs]
+    errors = [e for r in results for e in r["errors"]]
     assert errors == []
     store = open_store(contended, upgrade=False)
     with store.read() as s:
