@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 
 from .errors import GalaxalignError
@@ -253,10 +254,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except __import__("click").exceptions.ClickException as e:
+    except click.exceptions.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except __import__("click").exceptions.Abort:
+    except click.exceptions.Abort:
         sys.exit(1)
 
 

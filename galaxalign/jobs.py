@@ -52,7 +52,7 @@ class JobCancelled(GalaxalignError):
 @lru_cache(maxsize=None)
 def get_huey(workspace_root: str):
     """The huey instance of a workspace, with our task registered on it."""
-    from huey import RedisHuey, SqliteHuey
+    from huey import RedisHuey, SqliteHuey, crontab
 
     redis_url = os.environ.get("GALAXALIGN_REDIS_URL")
     if redis_url:
@@ -65,7 +65,7 @@ def get_huey(workspace_root: str):
     def run_job_task(job_id: int, root: str = workspace_root):
         run_job(job_id, Workspace(root))
 
-    @huey.periodic_task(__import__("huey").crontab(minute="*"), name="galaxalign.reap")
+    @huey.periodic_task(crontab(minute="*"), name="galaxalign.reap")
     def reap_task():
         from .store import open_store
 

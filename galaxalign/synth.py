@@ -101,9 +101,9 @@ def _bar(galsim, length: float, q: float, angle_deg: float):
     return galsim.Sersic(n=0.5, half_light_radius=length * 0.55).shear(q=q, beta=angle_deg * galsim.degrees)
 
 
-def _galaxy(galsim, cls: int, rng: np.random.Generator, pixel_scale: float, p: dict) -> dict:
-    """Components of one galaxy of Galaxy10 class ``cls``: ``{population: GSObject}`` with unit flux,
-    plus the share of the total flux of each. ``p`` receives the true parameters."""
+def _galaxy(galsim, cls: int, rng: np.random.Generator, pixel_scale: float, p: dict) -> tuple[dict, float]:
+    """Components of one galaxy of Galaxy10 class ``cls``: ``({population: (GSObject, flux share)},
+    axis ratio)``. ``p`` receives the true parameters."""
     seed = int(rng.integers(1, 2**31 - 1))
     hlr = float(rng.uniform(3.5, 9.0))  # arcsec; a 256-px DECaLS cutout spans 67"
     p["hlr_arcsec"] = hlr

@@ -72,7 +72,7 @@ def db_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def store(db_url):
-    from galaxalign.store import open_store, relocate_paths
+    from galaxalign.store import open_store
 
     st = open_store(db_url)
     yield st

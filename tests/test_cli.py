@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import write_galaxy10
@@ -27,7 +28,7 @@ def test_synth_then_info(tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_text("hello"), "not an HDF5 file"),
-    (lambda p: write_galaxy10(p, ans=__import__("numpy").full(12, 42, "uint8")), "label 42 at index 0 is out of range"),
+    (lambda p: write_galaxy10(p, ans=np.full(12, 42, "uint8")), "label 42 at index 0 is out of range"),
     (lambda p: None, "no such file"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, make, message):

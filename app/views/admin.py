@@ -8,8 +8,7 @@ from common import get_workspace, require, show_error, store
 from galaxalign.errors import GalaxalignError
 from galaxalign.importer import MAX_IMPORT_BYTES
 from galaxalign.jobs import enqueue, reap_stale_jobs
-from galaxalign.store import (activate_model, list_jobs, list_model_versions, list_surveys, register_survey,
-                              require_role, volunteer_stats)
+from galaxalign.store import activate_model, list_jobs, list_model_versions, list_surveys, require_role, volunteer_stats
 
 user = require("admin")
 st.title("Admin")

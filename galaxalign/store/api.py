@@ -14,11 +14,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Sequence
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -580,12 +579,3 @@ def relocate_paths(store: Store, old_root: str, new_root: str) -> int:
                     n += 1
         return n
     return store.write(fn)
-
-
-def count(store: Store, model) -> int:
-    with store.read() as s:
-        return int(s.scalar(select(func.count()).select_from(model)))
-
-
-def when(dt: datetime | None) -> str:
-    return "" if dt is None else dt.strftime("%Y-%m-%d %H:%M:%S")
