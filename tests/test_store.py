@@ -276,6 +276,8 @@ def test_volunteer_stats_count_crowd_agreement(seeded):
     assert st.loc["vol0", "votes"] == 1 and st.loc["vol0", "crowd_agreement"] == 1.0
     assert st.loc["vol2", "crowd_agreement"] == 0.0 and st.loc["vol2", "accept_rate"] == 0.0
     assert st.loc["boss", "votes"] == 0
+    only = volunteer_stats(store, "vol2")
+    assert only.volunteer.tolist() == ["vol2"] and only.crowd_agreement.tolist() == [0.0]
 
 
 def test_deactivated_volunteers_cannot_vote(seeded):

@@ -53,8 +53,7 @@ if "cls_galaxy" not in S or S.get("cls_survey") != row.id:
     new_galaxy()
 
 st.title("Classify")
-stats = volunteer_stats(store())
-mine = stats[stats.volunteer == user["name"]] if len(stats) else stats
+mine = volunteer_stats(store(), user["id"])  # this volunteer's rows only: this runs after every vote
 if len(mine):
     m = mine.iloc[0]
     agree = "—" if np.isnan(m.crowd_agreement) else f"{m.crowd_agreement:.0%}"

@@ -127,15 +127,18 @@ def volunteer_skill(store: Store, volunteer: int | str, n_classes: int | None = 
             "confusion": m.tolist()}
 
 
-def volunteer_stats(store: Store) -> pd.DataFrame:
-    """Per volunteer: votes, how often the crowd's consensus agreed with them, how often they accepted
-    the model's proposal, and gold accuracy."""
+def volunteer_stats(store: Store, volunteer: int | str | None = None) -> pd.DataFrame:
+    """Per volunteer (or just ``volunteer``, as the Classify page asks after every vote): votes, how
+    often the crowd's consensus agreed with them, how often they accepted the model's proposal, and
+    gold accuracy."""
     with store.read() as s:
-        rows = s.execute(select(Volunteer.id, Volunteer.name, Volunteer.role, Classification.resolved_class,
-                                Classification.accepted, Galaxy.consensus_label, Galaxy.n_votes, Galaxy.gold,
-                                Galaxy.known_label)
-                         .join(Classification, Classification.volunteer_id == Volunteer.id, isouter=True)
-                         .join(Galaxy, Galaxy.id == Classification.galaxy_id, isouter=True)).all()
+        q = (select(Volunteer.id, Volunteer.name, Volunteer.role, Classification.resolved_class,
+                    Classification.accepted, Galaxy.consensus_label, Galaxy.n_votes, Galaxy.gold, Galaxy.known_label)
+             .join(Classification, Classification.volunteer_id == Volunteer.id, isouter=True)
+             .join(Galaxy, Galaxy.id == Classification.galaxy_id, isouter=True))
+        if volunteer is not None:
+            q = q.where(Volunteer.id == _volunteer(s, volunteer).id)
+        rows = s.execute(q).all()
     agg: dict[int, dict] = {}
     for vid, name, role, cls, accepted, cons, n_votes, gold, known in rows:
         d = agg.setdefault(vid, {"volunteer": name, "role": role, "votes": 0, "crowd_checked": 0, "crowd_agreed": 0,
