@@ -95,9 +95,15 @@ def survey_row():
     return rows[names.index(name)]
 
 
-def current_survey() -> Survey | None:
-    """The selected registered survey, else the workspace's demo file, or None with a message."""
-    row = survey_row()
+_NO_ROW = object()
+
+
+def current_survey(row=_NO_ROW) -> Survey | None:
+    """The survey of ``row`` (default: the one picked in the sidebar), else the workspace's demo file,
+    or None with a message. Pages that already hold the row pass it, so the sidebar picker is drawn
+    once per run."""
+    if row is _NO_ROW:
+        row = survey_row()
     path = Path(row.path) if row else get_workspace().demo_survey
     if not path.exists():
         st.warning(f"No survey at `{path}`. Run `make run` (or `galaxalign demo`) to build the demo workspace.")

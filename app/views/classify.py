@@ -16,7 +16,7 @@ from galaxalign.taxonomy import GZ2_TREE
 
 user = require("volunteer")
 row = survey_row()
-survey = current_survey()
+survey = current_survey(row)
 if row is None or survey is None:
     st.info("No survey is registered yet. An admin runs `galaxalign demo` or imports one on the Admin page.")
     st.stop()

@@ -21,7 +21,8 @@ from galaxalign.symbols import list_symbols
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 require("researcher")
 st.title("Explore the embedding space")
-row, survey, mv = survey_row(), current_survey(), active_model_row()
+row = survey_row()
+survey, mv = current_survey(row), active_model_row()
 if row is None or survey is None or mv is None or not mv.embeddings_path:
     st.info("No embedded model yet: the worker embeds the survey after each (re-)training.")
     st.stop()
@@ -42,8 +43,8 @@ def projection(folder: str, method: str, version: str) -> np.ndarray:
     return cached_projection(folder, get_embeddings(folder)[0], method)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def consensus_frame(survey_id: int, version: str, n_votes_total: int) -> pd.DataFrame:
+@st.cache_data(show_spinner=False, max_entries=4, ttl=30)  # votes keep arriving: refresh every 30 s
+def consensus_frame(survey_id: int) -> pd.DataFrame:
     from galaxalign.store import consensus_labels
 
     return consensus_labels(store(), survey_id)
@@ -79,7 +80,7 @@ with tab_map:
     df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "id_str": preds.id_str,
                        "model label": [names[k] for k in preds.pred], "confidence": preds.confidence.round(3)})
     df["known label"] = [names[k] if k >= 0 else "unknown" for k in survey.labels]
-    cons = consensus_frame(row.id, mv.name, row.n_galaxies)
+    cons = consensus_frame(row.id)
     cmap = dict(zip(cons.id_str, cons.consensus_label))
     df["consensus"] = [names[int(cmap[i])] if i in cmap and pd.notna(cmap[i]) else "no votes" for i in df.id_str]
     df["volunteer–model disagreement"] = np.where(df.consensus == "no votes", "no votes",
