@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
-export GALAXALIGN_WORKSPACE ?= $(CURDIR)/workspace
+# SURVEY=demo: our synthetic Galaxy10 survey (GZ2 tree); SURVEY=first: the real FIRST radio galaxies.
+SURVEY ?= demo
+export GALAXALIGN_WORKSPACE ?= $(CURDIR)/workspace$(if $(filter-out demo,$(SURVEY)),-$(SURVEY),)
 
 .PHONY: run test install symbols demo bench clean
 
@@ -11,14 +13,14 @@ export GALAXALIGN_WORKSPACE ?= $(CURDIR)/workspace
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,first,bench]'
 	$(BIN)/python -c "import torch, torchvision, open_clip, galsim, faiss; print('torch', torch.__version__, '| open_clip', open_clip.__version__)"
 	touch $@
 
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/galaxalign demo
+	$(BIN)/galaxalign demo --survey $(SURVEY)
 
 # The demo workspace (survey, store, admin, starter model) is built once; then the worker runs in the
 # background and the app in the foreground. Ctrl-C stops both.
@@ -43,4 +45,4 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) workspace .pytest_cache
+	rm -rf $(VENV) workspace workspace-first .pytest_cache

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from galaxalign.data import Survey, SurveyError, load_survey
+from galaxalign.data import Survey, load_survey
 from galaxalign.errors import GalaxalignError
 from galaxalign.symbols import render_symbol, symbol_path
 from galaxalign.workspace import Workspace, default_workspace
@@ -38,9 +38,13 @@ def store():
 
 
 @st.cache_resource(show_spinner="Opening the survey…")
-def get_survey(path: str) -> Survey:
-    """Shared by all sessions: a Survey opens its HDF5 file per read, so it is thread-safe."""
-    return load_survey(path)
+def get_survey(path: str, label_set: str | None = None, preparation: str | None = None) -> Survey:
+    """Shared by all sessions: a Survey opens its HDF5 file per read, so it is thread-safe. The
+    registered survey's label set and preparation (JSON) are part of the key: volunteers see the same
+    prepared pixels the model was trained on."""
+    import json
+
+    return load_survey(path, label_set=label_set, preparation=json.loads(preparation) if preparation else None)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
@@ -66,8 +70,9 @@ def get_embeddings(folder: str):
 
 @st.cache_data(max_entries=2048)
 def symbol_image(name: str, size: int = 96) -> np.ndarray:
-    """The committed PNG when present (what volunteers see everywhere), else drawn on the fly."""
-    p = symbol_path(name)
+    """The committed PNG when present (what volunteers see everywhere), a label set's own PNG, else
+    drawn on the fly."""
+    p = Path(name) if name.lower().endswith(".png") else symbol_path(name)
     if p.exists():
         with Image.open(p) as im:
             return np.asarray(im.convert("RGB").resize((size, size), Image.LANCZOS))
@@ -109,8 +114,13 @@ def current_survey(row=_NO_ROW) -> Survey | None:
         st.warning(f"No survey at `{path}`. Run `make run` (or `galaxalign demo`) to build the demo workspace.")
         return None
     try:
-        return get_survey(str(path))
-    except SurveyError as e:
+        if row is None:
+            return get_survey(str(path))
+        import json
+
+        return get_survey(str(path), row.label_set_file or row.label_set,
+                          json.dumps(row.preparation, sort_keys=True) if row.preparation else None)
+    except GalaxalignError as e:
         st.error(str(e))
         return None
 

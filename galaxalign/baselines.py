@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Survey, stratified_split
+from .data import Survey
 from .loss import focal_loss
 from .metrics import classification_report, retrieval_map
 from .model import create_model
-from .train import TrainCfg, _augment, _cosine, _device, _param_groups
+from .train import TrainCfg, _cosine, _device, _param_groups, amp_enabled, augment_images, resolve_split
 
 __all__ = ["train_supervised", "linear_probe", "tower_features", "effective_number_weights"]
 
@@ -53,11 +53,15 @@ def tower_features(visual: nn.Module, preprocess, survey: Survey, idx: np.ndarra
 
 def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, class_weights: bool = False,
                      epochs: int | None = None) -> dict:
-    """Image tower + linear head, trained end to end for ``stage1_epochs + stage2_epochs`` epochs."""
+    """Image tower + linear head, trained end to end for ``stage1_epochs + stage2_epochs`` epochs, on
+    the same split, augmentation, precision and early stopping (``patience``, on the valid split) as
+    :func:`galaxalign.train.train`."""
     torch.manual_seed(cfg.seed)
     device = _device(cfg.device)
     labels = survey.labels
-    tr, te = stratified_split(labels, cfg.test_size, cfg.split_seed)
+    tr, va, te = resolve_split(survey, cfg)
+    tr, te = tr[labels[tr] >= 0], te[labels[te] >= 0]
+    use_amp = amp_enabled(cfg, device)
     tm = create_model(cfg.model, device)
     visual = tm.clip.visual
     n_cls = len(survey.class_names)
@@ -74,16 +78,19 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
     images = torch.from_numpy(survey.images(np.arange(len(survey))))
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
+    best = None
     for epoch in range(epochs):
         visual.train()
+        head.train()
         perm = np.random.default_rng([cfg.seed, epoch]).permutation(tr)
         for s in range(steps):
             b = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             x = images[b]
             if cfg.augment:
-                x = _augment(x, gen)
+                x = augment_images(x, gen, cfg.rotation, cfg.shift, cfg.noise)
             y = torch.as_tensor(labels[b], device=device)
-            logits = head(visual(tm.preprocess(x)))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = head(visual(tm.preprocess(x))).float()
             loss = focal_loss(logits, y, focal_gamma, weight) if (focal_gamma or weight is not None) else \
                 F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
@@ -91,15 +98,29 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
             torch.nn.utils.clip_grad_norm_(list(visual.parameters()) + list(head.parameters()), cfg.grad_clip or math.inf)
             opt.step()
             sched.step()
+        if cfg.patience and len(va):
+            acc = float(np.mean(_predict(visual, head, tm.preprocess, survey, va) == labels[va]))
+            if best is None or acc > best[0]:
+                best = (acc, epoch + 1, [{k: v.clone() for k, v in m.state_dict().items()} for m in (visual, head)])
+            elif epoch + 1 - best[1] >= cfg.patience:
+                break
+    if best is not None:
+        visual.load_state_dict(best[2][0])
+        head.load_state_dict(best[2][1])
     feats = tower_features(visual, tm.preprocess, survey, te)
-    with torch.inference_mode():
-        head.eval()
-        pred = []
-        for _, imgs in survey.iter_batches(256, te):
-            pred.append(head(visual(tm.preprocess(imgs))).argmax(1).cpu().numpy())
-    out = _metrics(labels[te], np.concatenate(pred), feats, survey.class_names)
+    out = _metrics(labels[te], _predict(visual, head, tm.preprocess, survey, te), feats, survey.class_names)
     out["seconds"] = round(time.perf_counter() - t0, 2)
+    if best is not None:
+        out["selected_epoch"], out["valid_accuracy"] = best[1], best[0]
     return out
+
+
+@torch.inference_mode()
+def _predict(visual: nn.Module, head: nn.Module, preprocess, survey: Survey, idx: np.ndarray) -> np.ndarray:
+    visual.eval()
+    head.eval()
+    pred = [head(visual(preprocess(imgs))).argmax(1).cpu().numpy() for _, imgs in survey.iter_batches(256, idx)]
+    return np.concatenate(pred) if pred else np.zeros(0, np.int64)
 
 
 def linear_probe(train_feats: np.ndarray, y_train: np.ndarray, test_feats: np.ndarray, y_test: np.ndarray,

@@ -75,8 +75,9 @@ def _workspace(path: Optional[Path]):
 @app.command()
 def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $GALAXALIGN_WORKSPACE or ./workspace)"),
          n: int = typer.Option(None, "--n", help="Galaxies in the demo survey"),
-         train: bool = typer.Option(True, help="Also register the survey, create the admin and train the starter model")):
-    """Build the embedded demo workspace: synthetic survey, store, admin account, starter model."""
+         train: bool = typer.Option(True, help="Also register the survey, create the admin and train the starter model"),
+         survey: str = typer.Option("demo", help="demo (synthetic Galaxy10, GZ2 tree) or first (real FIRST radio galaxies)")):
+    """Build the embedded demo workspace: survey, store, admin account, starter model."""
     from .jobs import bootstrap
     from .workspace import DEMO_SURVEY_N
 
@@ -85,9 +86,14 @@ def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $G
         stats = ws.ensure_demo_survey(n=n or DEMO_SURVEY_N)
         typer.echo(f"demo survey: {ws.demo_survey}" + (f" ({stats['galaxies_per_second']:.1f} galaxies/s)" if stats else ""))
         return
-    if not ws.demo_survey.exists():
+    if survey == "demo" and not ws.demo_survey.exists():
         typer.echo(f"rendering the demo survey into {ws.demo_survey} …")
-    out = bootstrap(ws, n=n)
+    out = bootstrap(ws, n=n, survey=survey)
+    if "import" in out:
+        imp = out["import"]
+        typer.echo(f"imported {imp['galaxies']} galaxies as survey {imp['name']!r}; preparation: {imp['preparation_text']}")
+        for r in imp["reasons"]:
+            typer.echo(f"  - {r}")
     if "starter" in out:
         m = out["starter"]["metrics"]
         typer.echo(f"starter model trained in {out['starter']['seconds']:.0f} s: accuracy {m['accuracy']:.3f}, "
@@ -181,36 +187,72 @@ def train_cmd(config: Path = typer.Option(..., help="Training config YAML (confi
               out: Path = typer.Option(..., help="Run folder to write"),
               variant: Optional[str] = typer.Option(None, help="Override the config's variant"),
               seed: Optional[int] = typer.Option(None, help="Override the config's seed"),
+              split: Optional[str] = typer.Option(None, help="auto (the survey's own split if any), fixed or random"),
+              labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name) for the classes"),
+              prepare: str = typer.Option("auto", help="auto (detected from the data), none, or a preparation JSON file"),
               resume: bool = typer.Option(False, help="Continue from OUT/last.pt")):
     """Two-stage GalaxAlign fine-tuning; writes config.yaml, metrics.jsonl and model.pt to OUT."""
     from .train import load_config, train
 
-    cfg = load_config(config, variant=variant, seed=seed)
-    result = train(cfg, survey, out, resume=resume)
+    cfg = load_config(config, variant=variant, seed=seed, split=split)
+    s = _open_prepared(survey, labelset, prepare)
+    result = train(cfg, survey=s, out_dir=out, resume=resume)
     m = result.get("metrics") or {}
     if m:
         typer.echo(f"trained in {result['seconds']:.0f} s: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
                    f"mAP@5 {m['map_at_5']:.4f}  mAP {m['map']:.4f}  → {out}")
 
 
+def _open_prepared(path: Path, labelset: Optional[str], prepare: str, model_meta: dict | None = None):
+    """A survey from disk with a preparation: ``auto`` (a model's own preparation when there is one,
+    else detected and printed), ``none`` (raw pixels, linearly scaled when not 8-bit RGB) or a JSON file."""
+    from .data import load_survey
+    from .prepare import Preparation, detect_for_survey
+
+    s = load_survey(path, label_set=labelset)
+    if prepare == "auto":
+        if model_meta and model_meta.get("preparation"):
+            prep = Preparation.from_dict(model_meta["preparation"])
+            typer.echo(f"preparation (the model's): {prep.describe()}", err=True)
+        else:
+            prep, reasons = detect_for_survey(s)
+            typer.echo(f"preparation (detected): {prep.describe()}", err=True)
+            for r in reasons:
+                typer.echo(f"  - {r}", err=True)
+    elif prepare == "none":
+        prep = None
+    else:
+        p = Path(prepare)
+        try:
+            prep = Preparation.from_dict(p.read_text())
+        except FileNotFoundError:
+            raise GalaxalignError(f"{p}: no such preparation file") from None
+    return s.with_preparation(prep)
+
+
 @app.command("eval")
 def eval_cmd(model: Path = typer.Option(..., help="Run folder or model.pt"),
              survey: Path = typer.Option(..., help="Survey"),
-             split: str = typer.Option("test", help="test: the model's held-out split; all: every labelled galaxy"),
+             split: str = typer.Option("test", help="test (or valid): the model's held-out split; all: every labelled galaxy"),
+             labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
+             prepare: str = typer.Option("auto", help="auto (the model's own preparation), none, or a JSON file"),
              confusion: bool = typer.Option(False, help="Include the confusion matrix")):
     """Evaluate: prints JSON with accuracy, macro_f1, map_at_5, map (and symbol / fused prototypes)."""
-    from .data import load_survey, stratified_split
     from .inference import evaluate_model
     from .model import load_model
+    from .train import TrainCfg, resolve_split
 
+    if split not in ("test", "valid", "all"):
+        raise typer.BadParameter("split must be test, valid or all")
     m = load_model(model)
-    s = load_survey(survey)
+    s = _open_prepared(survey, labelset, prepare, m.checkpoint_meta)
     idx = None
-    if split == "test":
+    if split != "all":
         tc = m.checkpoint_meta.get("train_cfg") or {}
-        _, idx = stratified_split(s.labels, tc.get("test_size", 0.2), tc.get("split_seed", 0))
-    elif split != "all":
-        raise typer.BadParameter("split must be test or all")
+        cfg = TrainCfg(test_size=tc.get("test_size", 0.2), split_seed=tc.get("split_seed", 0),
+                       split=tc.get("split", "auto"))
+        _, va, te = resolve_split(s, cfg)
+        idx = te if split == "test" else va
     res = evaluate_model(m, s, idx)
     if not confusion:
         res.pop("confusion")
@@ -221,15 +263,149 @@ def eval_cmd(model: Path = typer.Option(..., help="Run folder or model.pt"),
 def embed(model: Path = typer.Option(..., help="Run folder or model.pt"),
           survey: Path = typer.Option(..., help="Survey"),
           out: Path = typer.Option(..., help="Folder for embeddings.npy and predictions.parquet"),
-          batch_size: int = typer.Option(256)):
-    """Embed and classify a whole survey."""
-    from .data import load_survey
+          batch_size: int = typer.Option(256),
+          labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
+          prepare: str = typer.Option("auto", help="auto (the model's own preparation), none, or a JSON file")):
+    """Embed and classify a whole survey, through the same preparation the model was trained with."""
     from .inference import embed_survey
     from .model import load_model
 
-    stats = embed_survey(load_model(model), load_survey(survey), out, batch_size)
+    m = load_model(model)
+    stats = embed_survey(m, _open_prepared(survey, labelset, prepare, m.checkpoint_meta), out, batch_size)
     typer.echo(f"embedded {stats['n']} galaxies ({stats['dim']}-d) in {stats['seconds']:.1f} s: "
                f"{stats['images_per_second']:.0f} images/s → {out}")
+
+
+def _preparation_from_options(base, cutout, size, stretch, clip_low, clip_high, bands, centre):
+    """Options given on the command line override ``base`` (the detected or default preparation)."""
+    from .prepare import Preparation
+
+    changes = {"cutout": cutout, "size": size, "stretch": stretch, "centre": centre}
+    if clip_low is not None or clip_high is not None:
+        lo, hi = base.clip
+        changes["clip"] = (lo if clip_low is None else clip_low, hi if clip_high is None else clip_high)
+    if bands:
+        try:
+            changes["bands"] = tuple(int(b) for b in bands.split(","))
+        except ValueError:
+            raise GalaxalignError(f"--bands {bands!r} must be comma-separated band indices, like 2,1,0") from None
+    d = {**base.to_dict(), **{k: v for k, v in changes.items() if v is not None}}
+    if cutout == 0:
+        d["cutout"] = None
+    return Preparation.from_dict(d)
+
+
+_PREP_HELP = "Preparation (overrides what is detected)"
+
+
+@app.command("prepare")
+def prepare_cmd(survey: Path = typer.Argument(..., help="A survey on disk (any format `info` reads)"),
+                preview: Optional[Path] = typer.Option(None, help="Write a before/after contact sheet (PNG) here"),
+                n: int = typer.Option(8, "--n", help="Galaxies on the contact sheet"),
+                save: Optional[Path] = typer.Option(None, help="Write the preparation as JSON here"),
+                labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
+                cutout: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: cut-out side in raw pixels (0: whole image)"),
+                size: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: output side in pixels"),
+                stretch: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: none, linear, sqrt, log, asinh, lupton"),
+                clip_low: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: low clipping percentile"),
+                clip_high: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: high clipping percentile"),
+                bands: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: raw bands for R,G,B, e.g. 2,1,0"),
+                centre: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: image or catalog (x, y columns)")):
+    """Detect a survey's image preparation, say why, and preview it before anything is trained."""
+    import numpy as np
+
+    from .data import load_survey
+    from .fsutil import atomic_path
+    from .prepare import detect_for_survey, preview_sheet
+
+    s = load_survey(survey, label_set=labelset)
+    detected, reasons = detect_for_survey(s)
+    prep = _preparation_from_options(detected, cutout, size, stretch, clip_low, clip_high, bands, centre)
+    s = s.with_preparation(prep)
+    typer.echo(f"{survey}: {len(s)} galaxies, raw {'×'.join(map(str, s.raw_shape))}")
+    typer.echo(f"preparation: {prep.describe()}")
+    for r in reasons:
+        typer.echo(f"  - {r}")
+    if prep != detected:
+        typer.echo("  (options given on the command line replace the detected settings)")
+    if save:
+        with atomic_path(save) as tmp:
+            tmp.write_text(json.dumps(prep.to_dict(), indent=2) + "\n")
+        typer.echo(f"wrote {save}")
+    if preview:
+        rng = np.random.default_rng(0)
+        labelled = np.flatnonzero(s.labels >= 0)
+        pool = labelled if len(labelled) else np.arange(len(s))
+        if len(labelled) and len(s.class_names):  # a spread over the classes
+            per = [rng.permutation(np.flatnonzero(s.labels == c)) for c in range(len(s.class_names))]
+            order = [p[i] for i in range(max(map(len, per))) for p in per if i < len(p)]
+            idx = np.array(order[:n])
+        else:
+            idx = np.sort(rng.choice(pool, min(n, len(pool)), replace=False))
+        names = [s.class_names[k] if k >= 0 else s.id_str[i] for i, k in zip(idx, s.labels[idx])]
+        sheet = preview_sheet(s.raw_images(idx), prep, names, centres=s.centres(idx))
+        with atomic_path(preview) as tmp:
+            sheet.save(tmp, format="PNG")
+        typer.echo(f"wrote the before/after preview to {preview}")
+
+
+@app.command("import")
+def import_cmd(path: Path = typer.Argument(..., help="Survey on disk: .h5, folder with catalog.csv, FITS folder, FIRST zip"),
+               name: str = typer.Option(..., help="Name of the survey in the workspace"),
+               workflow: str = typer.Option("flat", help="gz2 (the decision tree; needs a label set with it) or flat"),
+               labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
+               config: Optional[Path] = typer.Option(None, help="Training config re-training uses for this survey"),
+               workspace: Path = typer.Option(None, help="Workspace folder"),
+               cutout: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: cut-out side in raw pixels (0: whole image)"),
+               size: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: output side in pixels"),
+               stretch: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: none, linear, sqrt, log, asinh, lupton"),
+               clip_low: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: low clipping percentile"),
+               clip_high: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: high clipping percentile"),
+               bands: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: raw bands for R,G,B, e.g. 2,1,0"),
+               centre: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: image or catalog (x, y columns)")):
+    """Register a survey from disk: validated, streamed into the workspace, with its preparation."""
+    from .data import load_survey
+    from .importer import import_path
+    from .prepare import detect_for_survey
+    from .store import open_store
+
+    if config is not None and not config.is_file():
+        raise GalaxalignError(f"{config}: no such training config")
+    ws = _workspace(workspace).create()
+    detected, reasons = detect_for_survey(load_survey(path, label_set=labelset))
+    prep = _preparation_from_options(detected, cutout, size, stretch, clip_low, clip_high, bands, centre)
+    store = open_store(ws.database_url)
+    try:
+        res = import_path(store, ws, path, name, workflow=workflow, label_set=labelset, preparation=prep,
+                          train_config=str(config.resolve()) if config else None)
+    finally:
+        store.dispose()
+    typer.echo(f"registered survey {name!r} (id {res['survey_id']}): {res['galaxies']} galaxies → {res['path']}")
+    typer.echo(f"preparation: {res['preparation_text']}")
+    for r in reasons if prep == detected else []:
+        typer.echo(f"  - {r}")
+
+
+labelset_app = typer.Typer(help="Label-set files: classes with prompts, help and symbols.", no_args_is_help=True)
+app.add_typer(labelset_app, name="labelset")
+
+
+@labelset_app.command("check")
+def labelset_check(file: Path = typer.Argument(..., help="Label-set YAML file"),
+                   trimodal: bool = typer.Option(True, help="Also check what a tri-modal run needs (own symbols, distinct prompts)")):
+    """Validate a label-set file; prints its classes."""
+    from .taxonomy import load_label_set
+
+    ls = load_label_set(file)
+    if trimodal:
+        from .model import ModelCfg, create_model
+
+        ls.check_trimodal(create_model(ModelCfg()).tokenize)
+    typer.echo(f"{file}: label set {ls.name!r} ({ls.title}), {len(ls)} classes"
+               + (", GZ2 tree" if ls.tree else ", flat"))
+    for c in ls:
+        sym = Path(c.symbol).name if c.symbol.lower().endswith(".png") else c.symbol
+        typer.echo(f"  {c.index}  {c.name:<24} symbol {sym:<28} “{c.prompt}”")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,21 +1,28 @@
-"""Importing an uploaded survey (an HDF5 file, or a zip of images with ``catalog.csv``) into a workspace.
+"""Importing a survey into a workspace: from disk (:func:`import_path`, ``galaxalign import``) or from
+an upload on the Admin page (:func:`import_survey`, which unpacks the upload and calls the same code).
 
-Validated with the survey loaders; on any problem nothing stays behind — no folder, no store rows —
-and the error names the upload and the problem.
+The survey is validated with the loaders, streamed into ``surveys/imported/<name>.h5`` a chunk at a
+time (memory stays bounded whatever its size), given its label set and preparation, and registered.
+On any problem nothing stays behind — no file, no store rows — and the error names the input and the
+problem. :func:`open_registered` opens a registered survey with its label set and preparation, the
+one way the worker and the app read a survey.
 """
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
-from .data import load_survey
+from .data import Survey, load_survey, write_survey_h5
 from .errors import GalaxalignError
+from .prepare import Preparation
 from .workspace import Workspace
 
-__all__ = ["import_survey", "MAX_IMPORT_BYTES", "SurveyImportError"]
+__all__ = ["import_survey", "import_path", "open_registered", "staged_upload", "MAX_IMPORT_BYTES", "SurveyImportError"]
 
 MAX_IMPORT_BYTES = 500 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 4 * MAX_IMPORT_BYTES
@@ -26,47 +33,113 @@ class SurveyImportError(GalaxalignError):
     pass
 
 
-def import_survey(store, workspace: Workspace, filename: str, data: bytes, name: str, workflow: str = "gz2") -> dict:
-    """Save, unpack, validate and register an upload as survey ``name``; returns a summary."""
-    from .store import register_survey
-
-    if len(data) > MAX_IMPORT_BYTES:
-        raise SurveyImportError(f"{filename}: {len(data) / 1e6:.0f} MB is larger than the {MAX_IMPORT_BYTES / 1e6:.0f} MB limit")
+def import_survey(store, workspace: Workspace, filename: str, data: bytes, name: str, workflow: str = "gz2",
+                  label_set: str | None = None, preparation: Preparation | dict | None = None) -> dict:
+    """Save and unpack an upload, then :func:`import_path` it as survey ``name``; returns a summary."""
     if not _NAME.fullmatch(name or ""):
         raise SurveyImportError(f"survey name {name!r} must be 2–40 letters, digits, '.', '_' or '-'")
+    with staged_upload(workspace, filename, data) as path:
+        return import_path(store, workspace, path, name, workflow=workflow, label_set=label_set,
+                           preparation=preparation, progress=False)
+
+
+@contextmanager
+def staged_upload(workspace: Workspace, filename: str, data: bytes):
+    """Save an upload under ``surveys/uploads/`` and yield the path the loaders read (the file, or the
+    folder of an unpacked zip with ``catalog.csv``); removed afterwards whatever happens."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise SurveyImportError(f"{filename}: {len(data) / 1e6:.0f} MB is larger than the {MAX_IMPORT_BYTES / 1e6:.0f} MB limit")
     base = Path(filename).name
     if not base.lower().endswith((".h5", ".hdf5", ".zip")):
         raise SurveyImportError(f"{base}: upload an .h5/.hdf5 survey or a .zip of images with catalog.csv")
-    dest = workspace.surveys / "imported" / name
-    if dest.exists():
-        raise SurveyImportError(f"{dest}: a survey called {name!r} was already imported")
+    dest = workspace.surveys / "uploads" / f"{os.getpid()}-{secrets.token_hex(4)}"
     dest.mkdir(parents=True)
     try:
-        tmp = dest / f".upload-{os.getpid()}"
+        tmp = dest / ".upload"
         tmp.write_bytes(data)
-        if base.lower().endswith(".zip"):
-            try:
-                with zipfile.ZipFile(tmp) as z:
-                    total = 0
-                    for info in z.infolist():  # no absolute paths, no escape, no zip bomb
-                        target = (dest / info.filename).resolve()
-                        if dest.resolve() not in target.parents:
-                            raise SurveyImportError(f"{base}: entry {info.filename!r} points outside the survey folder")
-                        total += info.file_size
-                        if total > MAX_UNZIPPED_BYTES:
-                            raise SurveyImportError(f"{base}: unpacks to more than {MAX_UNZIPPED_BYTES / 1e9:.0f} GB")
-                    z.extractall(dest)
-            except zipfile.BadZipFile:
-                raise SurveyImportError(f"{base}: not a valid zip file") from None
+        if base.lower().endswith(".zip") and not _has_catalog(tmp, base):
+            path = dest / re.sub(r"[^A-Za-z0-9_.-]", "_", base)  # a zip the loaders read as it is (FIRST)
+            tmp.replace(path)
+        elif base.lower().endswith(".zip"):
+            _unzip(tmp, dest, base)
             tmp.unlink()
             inner = [p for p in dest.rglob("catalog.csv")]
             path = inner[0].parent if inner else dest
         else:
             path = dest / re.sub(r"[^A-Za-z0-9_.-]", "_", base)
             tmp.replace(path)
-        survey = load_survey(path)
-        sid = register_survey(store, survey, name, workflow=workflow)
-    except BaseException:
+        yield path
+    finally:
         shutil.rmtree(dest, ignore_errors=True)
+
+
+def _unzip(zip_path: Path, dest: Path, base: str) -> None:
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            total = 0
+            for info in z.infolist():  # no absolute paths, no escape, no zip bomb
+                target = (dest / info.filename).resolve()
+                if dest.resolve() not in target.parents:
+                    raise SurveyImportError(f"{base}: entry {info.filename!r} points outside the survey folder")
+                total += info.file_size
+                if total > MAX_UNZIPPED_BYTES:
+                    raise SurveyImportError(f"{base}: unpacks to more than {MAX_UNZIPPED_BYTES / 1e9:.0f} GB")
+            z.extractall(dest)
+    except zipfile.BadZipFile:
+        raise SurveyImportError(f"{base}: not a valid zip file") from None
+
+
+def _has_catalog(zip_path: Path, base: str) -> bool:
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            return any(Path(n).name == "catalog.csv" for n in z.namelist())
+    except zipfile.BadZipFile:
+        raise SurveyImportError(f"{base}: not a valid zip file") from None
+
+
+def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str, workflow: str = "flat",
+                label_set: str | None = None, preparation: Preparation | dict | None = None,
+                train_config: str | None = None, progress: bool = True, chunk: int = 512,
+                known_fraction: float = 1.0) -> dict:
+    """Validate the survey at ``path``, stream it into the workspace and register it as ``name``.
+
+    ``preparation``: a :class:`Preparation` (or its dict); ``None`` detects one from a sample of the
+    images (:func:`galaxalign.prepare.detect_for_survey`). Returns a summary with the preparation
+    and the reasons for it.
+    """
+    from .prepare import detect_for_survey
+    from .store import register_survey
+    from .store.api import list_surveys
+
+    if not _NAME.fullmatch(name or ""):
+        raise SurveyImportError(f"survey name {name!r} must be 2–40 letters, digits, '.', '_' or '-'")
+    if any(r.name.lower() == name.lower() for r in list_surveys(store)):
+        raise SurveyImportError(f"survey {name!r} is already registered")
+    survey = load_survey(path, label_set=label_set)
+    reasons: list[str] = []
+    if preparation is None:
+        preparation, reasons = detect_for_survey(survey)
+    elif isinstance(preparation, dict):
+        preparation = Preparation.from_dict(preparation)
+    survey.with_preparation(preparation)  # refuse a preparation the images cannot take, before writing
+    target = workspace.surveys / "imported" / f"{name}.h5"
+    if target.exists():
+        raise SurveyImportError(f"{target}: a survey called {name!r} was already imported")
+    write_survey_h5(survey, target, progress=progress, chunk=chunk)
+    try:
+        stored = load_survey(target, label_set=survey.label_set, preparation=preparation)
+        sid = register_survey(store, stored, name, workflow=workflow, train_config=train_config,
+                              known_fraction=known_fraction)
+    except BaseException:
+        target.unlink(missing_ok=True)
         raise
-    return {"survey_id": sid, "name": name, "galaxies": len(survey), "path": str(path)}
+    return {"survey_id": sid, "name": name, "galaxies": len(stored), "path": str(target),
+            "preparation": preparation.to_dict(), "preparation_text": preparation.describe(), "reasons": reasons,
+            "classes": stored.class_counts()}
+
+
+def open_registered(row) -> Survey:
+    """A registered survey (a ``SurveyRow``) with its label set and preparation."""
+    label_set = row.label_set_file or row.label_set
+    return load_survey(row.path, label_set=label_set, preparation=Preparation.from_dict(row.preparation)
+                       if row.preparation else None)

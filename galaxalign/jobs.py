@@ -198,14 +198,14 @@ def training_labels(store, survey_name: str, survey) -> tuple[np.ndarray, int]:
 
 
 def _survey_for(store, params: dict):
-    from .data import load_survey
+    from .importer import open_registered
     from .store import get_survey, list_surveys
 
     name = params.get("survey")
     row = get_survey(store, name) if name else (list_surveys(store) or [None])[0]
     if row is None:
         raise GalaxalignError("no survey is registered; run `galaxalign demo` first")
-    return row, load_survey(row.path)
+    return row, open_registered(row)
 
 
 def embed_version(store, workspace: Workspace, job_id: int | None, params: dict, report=None) -> dict:
@@ -236,16 +236,15 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     """See the module docstring. ``params``: ``survey``, ``config`` (path), ``stage1_epochs``,
     ``stage2_epochs``, ``from_scratch``, ``force_activate``, ``tolerance`` (default 0.005),
     ``lr_scale`` (default 0.1: starting from the active model, the config's lr is scaled down)."""
-    from .data import stratified_split
     from .inference import evaluate_model
     from .model import load_model
     from .store import activate_model, active_model, register_model
     from .store.models import utcnow
-    from .train import load_config, train
+    from .train import load_config, resolve_split, train
 
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
     row, survey = _survey_for(store, params)
-    cfg = load_config(params.get("config") or DEFAULT_CONFIG,
+    cfg = load_config(params.get("config") or row.train_config or DEFAULT_CONFIG,
                       stage1_epochs=params.get("stage1_epochs"), stage2_epochs=params.get("stage2_epochs"))
     cfg = replace(cfg, eval_every_stage=False)
     parent = active_model(store)
@@ -253,17 +252,19 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     if init_from:  # fine-tuning a trained model: a full-size first step would undo what it knows
         cfg = replace(cfg, lr=cfg.lr * float(params.get("lr_scale", 0.1)))
     labels, n_consensus = training_labels(store, row.name, survey)
-    # held-out split on the survey's own labels: the same galaxies judge the candidate and the parent
-    _, test_idx = stratified_split(survey.labels, cfg.test_size, cfg.split_seed)
+    # held-out split on the survey's own labels (its fixed split when it has one): the same galaxies
+    # judge the candidate and the parent; the valid part, if any, chooses the epoch
+    _, valid_idx, test_idx = resolve_split(survey, cfg)
     test_idx = test_idx[survey.labels[test_idx] >= 0]
-    train_idx = np.setdiff1d(np.flatnonzero(labels >= 0), test_idx)
+    valid_idx = valid_idx[survey.labels[valid_idx] >= 0]
+    train_idx = np.setdiff1d(np.flatnonzero(labels >= 0), np.concatenate([test_idx, valid_idx]))
     report(0.0, f"training on {len(train_idx)} labelled galaxies of {row.name}"
                 f" (from {parent.name if init_from else 'scratch'})")
     name = params.get("name") or f"v{utcnow():%Y%m%d-%H%M%S}"
     out = workspace.models / name
     phase = _reporter(store, job_id, 0.02, 0.75) if job_id else None
     res = train(cfg, survey=survey, out_dir=out, labels=labels, train_idx=train_idx, test_idx=test_idx,
-                init_from=init_from, progress=phase, show_bar=show_bar)
+                valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar)
     candidate = res["metrics"]
     parent_metrics = None
     if parent is not None:
@@ -288,18 +289,41 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
             "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "n_consensus_labels": n_consensus}
 
 
-def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = None, progress: bool = True) -> dict:
-    """Make a workspace ready for the app: demo survey, store, demo survey registered, admin account,
-    and a starter model trained, registered, embedded and activated. Each step is skipped if done."""
+DEMO_SURVEYS = ("demo", "first")
+FIRST_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "first-cpu.yaml")
+
+
+def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = None, progress: bool = True,
+              survey: str = "demo") -> dict:
+    """Make a workspace ready for the app: the embedded survey, store, survey registered, admin account,
+    and a starter model trained, registered, embedded and activated. Each step is skipped if done.
+
+    ``survey``: ``demo`` (our synthetic Galaxy10 survey, the GZ2 workflow) or ``first`` (the real FIRST
+    radio galaxies of the ``firstgalaxydata`` package, the flat workflow with radio symbols; its
+    preparation is detected from the images and printed)."""
     from .data import load_survey
     from .store import add_volunteer, list_model_versions, list_surveys, open_store, register_survey
     from .store.api import activate_model
 
-    workspace.ensure_demo_survey(**({"n": n} if n else {}), progress=progress)
+    if survey not in DEMO_SURVEYS:
+        raise GalaxalignError(f"embedded survey {survey!r} is not one of {', '.join(DEMO_SURVEYS)}")
+    if survey == "demo":
+        workspace.ensure_demo_survey(**({"n": n} if n else {}), progress=progress)
+    else:
+        workspace.create()
     store = open_store(workspace.database_url)
     out: dict = {}
     try:
-        if not any(s.name == "demo" for s in list_surveys(store)):
+        registered = [s.name for s in list_surveys(store)]
+        if survey == "first" and "first" not in registered:
+            from .data import first_package_dir
+            from .importer import import_path
+
+            # volunteers are there to label what experts have not: a fifth of the train split is left to them
+            out["import"] = import_path(store, workspace, first_package_dir() / "galaxy_data_h5.zip", "first",
+                                        workflow="flat", train_config=config or FIRST_CONFIG, progress=progress,
+                                        known_fraction=0.8)
+        if survey == "demo" and "demo" not in registered:
             # volunteers are there to label what experts have not: a fifth of the demo is left to them
             register_survey(store, load_survey(workspace.demo_survey), "demo", known_fraction=0.8)
         admin_pw_file = workspace.root / "admin-password.txt"
@@ -318,7 +342,7 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
         out["admin_password_file"] = str(admin_pw_file)
         if not list_model_versions(store):
             t0 = time.perf_counter()
-            res = retrain(store, workspace, None, {"survey": "demo", "config": config, "name": "starter",
+            res = retrain(store, workspace, None, {"survey": survey, "config": config, "name": "starter",
                                                    "force_activate": True}, show_bar=progress)
             activate_model(store, "starter")
             out["starter"] = {**res, "seconds": round(time.perf_counter() - t0, 1)}

@@ -79,6 +79,7 @@ class ModelCfg:
     arch: str = "galaxalign-tiny"
     pretrained: str | None = None
     image_size: int | None = None  # None: the architecture's own
+    norm: str = "default"  # "group": BatchNorm → GroupNorm in the image tower (see create_model)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
@@ -86,6 +87,8 @@ class ModelCfg:
         unknown = set(d) - known
         if unknown:
             raise ModelError(f"unknown model option(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+        if d.get("norm", "default") not in ("default", "group"):
+            raise ModelError(f"model norm {d['norm']!r} must be 'default' or 'group'")
         return cls(**d)
 
 
@@ -210,12 +213,34 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
         raise ModelError(f"{pretrained or cfg.arch}: cannot build the model: {msg}") from None
     finally:
         logging.getLogger().removeFilter(quiet)
+    if cfg.norm == "group":
+        if pretrained:
+            raise ModelError(f"{cfg.arch}: norm 'group' replaces BatchNorm layers and so cannot start from pretrained "
+                             "weights")
+        _batchnorm_to_groupnorm(clip.visual)
+        clip.to(device)
     pp = getattr(clip.visual, "preprocess_cfg", {}) or {}
     mean = pp.get("mean", (0.48145466, 0.4578275, 0.40821073))
     std = pp.get("std", (0.26862954, 0.26130258, 0.27577711))
     size = cfg.image_size or _image_size(clip)
     model = TriModalCLIP(clip, cfg, mean, std, size, oc.get_tokenizer(cfg.arch))
     return model.to(device)
+
+
+def _batchnorm_to_groupnorm(module: nn.Module) -> int:
+    """Replace every BatchNorm2d under ``module`` by a GroupNorm over the same channels (8 groups where
+    they divide). A CNN tower that encodes galaxies and symbols in separate batches (GalaxAlign's
+    stage 1) would otherwise mix two very different distributions in its running statistics, and a
+    batch of a few symbols is too small for batch statistics at all. Returns how many it replaced."""
+    n = 0
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            c = child.num_features
+            setattr(module, name, nn.GroupNorm(8 if c % 8 == 0 else 1, c))
+            n += 1
+        else:
+            n += _batchnorm_to_groupnorm(child)
+    return n
 
 
 class _DropMessage(logging.Filter):

@@ -22,9 +22,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .errors import GalaxalignError
-from .taxonomy import GZ2_TREE, LABEL_SETS
 
-__all__ = ["render_symbol", "list_symbols", "write_symbols", "symbol_path", "SYMBOL_DIR", "SymbolError"]
+__all__ = ["render_symbol", "list_symbols", "is_glyph", "write_symbols", "symbol_path", "SYMBOL_DIR", "SymbolError"]
 
 BACKGROUND = 58  # Galaxy Zoo's dark grey
 FOREGROUND = 245
@@ -208,6 +207,40 @@ def _edge_on_bulge(c: _Canvas, boxy=False):
         c.glow(0, 0, 0.24, 0.22, level=1.0, profile=1.8)
 
 
+def _fri(c: _Canvas):
+    """Core-brightened: a bright core, jets that widen and fade into plumes."""
+    c.glow(0, 0, 0.13, level=1.0, profile=1.6)
+    for t in np.linspace(0.05, 1.0, 14):
+        for side in (-1, 1):
+            c.glow(side * (0.12 + 0.62 * t), 0.04 * side * t, 0.09 + 0.12 * t, 0.05 + 0.2 * t,
+                   level=0.95 - 0.6 * t, profile=2.0)
+
+
+def _frii(c: _Canvas):
+    """Edge-brightened: a faint core, thin jets, lobes with bright hotspots at their outer ends."""
+    c.glow(0, 0, 0.06, level=0.45, profile=1.6)
+    c.line([(-0.62, 0.0), (0.62, 0.0)], width=0.025, level=0.3, taper=False)
+    for side in (-1, 1):
+        c.glow(side * 0.66, 0, 0.22, 0.17, level=0.5, profile=2.2)
+        c.glow(side * 0.82, 0, 0.09, 0.1, level=1.0, profile=1.6)
+
+
+def _compact(c: _Canvas):
+    """A point source: one small round blob the size of the beam."""
+    c.glow(0, 0, 0.16, level=1.0, profile=1.7)
+
+
+def _bent(c: _Canvas):
+    """A bent tail: a core and two jets swept back into a U."""
+    c.glow(0, 0.35, 0.12, level=1.0, profile=1.6)
+    for u in np.linspace(0.1, 1.9, 16):
+        f = u / 1.9
+        for side in (-1, 1):
+            c.glow(side * 0.5 * math.sin(min(u, math.pi / 2)) * (1 - 0.15 * max(0.0, u - math.pi / 2)),
+                   0.35 - 0.75 * (1 - math.cos(u)) * 0.7, 0.06 + 0.07 * f, 0.06 + 0.07 * f,
+                   level=0.75 - 0.4 * f, profile=2.0)
+
+
 # --- the glyphs ----------------------------------------------------------------------------------
 
 _GLYPHS: dict[str, Callable[[_Canvas], None]] = {
@@ -268,12 +301,22 @@ _GLYPHS: dict[str, Callable[[_Canvas], None]] = {
     "galaxy_mnist/smooth_cigar": lambda c: c.glow(0, 0, 0.75, 0.17, level=1.0, profile=1.8),
     "galaxy_mnist/edge_on_disk": lambda c: _edge_on(c, 0.07),
     "galaxy_mnist/unbarred_spiral": lambda c: (_bulge(c, 0.15), _spiral(c, 2, 22)),
+    # radio morphologies (FIRST label set)
+    "radio/fri": _fri,
+    "radio/frii": _frii,
+    "radio/compact": _compact,
+    "radio/bent": _bent,
 }
 
 
 def list_symbols() -> list[str]:
-    """Every symbol name: 37 GZ2 answers, then ``"<label set>/<slug>"`` per class."""
-    return [a.id for a in GZ2_TREE.answers] + [c.symbol for ls in LABEL_SETS.values() for c in ls]
+    """Every glyph name: 37 GZ2 answers, then ``"<label set>/<slug>"`` per class, then the radio glyphs."""
+    return list(_GLYPHS)
+
+
+def is_glyph(name: str) -> bool:
+    """Whether ``name`` is a glyph of our vocabulary (label-set files may name one as a symbol)."""
+    return name in _GLYPHS
 
 
 def render_symbol(name: str, size: int = 128, rng: np.random.Generator | None = None) -> Image.Image:
@@ -283,6 +326,8 @@ def render_symbol(name: str, size: int = 128, rng: np.random.Generator | None = 
     glyphs have no up), scaled by 0.8–1.1, shifted by up to 6 % of the width, strokes 0.7–1.3 times as
     thick and 0.8–1.0 as bright. Without it, the canonical glyph.
     """
+    if name.lower().endswith(".png"):
+        return _render_png(Path(name), int(size), rng)
     try:
         glyph = _GLYPHS[name]
     except KeyError:
@@ -298,6 +343,26 @@ def render_symbol(name: str, size: int = 128, rng: np.random.Generator | None = 
         brightness = rng.uniform(0.8, 1.0)
     glyph(canvas)
     return canvas.image(brightness)
+
+
+def _render_png(path: Path, size: int, rng: np.random.Generator | None) -> Image.Image:
+    """A label set's own PNG symbol at ``size``; with ``rng`` the same random similarity transform as
+    the drawn glyphs (any rotation, scale 0.8–1.1, shift up to 6 %), on the symbols' dark grey."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((size, size), Image.LANCZOS)
+    except (OSError, ValueError) as e:
+        raise SymbolError(f"{path}: unreadable symbol image ({e.__class__.__name__})") from None
+    if rng is None:
+        return im
+    angle, scale = rng.uniform(0, 360), rng.uniform(0.8, 1.1)
+    dx, dy = rng.uniform(-0.06, 0.06, 2) * size
+    out = im.rotate(angle, resample=Image.BILINEAR, fillcolor=(BACKGROUND,) * 3)
+    s = max(8, int(round(size * scale)))
+    out = out.resize((s, s), Image.BILINEAR)
+    canvas = Image.new("RGB", (size, size), (BACKGROUND,) * 3)
+    canvas.paste(out, (int(round((size - s) / 2 + dx)), int(round((size - s) / 2 + dy))))
+    return canvas
 
 
 def symbol_path(name: str, root: Path = SYMBOL_DIR) -> Path:

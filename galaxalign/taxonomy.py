@@ -19,14 +19,18 @@ Three small concepts, after zoobot's ``Schema`` / ``Question`` / ``Answer``:
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from pathlib import Path as Path_
+from typing import Any, Callable, Iterable, Sequence
 
 from .errors import GalaxalignError
 
 __all__ = [
     "Answer", "Task", "DecisionTree", "GalaxyClass", "LabelSet", "PathError",
-    "GZ2_TREE", "GALAXY10", "GALAXY_MNIST", "LABEL_SETS", "get_label_set", "make_prompt",
+    "GZ2_TREE", "GALAXY10", "GALAXY_MNIST", "FIRST", "LABEL_SETS", "get_label_set", "make_prompt",
+    "load_label_set", "LabelSetError", "LABELSET_DIR",
 ]
 
 
@@ -215,13 +219,19 @@ def make_prompt(class_name: str) -> str:
     return f"A picture of {article} {name}"
 
 
+class LabelSetError(GalaxalignError, ValueError):
+    """A label-set file that cannot be used: the message names the file (or set) and the problem."""
+
+
 @dataclass(frozen=True)
 class GalaxyClass:
     """One class of a label set.
 
-    ``GalaxyClass(index=5, name="Barred Spiral", slug="barred_spiral", path=(("T01",
-    "t01_features"), …))``; ``prompt`` is the paper's text and ``symbol`` the name of its composite
-    symbol (``"galaxy10/barred_spiral"``) for :func:`galaxalign.symbols.render_symbol`.
+    ``GalaxyClass(index=5, name="Barred Spiral", slug="barred_spiral", label_set="galaxy10", path=((
+    "T01", "t01_features"), …), description="Arms starting from the ends of a bar", prompt="A picture of
+    a barred spiral galaxy", symbol="galaxy10/barred_spiral")``. ``symbol`` is a glyph name for
+    :func:`galaxalign.symbols.render_symbol` or the absolute path of a PNG beside the label-set file;
+    ``path`` is empty for a label set without a decision tree.
     """
 
     index: int
@@ -230,23 +240,26 @@ class GalaxyClass:
     label_set: str
     path: Path
     description: str = ""
+    prompt: str = ""
+    symbol: str = ""
 
     @property
-    def prompt(self) -> str:
-        return make_prompt(self.name)
-
-    @property
-    def symbol(self) -> str:
-        return f"{self.label_set}/{self.slug}"
+    def help(self) -> str:
+        return self.description
 
 
 @dataclass(frozen=True)
 class LabelSet:
-    """An ordered list of classes with the rule that maps a tree path to one of them."""
+    """An ordered list of classes, read from a YAML file (:func:`load_label_set`), with the rules that
+    map a GZ2 tree path to one of them when the set has a tree (``tree == "gz2"``)."""
 
     name: str
     classes: tuple[GalaxyClass, ...]
     _rules: tuple = field(repr=False, default=())
+    title: str = ""
+    question: str = "Which of these best describes the galaxy?"
+    tree: str | None = None
+    source: str | None = None  # the YAML file it was read from
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -279,12 +292,152 @@ class LabelSet:
     def resolve(self, path: Iterable[Sequence[str]]) -> int | None:
         """The class a completed tree path stands for, or ``None`` when the path describes no class
         of this set (a star, a featureless disk…). The first matching rule wins."""
+        if self.tree is None:
+            raise LabelSetError(f"label set {self.name!r} has no decision tree")
         answers = GZ2_TREE.answers_of(GZ2_TREE.validate(path))
         chosen = set(answers.values())
         for required, any_of, cls in self._rules:
             if required <= chosen and (not any_of or any_of & chosen):
                 return cls
         return None
+
+    def check_trimodal(self, tokenize: Callable[[list[str]], Any] | None = None) -> None:
+        """Refuse a label set that a tri-modal run cannot learn from: two classes with the same symbol
+        (one picture asked to match two texts) or prompts that are identical once tokenized.
+        ``tokenize`` maps prompts to token rows (the model's tokenizer); by default CLIP's text
+        cleaning (lower case, collapsed white space) stands in for it."""
+        seen: dict[str, str] = {}
+        for c in self.classes:
+            if c.symbol in seen:
+                raise LabelSetError(f"label set {self.name!r}: classes {seen[c.symbol]!r} and {c.name!r} share the "
+                                    f"symbol {_symbol_label(c.symbol)}; a tri-modal run needs one symbol per class")
+            seen[c.symbol] = c.name
+        if tokenize is None:
+            keys = [" ".join(p.lower().split()) for p in self.prompts]
+        else:
+            keys = [tuple(int(t) for t in row) for row in tokenize(self.prompts)]
+        first: dict = {}
+        for c, k in zip(self.classes, keys):
+            if k in first:
+                raise LabelSetError(f"label set {self.name!r}: classes {first[k]!r} and {c.name!r} have the same prompt "
+                                    f"after tokenization ({c.prompt!r}); write prompts that tell them apart")
+            first[k] = c.name
+
+
+def _symbol_label(symbol: str) -> str:
+    return Path_(symbol).name if symbol.lower().endswith(".png") else repr(symbol)
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).replace("__", "_").strip("_")
+
+
+LABELSET_DIR = Path_(__file__).resolve().parent / "labelsets"
+_SET_NAME = re.compile(r"[a-z][a-z0-9_]{1,39}")
+
+
+def load_label_set(file: str | os.PathLike) -> LabelSet:
+    """Read and validate a label-set YAML file (format: ``docs/labelsets.md``).
+
+    ``symbol`` is a glyph of our vocabulary (``radio/fri``, ``t03_bar``, ``galaxy10/barred_spiral``)
+    or a PNG file beside the YAML file. Classes of a set with ``tree: gz2`` carry a ``path`` of GZ2
+    answer ids, and ``rules`` map any completed path back to a class. Raises :class:`LabelSetError`
+    naming the file and the problem.
+    """
+    import yaml
+
+    file = Path_(file)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise LabelSetError(f"{file}: no such label-set file") from None
+    except IsADirectoryError:
+        raise LabelSetError(f"{file}: is a folder, not a label-set file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise LabelSetError(f"{file}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return label_set_from_dict(raw, file)
+
+
+def label_set_from_dict(raw: Any, file: Path_) -> LabelSet:
+    from .symbols import is_glyph
+
+    def err(msg: str) -> LabelSetError:
+        return LabelSetError(f"{file}: {msg}")
+
+    if not isinstance(raw, dict):
+        raise err("expected a mapping with 'name' and 'classes'")
+    unknown = sorted(set(raw) - {"name", "title", "question", "tree", "classes", "rules"})
+    if unknown:
+        raise err(f"unknown key(s) {', '.join(unknown)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _SET_NAME.fullmatch(name):
+        raise err(f"name {name!r} must be 2–40 lower-case letters, digits or '_', starting with a letter")
+    tree = raw.get("tree")
+    if tree not in (None, "gz2"):
+        raise err(f"tree {tree!r} must be 'gz2' or absent")
+    items = raw.get("classes")
+    if not isinstance(items, list) or len(items) < 2:
+        raise err("'classes' must be a list of at least two classes")
+    classes, names = [], {}
+    for i, c in enumerate(items):
+        if not isinstance(c, dict):
+            raise err(f"class {i + 1} is not a mapping")
+        bad = sorted(set(c) - {"name", "prompt", "help", "symbol", "path"})
+        if bad:
+            raise err(f"class {i + 1}: unknown key(s) {', '.join(bad)}")
+        cname = c.get("name")
+        if not isinstance(cname, str) or not cname.strip() or cname != cname.strip() or "\n" in cname:
+            raise err(f"class {i + 1}: 'name' must be a non-empty one-line string")
+        if cname.lower() in names:
+            raise err(f"class {cname!r} appears twice (classes {names[cname.lower()] + 1} and {i + 1})")
+        names[cname.lower()] = i
+        prompt = c.get("prompt") or make_prompt(cname)
+        sym = c.get("symbol")
+        if not isinstance(sym, str) or not sym.strip():
+            raise err(f"class {cname!r} has no symbol")
+        if sym.lower().endswith(".png"):
+            png = (file.parent / sym).resolve()
+            if not png.is_file():
+                raise err(f"class {cname!r}: symbol file {sym} is missing (looked for {png})")
+            sym = str(png)
+        elif not is_glyph(sym):
+            raise err(f"class {cname!r}: symbol {sym!r} is neither a PNG file nor a glyph of our vocabulary")
+        path: Path = ()
+        if tree == "gz2":
+            steps = c.get("path")
+            if not isinstance(steps, list) or not steps:
+                raise err(f"class {cname!r}: a label set with tree gz2 needs a 'path' of answer ids")
+            try:
+                path = _path(*[str(a) for a in steps])
+            except PathError as e:
+                raise err(f"class {cname!r}: {e}") from None
+        classes.append(GalaxyClass(i, cname, _slug(cname), name, path, str(c.get("help") or "").strip(),
+                                   str(prompt).strip(), sym))
+    rules = []
+    if tree == "gz2":
+        lookup = {c.name: c.index for c in classes}
+        all_answers = {a.id for a in GZ2_TREE.answers}
+        for j, r in enumerate(raw.get("rules") or []):
+            if not isinstance(r, dict) or r.get("class") not in lookup:
+                raise err(f"rule {j + 1} must name one of the classes ({', '.join(lookup)})")
+            req, any_of = frozenset(r.get("all") or ()), frozenset(r.get("any") or ())
+            unknown_ans = sorted((req | any_of) - all_answers)
+            if unknown_ans:
+                raise err(f"rule {j + 1}: unknown answer id(s) {', '.join(unknown_ans)}")
+            rules.append((req, any_of, lookup[r["class"]]))
+        if not rules:
+            raise err("a label set with tree gz2 needs 'rules' that map paths to classes")
+    elif raw.get("rules"):
+        raise err("'rules' need 'tree: gz2'")
+    ls = LabelSet(name, tuple(classes), tuple(rules), str(raw.get("title") or name),
+                  str(raw.get("question") or "Which of these best describes the galaxy?"), tree, str(file))
+    if tree == "gz2":
+        for c in classes:
+            if ls.resolve(c.path) != c.index:
+                raise err(f"class {c.name!r}: its path resolves to "
+                          f"{ls.resolve(c.path) if ls.resolve(c.path) is None else ls[ls.resolve(c.path)].name!r} "
+                          "under the rules")
+    return ls
 
 
 def _path(*answer_ids: str) -> Path:
@@ -293,76 +446,16 @@ def _path(*answer_ids: str) -> Path:
     return GZ2_TREE.validate(steps)
 
 
-_FACE_ON = ("t01_features", "t02_no")
-
-
-def _galaxy10() -> LabelSet:
-    defs = [
-        ("Disturbed", _path(*_FACE_ON, "t03_no_bar", "t04_no_spiral", "t05_just_noticeable", "t06_yes",
-                            "t08_disturbed"), "Asymmetric and clumpy, pulled out of shape"),
-        ("Merging", _path(*_FACE_ON, "t03_no_bar", "t04_no_spiral", "t05_obvious", "t06_yes", "t08_merger"),
-         "Two galaxies with tidal features"),
-        ("Round Smooth", _path("t01_smooth", "t07_round", "t06_no"), "A smooth round glow"),
-        ("In-between Round Smooth", _path("t01_smooth", "t07_in_between", "t06_no"), "A smooth oval"),
-        ("Cigar Shaped Smooth", _path("t01_smooth", "t07_cigar", "t06_no"), "A smooth elongated glow"),
-        ("Barred Spiral", _path(*_FACE_ON, "t03_bar", "t04_spiral", "t10_medium", "t11_2", "t05_just_noticeable",
-                                "t06_no"), "Arms starting from the ends of a bar"),
-        ("Unbarred Tight Spiral", _path(*_FACE_ON, "t03_no_bar", "t04_spiral", "t10_tight", "t11_2", "t05_obvious",
-                                        "t06_no"), "Tightly wound arms, no bar"),
-        ("Unbarred Loose Spiral", _path(*_FACE_ON, "t03_no_bar", "t04_spiral", "t10_loose", "t11_2",
-                                        "t05_just_noticeable", "t06_no"), "Open arms, no bar"),
-        ("Edge-on without Bulge", _path("t01_features", "t02_yes", "t09_no_bulge", "t06_no"), "A thin needle"),
-        ("Edge-on with Bulge", _path("t01_features", "t02_yes", "t09_rounded", "t06_no"),
-         "A thin disk with a central bulge"),
-    ]
-    classes = tuple(GalaxyClass(i, n, _slug(n), "galaxy10", p, d) for i, (n, p, d) in enumerate(defs))
-    S = frozenset
-    rules = (
-        # Odd features decide first: they are what a volunteer reports last but means most.
-        (S({"t08_merger"}), S(), 1),
-        (S(), S({"t08_disturbed", "t08_irregular"}), 0),
-        (S({"t07_round"}), S(), 2),
-        (S({"t07_in_between"}), S(), 3),
-        (S({"t07_cigar"}), S(), 4),
-        (S({"t09_no_bulge"}), S(), 8),
-        (S({"t02_yes"}), S({"t09_rounded", "t09_boxy"}), 9),
-        (S({"t03_bar", "t04_spiral"}), S(), 5),
-        (S({"t03_no_bar", "t04_spiral", "t10_tight"}), S(), 6),
-        (S({"t03_no_bar", "t04_spiral", "t10_loose"}), S(), 7),
-    )
-    return LabelSet("galaxy10", classes, rules)
-
-
-def _galaxy_mnist() -> LabelSet:
-    defs = [
-        ("smooth_round", _path("t01_smooth", "t07_round", "t06_no"), "A smooth round or oval glow"),
-        ("smooth_cigar", _path("t01_smooth", "t07_cigar", "t06_no"), "A smooth elongated glow"),
-        ("edge_on_disk", _path("t01_features", "t02_yes", "t09_no_bulge", "t06_no"), "A disk seen from the side"),
-        ("unbarred_spiral", _path(*_FACE_ON, "t03_no_bar", "t04_spiral", "t10_medium", "t11_2",
-                                  "t05_just_noticeable", "t06_no"), "Spiral arms without a bar"),
-    ]
-    classes = tuple(GalaxyClass(i, n, n, "galaxy_mnist", p, d) for i, (n, p, d) in enumerate(defs))
-    S = frozenset
-    rules = (
-        (S({"t01_smooth"}), S({"t07_round", "t07_in_between"}), 0),
-        (S({"t07_cigar"}), S(), 1),
-        (S({"t02_yes"}), S(), 2),
-        (S({"t03_no_bar", "t04_spiral"}), S(), 3),
-    )
-    return LabelSet("galaxy_mnist", classes, rules)
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).replace("__", "_").strip("_")
-
-
-GALAXY10 = _galaxy10()
-GALAXY_MNIST = _galaxy_mnist()
-LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (GALAXY10, GALAXY_MNIST)}
+GALAXY10 = load_label_set(LABELSET_DIR / "galaxy10.yaml")
+GALAXY_MNIST = load_label_set(LABELSET_DIR / "galaxy_mnist.yaml")
+FIRST = load_label_set(LABELSET_DIR / "first.yaml")
+LABEL_SETS: dict[str, LabelSet] = {ls.name: ls for ls in (GALAXY10, GALAXY_MNIST, FIRST)}
 
 
 def get_label_set(name: str) -> LabelSet:
-    """``get_label_set("galaxy10")`` → :data:`GALAXY10`."""
+    """``get_label_set("galaxy10")`` → :data:`GALAXY10`; a path to a YAML file loads that file."""
+    if name.endswith((".yaml", ".yml")):
+        return load_label_set(name)
     try:
         return LABEL_SETS[name]
     except KeyError:

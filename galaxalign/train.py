@@ -42,7 +42,7 @@ from .symbols import render_symbol
 from .taxonomy import make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
-           "class_text_for", "encode_batch"]
+           "class_text_for", "encode_batch", "augment_images", "resolve_split", "cpu_has_bf16", "amp_enabled"]
 
 VARIANTS = ("galaxalign", "clip", "v1", "v2", "v3", "scratch", "no_text")
 
@@ -60,6 +60,14 @@ class TrainCfg:
     ``clip`` (bi-modal image–text fine-tuning, no symbols), ``v1`` (stage 1 only, warm-up length),
     ``v2`` (stage 2 only, from the start), ``v3`` (stage 1 only, full length), ``scratch``
     (``galaxalign`` without pretrained weights), ``no_text`` (image–symbol only).
+
+    Augmentation (``augment``) respects the sky: ``rotation`` ``any`` (any angle, plus a flip),
+    ``quarter`` (quarter turns and flips) or ``none``; a random shift of up to ``shift`` of the width;
+    Gaussian noise up to ``noise`` (a fraction of full scale). ``split``: ``auto`` uses the survey's own
+    train / valid / test split when it has one (``fixed`` demands it, ``random`` ignores it for the
+    stratified 80/20 split). ``patience`` > 0 evaluates the valid split after every epoch of the last
+    stage, keeps the best epoch's weights and stops after that many epochs without improvement.
+    ``amp``: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX).
     """
 
     model: ModelCfg = field(default_factory=ModelCfg)
@@ -80,7 +88,12 @@ class TrainCfg:
     symbol_variants: int = 24
     unique_encode: bool = True
     augment: bool = True
-    amp: bool = True
+    rotation: str = "any"
+    shift: float = 0.05
+    noise: float = 0.0
+    split: str = "auto"
+    patience: int = 0
+    amp: bool = False
     eval_every_stage: bool = True
     device: str = "auto"
 
@@ -118,6 +131,14 @@ class TrainCfg:
             raise ConfigError(f"{source}: lr must be between 0 and 1, got {self.lr}")
         if not 0 < self.test_size < 1:
             raise ConfigError(f"{source}: test_size must be between 0 and 1")
+        if self.rotation not in ("any", "quarter", "none"):
+            raise ConfigError(f"{source}: rotation {self.rotation!r} must be any, quarter or none")
+        if self.split not in ("auto", "fixed", "random"):
+            raise ConfigError(f"{source}: split {self.split!r} must be auto, fixed or random")
+        if not 0 <= self.shift <= 0.5 or not 0 <= self.noise <= 0.5:
+            raise ConfigError(f"{source}: shift and noise must be between 0 and 0.5")
+        if self.patience < 0:
+            raise ConfigError(f"{source}: patience must be ≥ 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -185,6 +206,19 @@ def class_text_for(survey: Survey) -> tuple[list[str], list[str], list[str], str
     return names, [make_prompt(n) for n in names], ["t01_features"] * len(names), None
 
 
+def _check_trimodal(survey: Survey, model: TriModalCLIP) -> None:
+    """A run with symbol terms needs a symbol and a prompt of its own for every class."""
+    from .taxonomy import LabelSetError
+
+    if survey.label_set is None:
+        raise ConfigError(f"{survey.path}: its classes ({', '.join(survey.class_names)}) have no label set, so they "
+                          "would share one generic symbol; give a label-set file (--labelset) or train --variant clip")
+    try:
+        survey.label_set.check_trimodal(model.tokenize)
+    except LabelSetError as e:
+        raise ConfigError(str(e)) from None
+
+
 class SymbolBank:
     """Random variants of each class symbol, rendered once: ``(C, V, 3, S, S)`` preprocessed."""
 
@@ -222,6 +256,62 @@ def encode_batch(model, x: torch.Tensor, y: torch.Tensor, tokens: torch.Tensor, 
         txt_in = tokens[y] if need_txt else None
     z = model(image=x, symbol=sym_in, text=txt_in)
     return {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}  # (U, D) → (B, D)
+
+
+def augment_images(x: torch.Tensor, gen: torch.Generator, rotation: str = "any", shift: float = 0.0,
+                   noise: float = 0.0) -> torch.Tensor:
+    """Augmentations that keep the class of a galaxy, per image: (B, H, W, 3) uint8 → same.
+
+    A galaxy has no up and no handedness that its class depends on: any rotation (``any``; bilinear,
+    edges extended so no black corners appear) or quarter turns (``quarter``, exact), and a mirror
+    flip; a shift of up to ``shift`` of the width (catalog centres are not exact); Gaussian noise of a
+    random level up to ``noise`` of full scale (depth varies across a survey).
+    """
+    if rotation == "quarter":
+        x = _augment(x, gen)
+    elif rotation == "any" or shift > 0:
+        import torch.nn.functional as F
+
+        b = x.shape[0]
+        ang = torch.rand(b, generator=gen) * (2 * math.pi if rotation == "any" else 0.0)
+        flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+        t = (torch.rand(b, 2, generator=gen) * 2 - 1) * 2 * shift
+        cos, sin = torch.cos(ang), torch.sin(ang)
+        theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1), torch.stack([sin * flip, cos, t[:, 1]], 1)], 1)
+        f = x.permute(0, 3, 1, 2).float()
+        grid = F.affine_grid(theta, list(f.shape), align_corners=False)
+        f = F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        x = f.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if noise > 0:
+        level = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * noise * 255
+        n = torch.randn(x.shape, generator=gen) * level
+        x = (x.float() + n).round_().clamp_(0, 255).to(torch.uint8)
+    return x
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def amp_enabled(cfg: "TrainCfg", device: torch.device) -> bool:
+    return bool(cfg.amp) and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
+
+
+def resolve_split(survey: Survey, cfg: "TrainCfg", labels: np.ndarray | None = None):
+    """``(train, valid, test)`` indices: the survey's own split under ``split: auto|fixed`` when it has
+    one, else a stratified random split (``test_size``, ``split_seed``) with no valid part."""
+    labels = survey.labels if labels is None else labels
+    if cfg.split == "fixed" and not survey.has_split:
+        raise ConfigError(f"{survey.path}: split 'fixed' asked for, but the survey has no split column")
+    if cfg.split != "random" and survey.has_split:
+        return survey.split_indices("train"), survey.split_indices("valid"), survey.split_indices("test")
+    tr, te = stratified_split(labels, cfg.test_size, cfg.split_seed)
+    return tr, np.zeros(0, np.int64), te
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -293,7 +383,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainCfg, survey: Survey, out_dir: Path, labels: np.ndarray | None = None,
                  train_idx: np.ndarray | None = None, test_idx: np.ndarray | None = None,
-                 init_from: str | None = None, progress: Callable[[float, str], None] | None = None,
+                 valid_idx: np.ndarray | None = None, init_from: str | None = None, progress: Callable[[float, str], None] | None = None,
                  show_bar: bool = True):
         self.cfg, self.survey, self.out = cfg, survey, Path(out_dir)
         self.device = _device(cfg.device)
@@ -301,10 +391,14 @@ class Trainer:
         self.labels = survey.labels if labels is None else np.asarray(labels, np.int64)
         if len(self.labels) != len(survey):
             raise GalaxalignError(f"labels cover {len(self.labels)} galaxies; the survey has {len(survey)}")
+        self.valid_idx = np.zeros(0, np.int64)
         if train_idx is None or test_idx is None:
-            tr, te = stratified_split(self.labels, cfg.test_size, cfg.split_seed)
+            tr, va, te = resolve_split(survey, cfg, self.labels)
             train_idx = tr if train_idx is None else train_idx
             test_idx = te if test_idx is None else test_idx
+            self.valid_idx = va[self.labels[va] >= 0]
+        if valid_idx is not None:
+            self.valid_idx = np.asarray(valid_idx, np.int64)
         self.train_idx = np.asarray(train_idx)[self.labels[np.asarray(train_idx)] >= 0]
         self.test_idx = np.asarray(test_idx)
         if len(self.train_idx) < cfg.batch_size:
@@ -343,15 +437,20 @@ class Trainer:
         model.set_classes(names, prompts, symbols, label_set)
         self.model = model
         tokens = model.tokenize(prompts)  # (C, L)
-        bank = SymbolBank(model, symbols, cfg.symbol_variants, cfg.seed)
         plan = stage_plan(cfg)
+        if any("sym" in pair for sp in plan for pair in sp.pairs):
+            _check_trimodal(self.survey, model)
+        bank = SymbolBank(model, symbols, cfg.symbol_variants, cfg.seed)
         total_epochs = sum(p.epochs for p in plan)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             import yaml
             tmp = self.out / ".config.yaml.tmp"
             tmp.write_text(yaml.safe_dump({**cfg.to_dict(), "survey": str(self.survey.path),
-                                           "n_train": int(len(self.train_idx)), "n_test": int(len(self.test_idx)),
+                                           "preparation": (self.survey.preparation.to_dict()
+                                                           if self.survey.preparation else None),
+                                           "n_train": int(len(self.train_idx)), "n_valid": int(len(self.valid_idx)),
+                                           "n_test": int(len(self.test_idx)),
                                            "world_size": self.world}, sort_keys=False))
             os.replace(tmp, self.out / "config.yaml")
         metrics_path = self.out / "metrics.jsonl"
@@ -370,7 +469,8 @@ class Trainer:
             metrics_path.unlink()
 
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
-        use_amp = cfg.amp and self.device.type == "cuda"
+        use_amp = amp_enabled(cfg, self.device)
+        best = None  # (valid accuracy, epoch, state) over the last stage when patience > 0
         evals = []
         t_start = time.perf_counter()
         from tqdm.auto import tqdm
@@ -408,7 +508,7 @@ class Trainer:
                 for bidx in bar:
                     imgs = self._batch_images(bidx)
                     if cfg.augment:
-                        imgs = _augment(imgs, gen)
+                        imgs = augment_images(imgs, gen, cfg.rotation, cfg.shift, cfg.noise)
                     y = torch.as_tensor(self.labels[bidx], device=self.device)
                     x = model.preprocess(imgs)
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -441,6 +541,19 @@ class Trainer:
                 if self.progress:
                     self.progress((global_epoch + epoch + 1) / max(1, total_epochs),
                                   f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs} loss {row['loss']:.4f}")
+                if cfg.patience and si == len(plan) - 1 and len(self.valid_idx) and self.rank == 0:
+                    acc = self._valid_accuracy()
+                    _write_jsonl(metrics_path, {"valid_accuracy": acc, "stage": sp.stage, "epoch": epoch + 1})
+                    if best is None or acc > best[0]:
+                        best = (acc, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                    elif epoch + 1 - best[1] >= cfg.patience:
+                        if self.show_bar:
+                            tqdm.write(f"early stop: valid accuracy {best[0]:.3f} at epoch {best[1]} not beaten for "
+                                       f"{cfg.patience} epochs")
+                        break
+            if best is not None and si == len(plan) - 1:
+                model.load_state_dict(best[2])
+                _write_jsonl(metrics_path, {"selected_epoch": best[1], "valid_accuracy": best[0]})
             global_epoch += sp.epochs
             start_epoch = 0
             if cfg.eval_every_stage and self.rank == 0 and len(self.test_idx):
@@ -452,12 +565,24 @@ class Trainer:
         if self.rank == 0:
             final = evals[-1] if evals else (self.evaluate() if len(self.test_idx) else {})
             result["metrics"] = final
+            if best is not None:
+                result["selected_epoch"], result["valid_accuracy"] = best[1], best[0]
             save_model(model, self.out, extra={"train_cfg": cfg.to_dict(), "metrics": final,
                                                 "survey": str(self.survey.path),
+                                                "preparation": (self.survey.preparation.to_dict()
+                                                                if self.survey.preparation else None),
                                                 "init_from": self.init_from})
         if self.world > 1:
             dist.barrier()
         return result
+
+    def _valid_accuracy(self) -> float:
+        from .inference import class_probabilities, embed_images
+
+        emb = embed_images(self.model, self.survey, self.valid_idx)
+        pred = class_probabilities(self.model, emb).argmax(1)
+        self.model.train()
+        return float(np.mean(pred == self.labels[self.valid_idx]))
 
     def evaluate(self) -> dict:
         from .inference import evaluate_model

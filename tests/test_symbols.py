@@ -4,14 +4,15 @@ from PIL import Image
 
 from galaxalign.symbols import (BACKGROUND, SYMBOL_DIR, SymbolError, list_symbols, render_symbol, symbol_path,
                                 write_symbols)
-from galaxalign.taxonomy import GALAXY10, GALAXY_MNIST
+from galaxalign.taxonomy import FIRST, GALAXY10, GALAXY_MNIST
 
 
 def test_one_symbol_per_answer_and_per_class():
     names = list_symbols()
-    assert len(names) == 37 + 10 + 4
+    assert len(names) == 37 + 10 + 4 + 4
     assert "t03_bar" in names and "galaxy10/barred_spiral" in names and "galaxy_mnist/edge_on_disk" in names
-    for ls in (GALAXY10, GALAXY_MNIST):
+    assert [n for n in names if n.startswith("radio/")] == FIRST.symbols
+    for ls in (GALAXY10, GALAXY_MNIST, FIRST):
         for cls in ls:
             assert cls.symbol in names
 
@@ -30,7 +31,7 @@ def test_canonical_glyphs_are_all_different():
     names = list(arrays)
     # class composites may reuse an answer glyph (Round Smooth is "Completely round"), but no two
     # answers may look the same
-    answers = [n for n in names if "/" not in n]
+    answers = [n for n in names if "/" not in n or n.startswith("radio/")]
     for i, a in enumerate(answers):
         for b in answers[i + 1:]:
             assert np.abs(arrays[a] - arrays[b]).mean() > 1.0, (a, b)
@@ -47,7 +48,7 @@ def test_random_variants_differ_but_are_reproducible():
 
 def test_committed_pngs_are_the_output_of_the_generator(tmp_path):
     written = write_symbols(tmp_path, size=128)
-    assert len(written) == 51
+    assert len(written) == 55
     for p in written:
         rel = p.relative_to(tmp_path)
         committed = SYMBOL_DIR / rel

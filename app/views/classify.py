@@ -104,15 +104,19 @@ with right:
         st.button(f"✓ Confirm: {name}", type="primary", key="cls_confirm", width="stretch", shortcut="Enter",
                   on_click=commit, args=([list(s) for s in proposal_path] if proposal_path else [[FLAT_TASK, pred.top_class]],))
     path = S["cls_path"]
-    if ls is None:  # flat workflow: one question, the survey's classes
-        st.subheader("Which class is this galaxy?")
-        cols = st.columns(4)
+    if ls is None:  # flat workflow: one question, the survey's classes with their own symbols and help
+        flat = survey.label_set
+        st.subheader(flat.question if flat else "Which class is this galaxy?")
+        cols = st.columns(min(4, len(survey.class_names)))
         for k, cname in enumerate(survey.class_names):
-            with cols[k % 4]:
-                sym = survey.label_set[k].symbol if survey.label_set else "t01_features"
+            with cols[k % len(cols)]:
+                sym = flat[k].symbol if flat else "t01_features"
                 st.image(symbol_image(sym, 72), width=72)
                 st.button(cname, key=f"ans_flat_{k}", on_click=commit, args=([[FLAT_TASK, k]],),
+                          help=flat[k].help if flat else None, width="stretch",
                           type="primary" if pred is not None and pred.top_class == k else "secondary")
+                if flat and flat[k].help:
+                    st.caption(flat[k].help.split(". ")[0].rstrip(".") + ".")
     else:
         task_id = GZ2_TREE.root if not path else GZ2_TREE[path[-1][0]].next_task(path[-1][1])
         task = GZ2_TREE[task_id]
@@ -138,7 +142,12 @@ with right:
     b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy)
 
 with st.expander("Field guide: every symbol and what it means"):
-    for task in GZ2_TREE.tasks.values():
+    if ls is None and survey.label_set is not None:
+        for c in survey.label_set:
+            g1, g2 = st.columns([1, 6])
+            g1.image(symbol_image(c.symbol, 64), width=64)
+            g2.markdown(f"**{c.name}** — {c.help}")
+    for task in (GZ2_TREE.tasks.values() if ls is not None else ()):
         st.markdown(f"**{task.id} · {task.question}**")
         cols = st.columns(7)
         for k, a in enumerate(task.answers):

@@ -12,6 +12,7 @@ transaction; a refusal raises :class:`StoreError` (or a subclass) and writes not
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -21,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..taxonomy import GZ2_TREE, PathError, get_label_set
+from ..taxonomy import GZ2_TREE, LABELSET_DIR, PathError, get_label_set
 from .db import Store, StoreError
 from .models import (JOB_STATES, ROLES, Classification, Galaxy, Job, ModelVersion, Prediction, SurveyRow, Volunteer,
                      utcnow)
@@ -179,7 +180,7 @@ def get_volunteer(store: Store, who: int | str) -> Volunteer:
 # --- surveys and galaxies ------------------------------------------------------------------------
 
 def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold_fraction: float = 0.05,
-                    known_fraction: float = 1.0, seed: int = 0) -> int:
+                    known_fraction: float = 1.0, seed: int = 0, train_config: str | None = None) -> int:
     """Add a loaded :class:`~galaxalign.data.Survey` and all its galaxies; returns the survey id.
 
     ``workflow``: ``gz2`` (the decision tree; needs a Galaxy10 or GalaxyMNIST label set) or ``flat``
@@ -191,9 +192,9 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
     _check_name(name, "survey name")
     if workflow not in ("gz2", "flat"):
         raise StoreError(f"workflow {workflow!r} must be 'gz2' or 'flat'")
-    if workflow == "gz2" and survey.label_set is None:
-        raise StoreError(f"survey {name!r}: the GZ2 workflow needs Galaxy10 or GalaxyMNIST classes; use workflow "
-                         "'flat' for custom classes")
+    if workflow == "gz2" and (survey.label_set is None or survey.label_set.tree != "gz2"):
+        raise StoreError(f"survey {name!r}: the GZ2 workflow needs a label set with the GZ2 tree (Galaxy10, "
+                         "GalaxyMNIST or a file with 'tree: gz2'); use workflow 'flat' for a plain class list")
     cat = survey.catalog
     labels = survey.labels
     if not 0 <= known_fraction <= 1 or not 0 <= gold_fraction <= known_fraction:
@@ -208,9 +209,13 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
     def fn(s: Session) -> int:
         if s.scalar(select(SurveyRow.id).where(SurveyRow.name == name)) is not None:
             raise StoreError(f"survey {name!r} is already registered")
+        ls = survey.label_set
+        builtin = ls is not None and ls.source is not None and Path(ls.source).parent == LABELSET_DIR
+        prep = getattr(survey, "preparation", None)
         row = SurveyRow(name=name, path=str(survey.path), kind=survey.kind,
-                        label_set=survey.label_set.name if survey.label_set else None,
-                        class_names=list(survey.class_names), workflow=workflow, n_galaxies=len(survey))
+                        label_set=ls.name if ls else None, label_set_file=None if (ls is None or builtin) else ls.source,
+                        class_names=list(survey.class_names), workflow=workflow, n_galaxies=len(survey),
+                        preparation=prep.to_dict() if prep is not None else None, train_config=train_config)
         s.add(row)
         s.flush()
         s.execute(Galaxy.__table__.insert(), [
@@ -283,7 +288,7 @@ def _validate_answers(survey: SurveyRow, answers: Sequence) -> tuple[list[list],
         path = GZ2_TREE.validate(answers)
     except PathError as e:
         raise InvalidAnswer(f"invalid answer path: {e}") from None
-    return [list(p) for p in path], get_label_set(survey.label_set).resolve(path)
+    return [list(p) for p in path], get_label_set(survey.label_set_file or survey.label_set).resolve(path)
 
 
 def record_classification(store: Store, volunteer: int | str, galaxy: int | str, answers: Sequence,

@@ -30,6 +30,9 @@ class SurveyRow(Base):
     class_names: Mapped[list] = mapped_column(JSON)
     workflow: Mapped[str] = mapped_column(String(20), default="gz2")  # gz2 tree or flat class list
     n_galaxies: Mapped[int] = mapped_column(Integer)
+    preparation: Mapped[dict | None] = mapped_column(JSON)  # galaxalign.prepare.Preparation.to_dict()
+    label_set_file: Mapped[str | None] = mapped_column(String(1000))  # a label-set YAML outside the built-ins
+    train_config: Mapped[str | None] = mapped_column(String(1000))  # the config re-training uses
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
