@@ -1,8 +1,11 @@
 """README screenshots from the demo workspace (run `make demo` first): the same walk-through as the
 browser test, in Debian's Chromium, on a copy of the workspace (the real one keeps no bench votes).
 
-    python bench/screenshots.py            # writes docs/screenshots/*.png
+    python bench/screenshots.py                 # writes docs/screenshots/*.png
+    python bench/screenshots.py --survey first  # the FIRST workspace (`make demo SURVEY=first`):
+                                                # docs/screenshots/classify_first.png
 """
+import argparse
 import shutil
 import sys
 import tempfile
@@ -11,12 +14,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser_flow import streamlit_server, walk_through  # noqa: E402
+from browser_flow import CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through  # noqa: E402
+
+
+def first_classify(url: str, password: str, out: Path) -> None:
+    """Sign in to the FIRST workspace and photograph the Classify page: a real radio galaxy, the radio
+    symbols with their help, the model's proposal."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        page.get_by_label("Name").fill("admin")
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="What kind of radio source is this?")).to_be_visible()
+        expect(page.get_by_text("Model proposal:")).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "classify_first.png"))
+        browser.close()
 
 
 def main() -> None:
-    src = ROOT / "workspace"
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--survey", default="demo", choices=["demo", "first"])
+    a = ap.parse_args()
+    src = ROOT / ("workspace" if a.survey == "demo" else "workspace-first")
     password = (src / "admin-password.txt").read_text().strip()
+    out = ROOT / "docs" / "screenshots"
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         shutil.copytree(src, ws)
@@ -26,8 +53,12 @@ def main() -> None:
         relocate_paths(store, str(src), str(ws))
         store.dispose()
         with streamlit_server(ws, Path(tmp) / "streamlit.log") as url:
-            walk_through(url, "admin", password, ROOT / "docs" / "screenshots", n_votes=2)
-    print("wrote docs/screenshots/")
+            if a.survey == "demo":
+                walk_through(url, "admin", password, out, n_votes=2)
+            else:
+                out.mkdir(parents=True, exist_ok=True)
+                first_classify(url, password, out)
+    print(f"wrote {out}/")
 
 
 if __name__ == "__main__":

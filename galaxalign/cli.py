@@ -60,7 +60,15 @@ def info(path: Path = typer.Argument(..., help="A survey: .h5 file, GalaxyMNIST 
         return
     h, w, c = s["image_shape"]
     typer.echo(f"{s['path']}  ({s['kind']}, label set: {s['label_set'] or 'custom'})")
-    typer.echo(f"{s['galaxies']} galaxies, images {h}×{w}×{c} uint8")
+    raw = s["raw_shape"]
+    if list(raw) == [h, w, c] and s["raw_dtype"] == "uint8":
+        typer.echo(f"{s['galaxies']} galaxies, images {h}×{w}×{c} uint8")
+    else:
+        bands = raw[2] if len(raw) > 2 else 1
+        typer.echo(f"{s['galaxies']} galaxies, images {raw[0]}×{raw[1]}, {bands} band{'s' if bands > 1 else ''}, "
+                   f"{s['raw_dtype']} (`galaxalign prepare` shows how they become pictures)")
+    if s.get("split"):
+        typer.echo("split: " + ", ".join(f"{k} {v}" for k, v in s["split"].items()))
     width = max((len(k) for k in s["classes"]), default=0)
     for name, count in s["classes"].items():
         typer.echo(f"  {name:<{width}}  {count:>7}  {count / s['galaxies']:6.1%}")

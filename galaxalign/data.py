@@ -819,5 +819,8 @@ def stratified_split(labels: np.ndarray, test_size: float = 0.2, seed: int = 0) 
 def survey_summary(survey: Survey) -> dict:
     """What ``galaxalign info`` prints: count, image shape, kind, class counts."""
     return {"path": str(survey.path), "kind": survey.kind, "galaxies": len(survey),
-            "image_shape": list(survey.image_shape), "label_set": survey.label_set.name if survey.label_set else None,
+            "image_shape": list(survey.image_shape), "raw_shape": list(survey.raw_shape),
+            "raw_dtype": str(survey._raw_dtype()),
+            "label_set": survey.label_set.name if survey.label_set else None,
+            "split": ({k: int(v) for k, v in survey.catalog["split"].value_counts().items()} if survey.has_split else None),
             "classes": survey.class_counts()}

@@ -57,6 +57,8 @@ def staged_upload(workspace: Workspace, filename: str, data: bytes):
     try:
         tmp = dest / ".upload"
         tmp.write_bytes(data)
+        if base.lower().endswith(".zip"):
+            _check_zip(tmp, dest, base)
         if base.lower().endswith(".zip") and not _has_catalog(tmp, base):
             path = dest / re.sub(r"[^A-Za-z0-9_.-]", "_", base)  # a zip the loaders read as it is (FIRST)
             tmp.replace(path)
@@ -73,20 +75,25 @@ def staged_upload(workspace: Workspace, filename: str, data: bytes):
         shutil.rmtree(dest, ignore_errors=True)
 
 
-def _unzip(zip_path: Path, dest: Path, base: str) -> None:
+def _check_zip(zip_path: Path, dest: Path, base: str) -> None:
+    """Every zip, unpacked or read in place: no absolute paths, no escape, no zip bomb."""
     try:
         with zipfile.ZipFile(zip_path) as z:
             total = 0
-            for info in z.infolist():  # no absolute paths, no escape, no zip bomb
+            for info in z.infolist():
                 target = (dest / info.filename).resolve()
                 if dest.resolve() not in target.parents:
                     raise SurveyImportError(f"{base}: entry {info.filename!r} points outside the survey folder")
                 total += info.file_size
                 if total > MAX_UNZIPPED_BYTES:
                     raise SurveyImportError(f"{base}: unpacks to more than {MAX_UNZIPPED_BYTES / 1e9:.0f} GB")
-            z.extractall(dest)
     except zipfile.BadZipFile:
         raise SurveyImportError(f"{base}: not a valid zip file") from None
+
+
+def _unzip(zip_path: Path, dest: Path, base: str) -> None:
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(dest)
 
 
 def _has_catalog(zip_path: Path, base: str) -> bool:
@@ -114,7 +121,7 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
     if not _NAME.fullmatch(name or ""):
         raise SurveyImportError(f"survey name {name!r} must be 2–40 letters, digits, '.', '_' or '-'")
     if any(r.name.lower() == name.lower() for r in list_surveys(store)):
-        raise SurveyImportError(f"survey {name!r} is already registered")
+        raise SurveyImportError(f"a survey called {name!r} was already imported (or registered)")
     survey = load_survey(path, label_set=label_set)
     reasons: list[str] = []
     if preparation is None:

@@ -49,7 +49,7 @@ def test_bad_synth_arguments_are_one_line(tmp_path):
 def test_symbols_command_writes_all_pngs(tmp_path):
     r = run("symbols", "--out", str(tmp_path), "--size", "32")
     assert r.returncode == 0, r.stderr
-    assert len(list(tmp_path.rglob("*.png"))) == 51
+    assert len(list(tmp_path.rglob("*.png"))) == 55
 
 
 def test_user_add_and_export_commands(tmp_path, synth_h5):

@@ -81,8 +81,10 @@ def test_fits_cutouts_become_rgb(tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"images": None}, "missing key 'images'"),
-    ({"images": np.zeros((12, 16, 16), np.uint8)}, r"shape \(12, 16, 16\); expected \(N, H, W, 3\)"),
-    ({"images": np.zeros((12, 16, 16, 3), np.float32)}, "dtype float32; expected uint8"),
+    # one band and float flux are valid raw surveys (a preparation makes them pictures); these are not
+    ({"images": np.zeros((12, 16, 16, 20), np.uint8)}, r"shape \(12, 16, 16, 20\); expected \(N, H, W, 3\) RGB"),
+    ({"images": np.zeros((12, 16), np.uint8)}, r"shape \(12, 16\); expected"),
+    ({"images": np.zeros((12, 16, 16, 3), np.bool_)}, "dtype bool; expected uint8"),
     ({"ans": np.array([0] * 11 + [12], np.uint8)}, "label 12 at index 11 is out of range 0–9"),
     ({"ans": np.zeros(5, np.uint8)}, r"'ans' has shape \(5,\)"),
     ({"images": np.zeros((0, 16, 16, 3), np.uint8), "ans": np.zeros(0, np.uint8), "ra": None, "dec": None,

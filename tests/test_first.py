@@ -177,6 +177,41 @@ def test_first_import_then_demo_bootstrap_on_the_package_files(tmp_path, monkeyp
     ckpt = __import__("torch").load(ws.models / "starter" / "model.pt", weights_only=False)
     assert ckpt["symbols"] == FIRST.symbols and ckpt["preparation"]["stretch"] == "sqrt"
 
+    # the Classify page: the radio question, each class with its own symbol and help, the proposal
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from galaxalign.store import add_volunteer
+    from test_app import APP
+
+    store = open_store(ws.database_url)
+    add_volunteer(store, "vera", "volunteer", "volunteer-pw")
+    store.dispose()
+    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(ws.root))
+    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.text_input(key="signin_name").set_value("vera")
+    at.text_input(key="signin_password").set_value("volunteer-pw")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.subheader] == ["What kind of radio source is this?"]
+    assert [at.button(key=f"ans_flat_{k}").label for k in range(4)] == FIRST.class_names
+    assert at.button(key="ans_flat_1").help == FIRST[1].help
+    assert any("Model proposal" in m.value for m in at.markdown)
+    assert any("hotspots" in c.value for c in at.caption)  # FRII's help under its button
+    at.button(key="ans_flat_1").click().run()
+    assert not at.exception
+    from galaxalign.store.models import Classification
+    from sqlalchemy import func, select
+
+    store = open_store(ws.database_url)
+    with store.read() as sess:
+        assert sess.scalar(select(func.count()).select_from(Classification)) == 1
+        assert sess.scalar(select(Classification.answers)) == [["FLAT", 1]]
+    store.dispose()
+
 
 def test_first_package_missing_says_how_to_install(monkeypatch):
     import importlib.util

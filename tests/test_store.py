@@ -35,7 +35,7 @@ def n_rows(store, model):
 
 def test_schema_comes_from_alembic(store):
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     if store.dialect == "sqlite":
         with store.engine.connect() as c:
             assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -312,7 +312,8 @@ def test_survey_import_validates_and_leaves_nothing_behind(store, tmp_path, gala
     for k, (fname, data, msg) in enumerate(bad):
         with pytest.raises((SurveyImportError, SurveyError), match=msg):
             import_survey(store, ws, fname, data, f"bad{k}")
-        assert not (ws.surveys / "imported" / f"bad{k}").exists()
+        assert not (ws.surveys / "imported" / f"bad{k}.h5").exists()
+        assert not list((ws.surveys / "uploads").iterdir())  # the staged upload is gone too
     with pytest.raises(SurveyImportError, match="must be 2–40"):
         import_survey(store, ws, "a.h5", galaxy10_file.read_bytes(), "../etc")
     with pytest.raises(SurveyImportError, match="already imported"):

@@ -1,6 +1,7 @@
 """Admin: re-train, watch jobs, manage model versions, import surveys, volunteer statistics."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -8,6 +9,8 @@ from common import get_workspace, require, show_error, store
 from galaxalign.errors import GalaxalignError
 from galaxalign.importer import MAX_IMPORT_BYTES
 from galaxalign.jobs import enqueue, reap_stale_jobs
+from galaxalign.prepare import STRETCHES, Preparation
+from galaxalign.taxonomy import LABEL_SETS
 from galaxalign.store import activate_model, list_jobs, list_model_versions, list_surveys, require_role, volunteer_stats
 
 user = require("admin")
@@ -86,18 +89,71 @@ else:
     st.caption("No model yet: `make run` trains the starter model, or press Re-train now.")
 
 st.subheader("Import a survey")
-up = st.file_uploader("An HDF5 survey (Galaxy10 or GalaxyMNIST schema) or a zip of images with catalog.csv",
-                      type=["h5", "hdf5", "zip"], key="adm_upload", max_upload_size=MAX_IMPORT_BYTES // (1024 * 1024))
+up = st.file_uploader("An HDF5 survey (Galaxy10, GalaxyMNIST or FIRST schema), a FIRST zip, or a zip of images with "
+                      "catalog.csv", type=["h5", "hdf5", "zip"], key="adm_upload",
+                      max_upload_size=MAX_IMPORT_BYTES // (1024 * 1024))
+st.caption("Larger surveys: `galaxalign import PATH --name NAME` on the server has no size limit.")
 new_name = st.text_input("Survey name", key="adm_survey_name", placeholder="e.g. decals-dr10-sample")
-workflow = st.radio("Workflow", ["gz2", "flat"], horizontal=True, key="adm_workflow",
+c1, c2 = st.columns(2)
+workflow = c1.radio("Workflow", ["gz2", "flat"], horizontal=True, key="adm_workflow",
                     format_func=lambda w: "GZ2 decision tree" if w == "gz2" else "flat class list")
-if st.button("Import", key="adm_import", disabled=up is None or not new_name):
-    from galaxalign.importer import import_survey
+label_sets = ["(from the file)", *LABEL_SETS]
+ls_choice = c2.selectbox("Label set", label_sets, key="adm_labelset",
+                         help="Classes with their prompts, help texts and symbols (YAML files; see docs/labelsets.md)")
+label_set = None if ls_choice == label_sets[0] else ls_choice
 
+
+def preparation_controls(detected: Preparation) -> Preparation | None:
+    """The detected preparation, editable; None (with the error shown) when the settings are invalid."""
+    p1, p2, p3, p4 = st.columns(4)
+    cutout = p1.number_input("Cut-out (px, 0 = whole image)", 0, 4096, detected.cutout or 0, key="adm_prep_cutout")
+    size = p2.number_input("Size (px, 0 = native)", 0, 1024, detected.size or 0, key="adm_prep_size")
+    stretch = p3.selectbox("Stretch", STRETCHES, index=STRETCHES.index(detected.stretch), key="adm_prep_stretch")
+    lo, hi = p4.slider("Clip percentiles", 0.0, 100.0, tuple(detected.clip), step=0.1, key="adm_prep_clip")
     try:
-        require_role(store(), user["id"], "admin")
-        res = import_survey(store(), get_workspace(), up.name, bytes(up.getbuffer()), new_name, workflow)
-        st.success(f"Imported {res['galaxies']:,} galaxies as {new_name!r}. Re-train or embed to give it predictions.")
+        return Preparation.from_dict({**detected.to_dict(), "cutout": int(cutout) or None, "size": int(size) or None,
+                                      "stretch": stretch, "clip": [lo, hi]})
+    except GalaxalignError as e:
+        show_error(e)
+        return None
+
+
+if up is not None:
+    from galaxalign.data import load_survey
+    from galaxalign.importer import import_survey, staged_upload
+    from galaxalign.prepare import detect_for_survey, preview_sheet
+
+    key = f"{up.name}:{up.size}:{label_set}"
+    try:
+        if st.session_state.get("adm_prep_key") != key:  # detect once per upload, not on every rerun
+            with staged_upload(get_workspace(), up.name, bytes(up.getbuffer())) as path:
+                s = load_survey(path, label_set=label_set)
+                detected, reasons = detect_for_survey(s)
+                rng = np.random.default_rng(0)
+                idx = np.sort(rng.choice(len(s), min(8, len(s)), replace=False))
+                st.session_state.update(adm_prep_key=key, adm_prep_detected=detected.to_dict(),
+                                        adm_prep_reasons=reasons, adm_prep_raw=s.raw_images(idx),
+                                        adm_prep_names=[s.class_names[k] if k >= 0 else s.id_str[i]
+                                                        for i, k in zip(idx, s.labels[idx])])
+                for k in ("adm_prep_cutout", "adm_prep_size", "adm_prep_stretch", "adm_prep_clip"):
+                    st.session_state.pop(k, None)
+        detected = Preparation.from_dict(st.session_state["adm_prep_detected"])
+        st.markdown("**Image preparation** — detected from the data:")
+        st.markdown("\n".join(f"- {r}" for r in st.session_state["adm_prep_reasons"]))
+        prep = preparation_controls(detected)
+        if prep is not None:
+            raw = st.session_state["adm_prep_raw"]
+            prep.check(raw.shape[1:], up.name)
+            st.image(preview_sheet(raw, prep, st.session_state["adm_prep_names"], tile=110),
+                     caption="Before (raw, the cut-out marked) and after: what the model and volunteers will see",
+                     width="stretch")
+        if st.button("Import", key="adm_import", disabled=not new_name or prep is None, type="primary"):
+            require_role(store(), user["id"], "admin")
+            with st.spinner("Importing…"):
+                res = import_survey(store(), get_workspace(), up.name, bytes(up.getbuffer()), new_name, workflow,
+                                    label_set=label_set, preparation=prep)
+            st.success(f"Imported {res['galaxies']:,} galaxies as {new_name!r} ({res['preparation_text']}). "
+                       "Re-train or embed to give it predictions.")
     except GalaxalignError as e:
         show_error(e)
 

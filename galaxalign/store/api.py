@@ -577,7 +577,7 @@ def relocate_paths(store: Store, old_root: str, new_root: str) -> int:
     def fn(s: Session) -> int:
         n = 0
         for obj in list(s.scalars(select(SurveyRow))) + list(s.scalars(select(ModelVersion))):
-            for col in ("path", "checkpoint_path", "embeddings_path"):
+            for col in ("path", "checkpoint_path", "embeddings_path", "label_set_file", "train_config"):
                 v = getattr(obj, col, None)
                 if isinstance(v, str) and (v == old_root or v.startswith(old_root + "/")):
                     setattr(obj, col, new_root + v[len(old_root):])

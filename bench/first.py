@@ -1,0 +1,250 @@
+"""FIRST radio galaxies (the firstgalaxydata package): GalaxAlign, CLIP fine-tuning and supervised CE on
+the package's fixed split — train on train (1,758), choose the epoch on valid (200), report test (200)
+once — 3 seeds each; the preparation ablation (whole field shrunk to 64 px); bf16 against fp32.
+
+    python bench/first.py              # every run not yet in bench/results/first_runs.jsonl (about 90 min)
+    python bench/first.py --report     # only rewrite the tables and figures from finished runs
+    python bench/first.py --speed      # only the bf16-vs-fp32 training-step timing
+
+Every run appends one line to ``bench/results/first_runs.jsonl`` (committed); a finished run is skipped,
+so an interrupted benchmark picks up where it stopped. Writes ``bench/out/first_tables.md`` and the
+figures ``docs/first_confusion.png``, ``docs/first_test_predictions.png``, ``docs/first_preparation.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from galaxalign.baselines import train_supervised  # noqa: E402
+from galaxalign.data import first_package_dir, load_survey  # noqa: E402
+from galaxalign.prepare import Preparation, detect_for_survey, preview_sheet  # noqa: E402
+from galaxalign.train import (SymbolBank, _param_groups, cpu_has_bf16, encode_batch, load_config,  # noqa: E402
+                              train)
+
+OUT = ROOT / "bench" / "out"
+RUNS = ROOT / "bench" / "results" / "first_runs.jsonl"
+CONFIG = ROOT / "configs" / "first-cpu.yaml"
+SEEDS = (0, 1, 2)
+KEYS = ("accuracy", "macro_f1", "map_at_5", "map")
+NAIVE = Preparation(stretch="linear", size=64)  # what a new user got before: the 300-px field shrunk to 64 px
+
+# (name, method, preparation, overrides, seeds), in order of importance: the main rows for every seed
+# first; bf16 training for the accuracy beside the step timing, one seed (time on this machine)
+RUN_PLAN = [
+    ("galaxalign", "contrastive", "detected", {}, SEEDS),
+    ("supervised_ce", "supervised", "detected", {}, SEEDS),
+    ("clip", "contrastive", "detected", {"variant": "clip"}, SEEDS),
+    ("supervised_ce_naive_prep", "supervised", "naive", {}, SEEDS),
+    ("galaxalign_bf16", "contrastive", "detected", {"amp": True}, (0,)),
+]
+
+
+def done() -> dict:
+    out = {}
+    if RUNS.exists():
+        for line in RUNS.read_text().splitlines():
+            r = json.loads(line)
+            out[(r["name"], r["seed"])] = r
+    return out
+
+
+def record(row: dict) -> None:
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RUNS, "a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+
+
+def surveys():
+    base = load_survey(first_package_dir() / "galaxy_data_h5.zip")
+    detected, reasons = detect_for_survey(base)
+    return base, {"detected": base.with_preparation(detected), "naive": base.with_preparation(NAIVE)}, reasons
+
+
+def run_all() -> None:
+    _, prepared, reasons = surveys()
+    print("detected preparation:", prepared["detected"].preparation.describe())
+    for r in reasons:
+        print("  -", r)
+    finished = done()
+    for seed in SEEDS:
+        for name, method, prep, over, seeds in RUN_PLAN:
+            if (name, seed) in finished or seed not in seeds:
+                continue
+            s = prepared[prep]
+            cfg = load_config(CONFIG, seed=seed, **over)
+            t0 = time.perf_counter()
+            if method == "supervised":
+                m = train_supervised(cfg, s)
+                extra = {"selected_epoch": m.get("selected_epoch")}
+            else:
+                res = train(cfg, survey=s, out_dir=OUT / "first_runs" / f"{name}-{seed}", show_bar=False)
+                m = res["metrics"]
+                extra = {"selected_epoch": res.get("selected_epoch"), "confusion": m.get("confusion"),
+                         "accuracy_symbol": m.get("accuracy_symbol"), "accuracy_fused": m.get("accuracy_fused")}
+            row = {"name": name, "seed": seed, "preparation": s.preparation.to_dict(), "amp": bool(cfg.amp),
+                   **{k: m.get(k) for k in KEYS}, **extra, "seconds": round(time.perf_counter() - t0, 1),
+                   "machine": f"{platform.machine()} {torch.get_num_threads()} threads"}
+            record(row)
+            print(f"{name} seed {seed}: accuracy {row['accuracy']:.4f} macro-F1 {row['macro_f1']:.4f} "
+                  f"({row['seconds']:.0f} s, epoch {row.get('selected_epoch')})", flush=True)
+
+
+def step_speed(n_steps: int = 30) -> dict:
+    """Seconds per GalaxAlign stage-2 training step, fp32 against bf16 autocast, interleaved on the same
+    batches in one process (so both see the same machine state)."""
+    _, prepared, _ = surveys()
+    s = prepared["detected"]
+    cfg = load_config(CONFIG)
+    from galaxalign.loss import STAGE2_PAIRS, GalaxAlignLoss
+    from galaxalign.model import create_model
+    from galaxalign.taxonomy import FIRST
+
+    model = create_model(cfg.model)
+    model.set_classes(FIRST.class_names, FIRST.prompts, FIRST.symbols, "first")
+    model.begin_stage2()
+    tokens = model.tokenize(FIRST.prompts)
+    bank = SymbolBank(model, FIRST.symbols, 4, 0)
+    opt = torch.optim.AdamW(_param_groups(model, 0.05), lr=1e-4)
+    loss_fn = GalaxAlignLoss(STAGE2_PAIRS, True)
+    idx = s.split_indices("train")
+    rng = np.random.default_rng(0)
+    times = {"fp32": [], "bf16": []}
+    for step in range(n_steps + 3):
+        b = rng.choice(idx, cfg.batch_size, replace=False)
+        x = model.preprocess(s.images(b))
+        y = torch.as_tensor(s.labels[b])
+        for mode in ("fp32", "bf16"):
+            gen = torch.Generator().manual_seed(step)
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                z = encode_batch(model, x, y, tokens, bank, gen)
+                loss = loss_fn(z, z["scale"], y)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step >= 3:  # warm-up steps are not timed
+                times[mode].append(time.perf_counter() - t0)
+    out = {m: float(np.median(t)) for m, t in times.items()}
+    out["ratio_fp32_over_bf16"] = out["fp32"] / out["bf16"]
+    out["cpu_bf16"] = cpu_has_bf16()
+    out["threads"] = torch.get_num_threads()
+    (OUT).mkdir(parents=True, exist_ok=True)
+    (ROOT / "bench" / "results" / "first_speed.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return out
+
+
+def _mean_std(rows, key):
+    v = np.array([r[key] for r in rows if r.get(key) is not None], float)
+    return (v.mean(), v.std(), len(v)) if len(v) else (np.nan, np.nan, 0)
+
+
+def report() -> None:
+    runs = done()
+    names = [n for n, *_ in RUN_PLAN]
+    lines = ["| run | preparation | accuracy | macro-F1 | mAP@5 | mAP | seeds | minutes / run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        rows = [r for (n, _), r in sorted(runs.items()) if n == name]
+        if not rows:
+            continue
+        cells = []
+        for k in KEYS:
+            m, sd, n = _mean_std(rows, k)
+            cells.append(f"{m:.4f} ± {sd:.4f}" if n else "–")
+        prep = Preparation.from_dict(rows[0]["preparation"]).describe()
+        mins = np.mean([r["seconds"] for r in rows]) / 60
+        lines.append(f"| {name} | {prep} | " + " | ".join(cells) + f" | {len(rows)} | {mins:.1f} |")
+    speed_file = ROOT / "bench" / "results" / "first_speed.json"
+    if speed_file.exists():
+        sp = json.loads(speed_file.read_text())
+        lines += ["", f"Training step (GalaxAlign stage 2, batch 64, {sp['threads']} threads, CPU bf16: "
+                      f"{sp['cpu_bf16']}): fp32 {sp['fp32'] * 1e3:.0f} ms, bf16 autocast {sp['bf16'] * 1e3:.0f} ms "
+                      f"— fp32 / bf16 = {sp['ratio_fp32_over_bf16']:.2f}×."]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "first_tables.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    figures(runs)
+
+
+def figures(runs: dict) -> None:
+    """Confusion matrix (summed over seeds) and a contact sheet of test galaxies with the predictions
+    of the seed-0 GalaxAlign model, mistakes in red; the preparation preview."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image, ImageDraw
+
+    from galaxalign.inference import class_probabilities, embed_images
+    from galaxalign.model import load_model
+
+    base, prepared, _ = surveys()
+    s = prepared["detected"]
+    names = s.class_names
+    mats = [np.array(r["confusion"]) for (n, _), r in runs.items() if n == "galaxalign" and r.get("confusion")]
+    if mats:
+        m = np.sum(mats, 0)
+        fig, ax = plt.subplots(figsize=(4.6, 4))
+        ax.imshow(m / m.sum(1, keepdims=True), cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m[i].sum() / 2 else "black")
+        ax.set_xticks(range(len(names)), names)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"GalaxAlign on FIRST test, {len(mats)} seeds")
+        fig.tight_layout()
+        fig.savefig(ROOT / "docs" / "first_confusion.png", dpi=120)
+        plt.close(fig)
+    run0 = OUT / "first_runs" / "galaxalign-0"
+    if (run0 / "model.pt").exists():
+        model = load_model(run0)
+        te = s.split_indices("test")
+        pred = class_probabilities(model, embed_images(model, s, te)).argmax(1)
+        rng = np.random.default_rng(0)
+        pick = np.concatenate([rng.choice(te[s.labels[te] == c], 6, replace=False) for c in range(len(names))])
+        order = {i: k for k, i in enumerate(te)}
+        tile, cols = 96, 8
+        sheet = Image.new("RGB", (cols * tile, (len(pick) // cols) * (tile + 14)), (20, 20, 24))
+        d = ImageDraw.Draw(sheet)
+        for k, i in enumerate(pick):
+            p = int(pred[order[i]])
+            x, y = (k % cols) * tile, (k // cols) * (tile + 14)
+            sheet.paste(Image.fromarray(s.image(i)).resize((tile, tile), Image.NEAREST), (x, y))
+            ok = p == s.labels[i]
+            if not ok:
+                d.rectangle((x, y, x + tile - 1, y + tile - 1), outline=(255, 60, 60), width=3)
+            d.text((x + 3, y + tile), f"{names[s.labels[i]]}→{names[p]}" if not ok else names[p],
+                   fill=(255, 90, 90) if not ok else (200, 230, 200))
+        sheet.save(ROOT / "docs" / "first_test_predictions.png")
+    rng = np.random.default_rng(1)
+    idx = np.concatenate([rng.choice(np.flatnonzero(base.labels == c), 2, replace=False) for c in range(len(names))])
+    preview_sheet(base.raw_images(idx), s.preparation, [names[k] for k in base.labels[idx]], tile=120).save(
+        ROOT / "docs" / "first_preparation.png")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--report", action="store_true", help="only rewrite tables and figures")
+    ap.add_argument("--speed", action="store_true", help="only the bf16-vs-fp32 step timing")
+    a = ap.parse_args()
+    if a.speed:
+        step_speed()
+    elif not a.report:
+        step_speed()
+        run_all()
+    if not a.speed:
+        report()
