@@ -173,8 +173,14 @@ def report() -> None:
                       f"{sp['cpu_bf16']}): fp32 {sp['fp32'] * 1e3:.0f} ms, bf16 autocast {sp['bf16'] * 1e3:.0f} ms "
                       f"— fp32 / bf16 = {sp['ratio_fp32_over_bf16']:.2f}×."]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "first_tables.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    (OUT / "first_tables.md").write_text(text + "\n")
+    print(text)
+    bm = ROOT / "BENCHMARKS.md"  # keep BENCHMARKS.md in step: the table lives between two markers
+    start, end = "<!-- first-tables:start -->", "<!-- first-tables:end -->"
+    doc = bm.read_text()
+    if start in doc and end in doc:
+        bm.write_text(doc[: doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):])
     figures(runs)
 
 

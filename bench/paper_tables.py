@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from galaxalign.baselines import linear_probe, tower_features, train_supervised  # noqa: E402
-from galaxalign.data import load_survey, stratified_split  # noqa: E402
+from galaxalign.data import load_survey  # noqa: E402
 from galaxalign.model import create_model, load_model  # noqa: E402
 from galaxalign.synth import synth_survey  # noqa: E402
-from galaxalign.train import load_config, train  # noqa: E402
+from galaxalign.train import load_config, resolve_split, train  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 RUNS = ROOT / "bench" / "results" / "paper_runs.jsonl"  # committed: the tables are rebuilt from it
@@ -92,7 +92,7 @@ def run_one(name: str, seed: int, survey, base) -> None:
         if name == "probe_ours" and not (OUT / "runs" / f"ours-{seed}" / "model.pt").exists():
             return
         m = create_model(cfg.model) if name == "probe_init" else load_model(OUT / "runs" / f"ours-{seed}")
-        tr, te = stratified_split(survey.labels, cfg.test_size, seed)
+        tr, _, te = resolve_split(survey, cfg)  # the survey's own split if it has one
         f_tr = tower_features(m.clip.visual, m.preprocess, survey, tr)
         f_te = tower_features(m.clip.visual, m.preprocess, survey, te)
         metrics = linear_probe(f_tr, survey.labels[tr], f_te, survey.labels[te], survey.class_names)
@@ -170,7 +170,7 @@ def tsne_figure() -> None:
     from galaxalign.projection import project
 
     survey = load_survey(SURVEY)
-    _, te = stratified_split(survey.labels, 0.2, 0)
+    _, _, te = resolve_split(survey, load_config(ROOT / "configs" / "tiny-cpu.yaml"))
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
     cmap = plt.get_cmap("tab10")
     for ax, name, title in zip(axes, ("ours", "clip"), ("GalaxAlign (ours)", "CLIP fine-tuning (no symbols)")):

@@ -21,7 +21,7 @@ from .data import Survey
 from .loss import focal_loss
 from .metrics import classification_report, retrieval_map
 from .model import create_model
-from .train import TrainCfg, _cosine, _device, _param_groups, amp_enabled, augment_images, resolve_split
+from .train import TrainCfg, _cosine, _device, _param_groups, amp_enabled, augment_images, epoch_order, resolve_split
 
 __all__ = ["train_supervised", "linear_probe", "tower_features", "effective_number_weights"]
 
@@ -82,7 +82,7 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
     for epoch in range(epochs):
         visual.train()
         head.train()
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(tr)
+        perm = epoch_order(tr, labels, cfg.seed, epoch, cfg.balanced)
         for s in range(steps):
             b = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             x = images[b]

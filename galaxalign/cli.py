@@ -207,8 +207,9 @@ def train_cmd(config: Path = typer.Option(..., help="Training config YAML (confi
     result = train(cfg, survey=s, out_dir=out, resume=resume)
     m = result.get("metrics") or {}
     if m:
-        typer.echo(f"trained in {result['seconds']:.0f} s: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-                   f"mAP@5 {m['map_at_5']:.4f}  mAP {m['map']:.4f}  → {out}")
+        f4 = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731  (retrieval needs two galaxies per class)
+        typer.echo(f"trained in {result['seconds']:.0f} s: accuracy {f4(m['accuracy'])}  macro-F1 {f4(m['macro_f1'])}  "
+                   f"mAP@5 {f4(m.get('map_at_5'))}  mAP {f4(m.get('map'))}  → {out}")
 
 
 def _open_prepared(path: Path, labelset: Optional[str], prepare: str, model_meta: dict | None = None):

@@ -122,11 +122,15 @@ class SimilarityIndex:
         return cls(index, ids)
 
 
-def query_image(model, image: np.ndarray) -> np.ndarray:
-    """(D,) embedding of one (H, W, 3) uint8 image through the image tower."""
+def query_image(model, image: np.ndarray, preparation=None) -> np.ndarray:
+    """(D,) embedding of one image through the image tower. With the survey's ``preparation`` the
+    image is raw (H, W) or (H, W, bands), prepared exactly as the survey's galaxies were; without, a
+    ready (H, W, 3) uint8 picture."""
     import torch
 
     img = np.asarray(image)
+    if preparation is not None:
+        img = preparation.apply(img[None])[0]
     if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
         raise SearchError(f"query image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
     with torch.inference_mode():

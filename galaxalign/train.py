@@ -42,7 +42,8 @@ from .symbols import render_symbol
 from .taxonomy import make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
-           "class_text_for", "encode_batch", "augment_images", "resolve_split", "cpu_has_bf16", "amp_enabled"]
+           "class_text_for", "encode_batch", "augment_images", "resolve_split", "cpu_has_bf16", "amp_enabled",
+           "epoch_order"]
 
 VARIANTS = ("galaxalign", "clip", "v1", "v2", "v3", "scratch", "no_text")
 
@@ -67,7 +68,8 @@ class TrainCfg:
     train / valid / test split when it has one (``fixed`` demands it, ``random`` ignores it for the
     stratified 80/20 split). ``patience`` > 0 evaluates the valid split after every epoch of the last
     stage, keeps the best epoch's weights and stops after that many epochs without improvement.
-    ``amp``: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX).
+    ``amp``: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX). ``balanced``:
+    each class equally likely in every epoch (:func:`epoch_order`).
     """
 
     model: ModelCfg = field(default_factory=ModelCfg)
@@ -92,6 +94,7 @@ class TrainCfg:
     shift: float = 0.0
     noise: float = 0.0
     split: str = "auto"
+    balanced: bool = False
     patience: int = 0
     amp: bool = False
     eval_every_stage: bool = True
@@ -289,6 +292,20 @@ def augment_images(x: torch.Tensor, gen: torch.Generator, rotation: str = "any",
     return x
 
 
+def epoch_order(train_idx: np.ndarray, labels: np.ndarray, seed: int, epoch: int, balanced: bool = False) -> np.ndarray:
+    """The training galaxies of one epoch, in order. ``balanced``: as many draws as there are galaxies,
+    each class equally likely (with replacement inside a class) — for a survey whose training split is
+    imbalanced but whose valid and test splits are balanced (FIRST: 824 FRII of 1,758, 50 per class in
+    test), so that the model's prior matches the one it is judged under."""
+    rng = np.random.default_rng([seed, epoch])
+    if not balanced:
+        return rng.permutation(train_idx)
+    y = labels[train_idx]
+    classes, counts = np.unique(y, return_counts=True)
+    w = (1.0 / counts)[np.searchsorted(classes, y)]
+    return rng.choice(train_idx, size=len(train_idx), replace=True, p=w / w.sum())
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
     try:
@@ -415,7 +432,7 @@ class Trainer:
         return self._images[idx] if self._images is not None else torch.from_numpy(self.survey.images(idx))
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        perm = np.random.default_rng([self.cfg.seed, epoch]).permutation(self.train_idx)
+        perm = epoch_order(self.train_idx, self.labels, self.cfg.seed, epoch, self.cfg.balanced)
         perm = perm[self.rank::self.world]  # each rank its own shard, same number of steps everywhere
         n = len(self.train_idx) // self.world // self.cfg.batch_size
         return [perm[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size] for i in range(n)]

@@ -304,3 +304,32 @@ def test_prepare_cli_prints_the_reasons_and_writes_the_preview(first_files, tmp_
         assert im.width > 4 * 128 and im.height > 2 * 128  # four columns, before above after
     prep = json.loads((tmp_path / "prep.json").read_text())
     assert prep["stretch"] == "sqrt" and prep["size"] == 64
+
+
+def test_cli_train_detects_the_preparation_and_eval_reuses_the_models(first_files, tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"arch": "galaxalign-tiny-rn", "norm": "group"}, "stage1_epochs": 1,
+                                   "stage2_epochs": 1, "batch_size": 4, "warmup_steps": 1, "symbol_variants": 2,
+                                   "class_aware": True}))
+    src = str(first_files / "galaxy_data_h5.h5")
+    r = subprocess.run([sys.executable, "-m", "galaxalign", "train", "--config", str(cfg), "--survey", src,
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "preparation (detected): cut-out" in r.stderr and "accuracy" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "galaxalign", "eval", "--model", str(tmp_path / "run"), "--survey", src],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "preparation (the model's): cut-out" in r.stderr
+    assert json.loads(r.stdout)["n"] == 4  # the fixed test split
+
+
+def test_balanced_epochs_draw_every_class_equally_often():
+    from galaxalign.train import epoch_order
+
+    labels = np.array([0] * 800 + [1] * 150 + [2] * 50)
+    idx = np.arange(1000)
+    plain = epoch_order(idx, labels, seed=0, epoch=0)
+    assert sorted(plain.tolist()) == idx.tolist()  # a permutation
+    counts = np.bincount(labels[epoch_order(idx, labels, seed=0, epoch=0, balanced=True)], minlength=3)
+    assert counts.sum() == 1000 and counts.min() > 280 and counts.max() < 390  # about a third each
+    assert not np.array_equal(epoch_order(idx, labels, 0, 1, True), epoch_order(idx, labels, 0, 0, True))

@@ -121,3 +121,18 @@ def test_training_embedding_and_queries_see_the_same_pixels(tmp_path, monkeypatc
     # and it is the preparation that made them: the raw pixels are 300 px grey
     assert s.raw_images([5]).shape == (1, 300, 300) and torch.equal(torch.from_numpy(prep.apply(s.raw_images([5]))[0]),
                                                                      torch.from_numpy(held[5]))
+
+
+def test_a_query_by_uploaded_raw_image_is_prepared_like_the_survey(tmp_path):
+    from galaxalign.index import query_image
+    from galaxalign.inference import embed_images
+    from galaxalign.model import ModelCfg, create_model
+    from test_first import write_first_h5
+
+    write_first_h5(tmp_path / "f.h5")
+    prep = Preparation(cutout=96, size=32, stretch="sqrt")
+    s = load_survey(tmp_path / "f.h5", preparation=prep)
+    model = create_model(ModelCfg(image_size=32))
+    raw = s.raw_images([3])[0]  # what a researcher would upload: the survey's own 300-px grey map
+    q = query_image(model, raw, s.preparation)
+    assert np.allclose(q, embed_images(model, s, [3])[0], atol=1e-5)

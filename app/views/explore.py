@@ -143,10 +143,11 @@ with tab_search:
                     with Image.open(up) as im:
                         if max(im.size) > 4096:
                             raise GalaxalignError(f"{up.name}: {im.size[0]}×{im.size[1]} is larger than 4096 px")
-                        query_img = np.asarray(im.convert("RGB"))
+                        # raw pixels in the survey's own layout, then the survey's preparation
+                        query_img = np.asarray(im.convert("L" if len(survey.raw_shape) == 2 else "RGB"))
                 except (OSError, ValueError):
                     raise GalaxalignError(f"{up.name}: not a readable image") from None
-                hits = index.search(query_image(model, query_img), k)
+                hits = index.search(query_image(model, query_img, survey.preparation), k)
         elif mode == "text":
             text = st.text_input("Describe the galaxy", "A picture of a merging galaxy", key="exp_text")
             if text.strip():
