@@ -233,7 +233,7 @@ def figures(runs: dict) -> None:
             ok = p == s.labels[i]
             if not ok:
                 d.rectangle((x, y, x + tile - 1, y + tile - 1), outline=(255, 60, 60), width=3)
-            d.text((x + 3, y + tile), f"{names[s.labels[i]]}→{names[p]}" if not ok else names[p],
+            d.text((x + 3, y + tile), f"{names[s.labels[i]]} -> {names[p]}" if not ok else names[p],
                    fill=(255, 90, 90) if not ok else (200, 230, 200))
         sheet.save(ROOT / "docs" / "first_test_predictions.png")
     rng = np.random.default_rng(1)
