@@ -26,6 +26,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from runlog import read_runs  # noqa: E402
 
 from galaxalign.baselines import train_supervised  # noqa: E402
 from galaxalign.data import first_package_dir, load_survey  # noqa: E402
@@ -52,12 +55,7 @@ RUN_PLAN = [
 
 
 def done() -> dict:
-    out = {}
-    if RUNS.exists():
-        for line in RUNS.read_text().splitlines():
-            r = json.loads(line)
-            out[(r["name"], r["seed"])] = r
-    return out
+    return read_runs(RUNS)
 
 
 def record(row: dict) -> None:

@@ -22,6 +22,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from runlog import read_runs  # noqa: E402
 
 from galaxalign.baselines import linear_probe, tower_features, train_supervised  # noqa: E402
 from galaxalign.data import load_survey  # noqa: E402
@@ -52,12 +55,7 @@ KEYS = ("accuracy", "macro_f1", "map_at_5", "map")
 
 
 def done() -> dict:
-    out = {}
-    if RUNS.exists():
-        for line in RUNS.read_text().splitlines():
-            r = json.loads(line)
-            out[(r["name"], r["seed"])] = r
-    return out
+    return read_runs(RUNS)
 
 
 def record(name: str, seed: int, metrics: dict, seconds: float) -> None:

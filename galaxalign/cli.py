@@ -304,7 +304,15 @@ def _preparation_from_options(base, cutout, size, stretch, clip_low, clip_high, 
     return Preparation.from_dict(d)
 
 
+# the preparation options `prepare` and `import` share (typer reads these defaults; they are not mutated)
 _PREP_HELP = "Preparation (overrides what is detected)"
+_CUTOUT = typer.Option(None, help=f"{_PREP_HELP}: cut-out side in raw pixels (0: whole image)")
+_SIZE = typer.Option(None, help=f"{_PREP_HELP}: output side in pixels")
+_STRETCH = typer.Option(None, help=f"{_PREP_HELP}: none, linear, sqrt, log, asinh, lupton")
+_CLIP_LOW = typer.Option(None, help=f"{_PREP_HELP}: low clipping percentile")
+_CLIP_HIGH = typer.Option(None, help=f"{_PREP_HELP}: high clipping percentile")
+_BANDS = typer.Option(None, help=f"{_PREP_HELP}: raw bands for R,G,B, e.g. 2,1,0")
+_CENTRE = typer.Option(None, help=f"{_PREP_HELP}: image or catalog (x, y columns)")
 
 
 @app.command("prepare")
@@ -313,13 +321,9 @@ def prepare_cmd(survey: Path = typer.Argument(..., help="A survey on disk (any f
                 n: int = typer.Option(8, "--n", help="Galaxies on the contact sheet"),
                 save: Optional[Path] = typer.Option(None, help="Write the preparation as JSON here"),
                 labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
-                cutout: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: cut-out side in raw pixels (0: whole image)"),
-                size: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: output side in pixels"),
-                stretch: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: none, linear, sqrt, log, asinh, lupton"),
-                clip_low: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: low clipping percentile"),
-                clip_high: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: high clipping percentile"),
-                bands: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: raw bands for R,G,B, e.g. 2,1,0"),
-                centre: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: image or catalog (x, y columns)")):
+                cutout: Optional[int] = _CUTOUT, size: Optional[int] = _SIZE, stretch: Optional[str] = _STRETCH,
+                clip_low: Optional[float] = _CLIP_LOW, clip_high: Optional[float] = _CLIP_HIGH,
+                bands: Optional[str] = _BANDS, centre: Optional[str] = _CENTRE):
     """Detect a survey's image preparation, say why, and preview it before anything is trained."""
     import numpy as np
 
@@ -365,13 +369,9 @@ def import_cmd(path: Path = typer.Argument(..., help="Survey on disk: .h5, folde
                labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
                config: Optional[Path] = typer.Option(None, help="Training config re-training uses for this survey"),
                workspace: Path = typer.Option(None, help="Workspace folder"),
-               cutout: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: cut-out side in raw pixels (0: whole image)"),
-               size: Optional[int] = typer.Option(None, help=f"{_PREP_HELP}: output side in pixels"),
-               stretch: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: none, linear, sqrt, log, asinh, lupton"),
-               clip_low: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: low clipping percentile"),
-               clip_high: Optional[float] = typer.Option(None, help=f"{_PREP_HELP}: high clipping percentile"),
-               bands: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: raw bands for R,G,B, e.g. 2,1,0"),
-               centre: Optional[str] = typer.Option(None, help=f"{_PREP_HELP}: image or catalog (x, y columns)")):
+               cutout: Optional[int] = _CUTOUT, size: Optional[int] = _SIZE, stretch: Optional[str] = _STRETCH,
+               clip_low: Optional[float] = _CLIP_LOW, clip_high: Optional[float] = _CLIP_HIGH,
+               bands: Optional[str] = _BANDS, centre: Optional[str] = _CENTRE):
     """Register a survey from disk: validated, streamed into the workspace, with its preparation."""
     from .data import load_survey
     from .importer import import_path
@@ -381,12 +381,13 @@ def import_cmd(path: Path = typer.Argument(..., help="Survey on disk: .h5, folde
     if config is not None and not config.is_file():
         raise GalaxalignError(f"{config}: no such training config")
     ws = _workspace(workspace).create()
-    detected, reasons = detect_for_survey(load_survey(path, label_set=labelset))
+    survey = load_survey(path, label_set=labelset)  # read once: detection and the import share it
+    detected, reasons = detect_for_survey(survey)
     prep = _preparation_from_options(detected, cutout, size, stretch, clip_low, clip_high, bands, centre)
     store = open_store(ws.database_url)
     try:
         res = import_path(store, ws, path, name, workflow=workflow, label_set=labelset, preparation=prep,
-                          train_config=str(config.resolve()) if config else None)
+                          train_config=str(config.resolve()) if config else None, survey=survey)
     finally:
         store.dispose()
     typer.echo(f"registered survey {name!r} (id {res['survey_id']}): {res['galaxies']} galaxies → {res['path']}")

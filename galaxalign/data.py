@@ -257,11 +257,8 @@ def _check_labels(path: Path, labels: np.ndarray, n_classes: int, n: int, key: s
 
 def _load_galaxy10_h5(path: Path) -> Survey:
     with _open_h5(path) as f:
-        if "images" not in f and _is_first_h5(f):
-            first = True
-        else:
-            first = False
-    if first:
+        first = "images" not in f and _is_first_h5(f)
+    if first:  # the firstgalaxydata layout: one group per source
         return _load_first_h5(path)
     with _open_h5(path) as f:
         if "images" not in f:

@@ -107,12 +107,13 @@ def _has_catalog(zip_path: Path, base: str) -> bool:
 def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str, workflow: str = "flat",
                 label_set: str | None = None, preparation: Preparation | dict | None = None,
                 train_config: str | None = None, progress: bool = True, chunk: int = 512,
-                known_fraction: float = 1.0) -> dict:
+                known_fraction: float = 1.0, survey: Survey | None = None) -> dict:
     """Validate the survey at ``path``, stream it into the workspace and register it as ``name``.
 
     ``preparation``: a :class:`Preparation` (or its dict); ``None`` detects one from a sample of the
-    images (:func:`galaxalign.prepare.detect_for_survey`). Returns a summary with the preparation
-    and the reasons for it.
+    images (:func:`galaxalign.prepare.detect_for_survey`). ``survey``: the survey at ``path`` already
+    loaded (with ``label_set``) by a caller that needed it first, so it is not read twice. Returns a
+    summary with the preparation and the reasons for it.
     """
     from .prepare import detect_for_survey
     from .store import register_survey
@@ -122,7 +123,7 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
         raise SurveyImportError(f"survey name {name!r} must be 2–40 letters, digits, '.', '_' or '-'")
     if any(r.name.lower() == name.lower() for r in list_surveys(store)):
         raise SurveyImportError(f"a survey called {name!r} was already imported (or registered)")
-    survey = load_survey(path, label_set=label_set)
+    survey = survey if survey is not None else load_survey(path, label_set=label_set)
     reasons: list[str] = []
     if preparation is None:
         preparation, reasons = detect_for_survey(survey)
