@@ -21,7 +21,7 @@ from .model import ModelError, TriModalCLIP
 from .symbols import render_symbol
 
 __all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey",
-           "load_embeddings", "PROTOTYPES"]
+           "load_embeddings", "familiarity_of", "PROTOTYPES"]
 
 PROTOTYPES = ("text", "symbol", "fused")
 
@@ -104,7 +104,8 @@ def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size
 def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, batch_size: int = 256,
                  progress: bool = True) -> dict:
     """Embed and classify the whole survey; write ``embeddings.npy`` (N, D) float32 and
-    ``predictions.parquet`` (``id_str``, ``pred``, ``confidence``, ``p_<class>``…) into folder ``out``,
+    ``predictions.parquet`` (``id_str``, ``pred``, ``confidence``, ``ood`` when the model carries its
+    calibration, ``p_<class>``…) into folder ``out``,
     each under a temporary name then renamed. Returns ``{"n", "seconds", "images_per_second"}``."""
     import pandas as pd
     from tqdm.auto import tqdm
@@ -118,6 +119,9 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     bar.close()
     probs = class_probabilities(model, emb)
     df = pd.DataFrame({"id_str": survey.id_str, "pred": probs.argmax(1), "confidence": probs.max(1)})
+    fam = familiarity_of(model)
+    if fam is not None:  # unfamiliarity (> 1: out of distribution), see galaxalign.ood
+        df["ood"] = fam.scores(emb).astype(np.float32)
     for c, name in enumerate(model.class_names):
         df[f"p_{c}"] = probs[:, c].astype(np.float32)
     tmp = out / f".embeddings.npy.tmp-{os.getpid()}"
@@ -129,6 +133,15 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     os.replace(tmp, out / "predictions.parquet")
     return {"n": len(survey), "dim": int(emb.shape[1]), "seconds": round(seconds, 3),
             "images_per_second": round(len(survey) / max(seconds, 1e-9), 1), "path": str(out)}
+
+
+def familiarity_of(model: TriModalCLIP):
+    """The checkpoint's out-of-distribution calibration (:class:`galaxalign.ood.Familiarity`), or
+    ``None`` for a model saved before calibration existed."""
+    from .ood import Familiarity
+
+    d = getattr(model, "checkpoint_meta", {}).get("familiarity")
+    return Familiarity.from_dict(d) if d else None
 
 
 def load_embeddings(folder: str | os.PathLike):

@@ -267,6 +267,13 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _without_arrays(obj):
+    """The JSON sidecar's view of the checkpoint metadata: arrays (the familiarity reference) left out."""
+    if isinstance(obj, dict):
+        return {k: _without_arrays(v) for k, v in obj.items() if not isinstance(v, (np.ndarray, torch.Tensor))}
+    return obj
+
+
 def save_model(model: TriModalCLIP, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write a self-describing checkpoint atomically (temp file + rename) with a JSON sidecar.
 
@@ -289,7 +296,7 @@ def save_model(model: TriModalCLIP, path: str | os.PathLike, extra: dict | None 
             tmp.unlink()
     sidecar = path.with_suffix(".json")
     tmp_json = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
-    tmp_json.write_text(json.dumps({**meta, "sha256": file_sha256(path)}, indent=2, default=str))
+    tmp_json.write_text(json.dumps({**_without_arrays(meta), "sha256": file_sha256(path)}, indent=2, default=str))
     os.replace(tmp_json, sidecar)
     return path
 

@@ -581,10 +581,13 @@ class Trainer:
         result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": total_epochs}
         if self.rank == 0:
             final = evals[-1] if evals else (self.evaluate() if len(self.test_idx) else {})
+            familiarity, held_on = self.calibrate()
+            final = {**final, "proposal": {**familiarity.summary(), "calibrated_on": held_on}}
             result["metrics"] = final
             if best is not None:
                 result["selected_epoch"], result["valid_accuracy"] = best[1], best[0]
             save_model(model, self.out, extra={"train_cfg": cfg.to_dict(), "metrics": final,
+                                                "familiarity": {**familiarity.to_dict(), "calibrated_on": held_on},
                                                 "survey": str(self.survey.path),
                                                 "preparation": (self.survey.preparation.to_dict()
                                                                 if self.survey.preparation else None),
@@ -600,6 +603,23 @@ class Trainer:
         pred = class_probabilities(self.model, emb).argmax(1)
         self.model.train()
         return float(np.mean(pred == self.labels[self.valid_idx]))
+
+    def calibrate(self):
+        """When the Classify page may pre-select this model's proposal (:mod:`galaxalign.ood`): the
+        training embeddings as reference; the limit and the confidence floor from galaxies not trained
+        on — the valid split, or the test split when the survey has no valid part."""
+        from .inference import class_probabilities, embed_images
+        from .ood import MAX_REFERENCE, Familiarity
+
+        rng = np.random.default_rng(self.cfg.seed)
+        ref = self.train_idx if len(self.train_idx) <= MAX_REFERENCE else np.sort(
+            rng.choice(self.train_idx, MAX_REFERENCE, replace=False))
+        held, held_on = (self.valid_idx, "valid") if len(self.valid_idx) else (self.test_idx, "test")
+        held = held[self.labels[held] >= 0]
+        train_emb = embed_images(self.model, self.survey, ref)
+        held_emb = embed_images(self.model, self.survey, held)
+        probs = class_probabilities(self.model, held_emb) if len(held) else np.zeros((0, 1))
+        return Familiarity.fit(train_emb, held_emb, self.labels[held], probs, seed=self.cfg.seed), held_on
 
     def evaluate(self) -> dict:
         from .inference import evaluate_model

@@ -150,3 +150,43 @@ def test_gallery_shows_galaxies_with_class_and_symbol(workspace):
     assert "60 galaxies" in at.caption[0].value
     at.selectbox(key="gallery_class").set_value("Barred Spiral").run()
     assert any("A picture of a barred spiral galaxy" in m.value for m in at.markdown)
+
+
+def _gate(root, ood=None, **gate):
+    """Set the starter model's proposal gate, and optionally every prediction's unfamiliarity."""
+    from sqlalchemy import update
+
+    from galaxalign.store import open_store, set_proposal_gate
+    from galaxalign.store.models import Prediction
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(root).database_url)
+    set_proposal_gate(store, "starter", **gate)
+    if ood is not None:
+        store.write(lambda s: s.execute(update(Prediction).values(ood=ood)))
+    store.dispose()
+
+
+@pytest.mark.parametrize("ood, gate, reason", [
+    (3.0, {"ood_max": 1.0}, "looks unlike the galaxies the model learnt from (unfamiliarity 3.0"),
+    (0.5, {"ood_max": 1.0, "confidence_floor": 0.999}, "the model is unsure"),
+])
+def test_an_unfamiliar_galaxy_or_an_unsure_model_gets_no_preselected_answer(workspace, ood, gate, reason):
+    _gate(workspace, ood=ood, **gate)
+    at = signed_in("vera", "volunteer-pw")
+    assert not any("Model proposal" in m.value for m in at.markdown)
+    assert not [b for b in at.button if b.key == "cls_confirm"]
+    assert any("No model proposal" in i.value and reason in i.value for i in at.info), [i.value for i in at.info]
+    # no answer is pre-selected (primary) on the first question
+    assert all(b.proto.type != "primary" for b in at.button if (b.key or "").startswith("ans_"))
+    for key in ("ans_t01_smooth", "ans_t07_round", "ans_t06_no"):
+        at.button(key=key).click().run()
+    n, rows = votes(workspace)
+    assert n == 1 and rows[0][1] is None  # the vote records that no proposal was shown
+
+
+def test_a_familiar_galaxy_keeps_its_proposal(workspace):
+    _gate(workspace, ood=0.5, ood_max=1.0, confidence_floor=0.0)
+    at = signed_in("vera", "volunteer-pw")
+    assert any("Model proposal" in m.value for m in at.markdown)
+    assert not any("No model proposal" in i.value for i in at.info)

@@ -11,6 +11,7 @@ import streamlit as st
 from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
 from galaxalign.store import (DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
                               record_classification, volunteer_stats)
+from galaxalign.ood import proposal_decision
 from galaxalign.store.api import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
 
@@ -74,6 +75,11 @@ img = survey.image(g.idx)
 # the model's proposal: (class, confidence, model version) and, for the tree, its path
 mv = active_model_row()
 pred = prediction_for(store(), g.id, mv.id) if mv else None
+# a wrong pre-selected answer anchors volunteers: an unfamiliar galaxy or an unsure model proposes nothing
+withheld = None
+if pred is not None:
+    shown, withheld = proposal_decision(pred.confidence, pred.ood, (mv.metrics or {}).get("proposal"))
+    pred = pred if shown else None
 S["cls_proposal"] = None if pred is None else (pred.top_class, pred.confidence, mv.id)
 proposal_path = ([tuple(s) for s in ls[pred.top_class].path] if (pred is not None and ls is not None) else None)
 
@@ -98,6 +104,9 @@ with left:
     st.caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None else ""))
 
 with right:
+    if withheld:
+        st.info(f"**No model proposal for this galaxy:** {withheld}. Your own judgement counts all the more.",
+                icon=":material/help:")
     if pred is not None:
         name = survey.class_names[pred.top_class]
         st.markdown(f"**Model proposal:** {name} · confidence {pred.confidence:.0%}")

@@ -74,12 +74,15 @@ with tab_map:
     c1, c2 = st.columns(2)
     method = c1.radio("Projection", ["pca", "tsne", "umap"], horizontal=True, key="exp_method",
                       format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[m])
-    colour = c2.selectbox("Colour by", ["known label", "model label", "consensus", "confidence",
-                                        "volunteer–model disagreement"], key="exp_colour")
+    colours = ["known label", "model label", "consensus", "confidence", "volunteer–model disagreement"]
+    colours += ["unfamiliarity"] if "ood" in preds else []  # > 1: out of distribution, no proposal shown
+    colour = c2.selectbox("Colour by", colours, key="exp_colour")
     xy = projection(str(folder), method, mv.name)
     df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "id_str": preds.id_str,
                        "model label": [names[k] for k in preds.pred], "confidence": preds.confidence.round(3)})
     df["known label"] = [names[k] if k >= 0 else "unknown" for k in survey.labels]
+    if "ood" in preds:
+        df["unfamiliarity"] = preds.ood.round(3)
     cons = consensus_frame(row.id)
     cmap = dict(zip(cons.id_str, cons.consensus_label))
     df["consensus"] = [names[int(cmap[i])] if i in cmap and pd.notna(cmap[i]) else "no votes" for i in df.id_str]
@@ -88,7 +91,8 @@ with tab_map:
     import plotly.express as px
 
     fig = px.scatter(df, x="x", y="y", color=colour, hover_name="id_str", custom_data=["id_str"],
-                     hover_data={"x": False, "y": False, "model label": True, "confidence": True, "known label": True},
+                     hover_data={"x": False, "y": False, "model label": True, "confidence": True, "known label": True,
+                                 **({"unfamiliarity": True} if "ood" in preds else {})},
                      color_continuous_scale="Viridis", render_mode="webgl", height=620)
     fig.update_traces(marker={"size": 5})
     fig.update_layout(dragmode="lasso", legend_title_text=colour, margin=dict(l=0, r=0, t=10, b=0),

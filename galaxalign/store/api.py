@@ -34,7 +34,7 @@ __all__ = [
     "register_survey", "get_survey", "list_surveys", "get_galaxy",
     "record_classification", "undo_last_classification",
     "register_model", "activate_model", "active_model", "list_model_versions", "get_model_version",
-    "set_model_embeddings", "store_predictions", "prediction_for",
+    "set_model_embeddings", "store_predictions", "prediction_for", "set_proposal_gate",
     "enqueue_job_row", "update_job", "finish_job", "get_job", "list_jobs", "claim_job", "relocate_paths",
 ]
 
@@ -461,9 +461,12 @@ def set_model_embeddings(store: Store, model_id: int, path: str) -> None:
 
 
 def store_predictions(store: Store, model_id: int, survey: int | str, probs: np.ndarray,
-                      batch: int = 2000) -> int:
-    """Replace the predictions of ``model_id`` for a survey with ``probs`` (N, C), row i = galaxy idx i."""
+                      batch: int = 2000, ood: np.ndarray | None = None) -> int:
+    """Replace the predictions of ``model_id`` for a survey with ``probs`` (N, C), row i = galaxy idx i;
+    ``ood`` (N,) the unfamiliarity of each galaxy (:mod:`galaxalign.ood`) when the model has one."""
     probs = np.asarray(probs, float)
+    if ood is not None and len(ood) != len(probs):
+        raise StoreError(f"ood scores cover {len(ood)} galaxies; the predictions {len(probs)}")
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -np.nansum(np.where(probs > 0, probs * np.log(probs), 0.0), axis=1) / math.log(max(2, probs.shape[1]))
 
@@ -476,11 +479,37 @@ def store_predictions(store: Store, model_id: int, survey: int | str, probs: np.
                                                       Prediction.galaxy_id.in_(select(Galaxy.id).where(
                                                           Galaxy.survey_id == sv.id))))
         rows = [{"model_version_id": model_id, "galaxy_id": gid[i], "probs": [round(float(p), 5) for p in probs[i]],
-                 "top_class": int(probs[i].argmax()), "confidence": float(probs[i].max()), "entropy": float(ent[i])}
+                 "top_class": int(probs[i].argmax()), "confidence": float(probs[i].max()), "entropy": float(ent[i]),
+                 "ood": None if ood is None or not np.isfinite(ood[i]) else float(ood[i])}
                 for i in range(len(probs))]
         for k in range(0, len(rows), batch):
             s.execute(Prediction.__table__.insert(), rows[k:k + batch])
         return len(rows)
+    return store.write(fn)
+
+
+def set_proposal_gate(store: Store, model: int | str, confidence_floor: float | None = None,
+                      ood_max: float | None = None) -> dict:
+    """Override when the Classify page pre-selects this model's proposals (see :mod:`galaxalign.ood`):
+    below ``confidence_floor`` or above unfamiliarity ``ood_max`` nothing is pre-selected. Returns the gate."""
+    for name, v, lo, hi in (("confidence_floor", confidence_floor, 0.0, 1.0), ("ood_max", ood_max, 0.0, 1e9)):
+        if v is not None and not (lo <= float(v) <= hi):
+            raise StoreError(f"{name} must be between {lo:g} and {hi:g}, got {v}")
+
+    def fn(s: Session) -> dict:
+        mv = s.get(ModelVersion, model) if isinstance(model, int) else \
+            s.scalar(select(ModelVersion).where(ModelVersion.name == model))
+        if mv is None:
+            raise NotFound(f"model version {model!r} does not exist")
+        metrics = dict(mv.metrics or {})
+        gate = dict(metrics.get("proposal") or {})
+        if confidence_floor is not None:
+            gate["confidence_floor"] = float(confidence_floor)
+        if ood_max is not None:
+            gate["ood_max"] = float(ood_max)
+        metrics["proposal"] = gate
+        mv.metrics = metrics
+        return gate
     return store.write(fn)
 
 

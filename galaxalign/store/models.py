@@ -113,6 +113,7 @@ class Prediction(Base):
     top_class: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
     entropy: Mapped[float] = mapped_column(Float)
+    ood: Mapped[float | None] = mapped_column(Float)  # unfamiliarity: > 1 out of distribution (galaxalign.ood)
 
 
 class Job(Base):
