@@ -1,6 +1,7 @@
-"""Draw docs/contact_sheet.png: per Galaxy10 class, its symbol and a few synthetic galaxies.
+"""Draw a contact sheet: per Galaxy10 class, its symbol and a few synthetic galaxies.
 
     python bench/contact_sheet.py [--survey workspace/surveys/demo.h5] [--per-class 7]
+    python bench/contact_sheet.py --sky diverse --per-class 10     # docs/sky_contact_sheet.png
 """
 from __future__ import annotations
 
@@ -41,13 +42,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--survey", type=Path, default=None)
     ap.add_argument("--per-class", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "contact_sheet.png")
+    ap.add_argument("--sky", choices=("classic", "diverse"), default="classic")
+    ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
+    a.out = a.out or ROOT / "docs" / ("contact_sheet.png" if a.sky == "classic" else "sky_contact_sheet.png")
     survey = a.survey
     if survey is None:
-        survey = ROOT / "bench" / "out" / "contact.h5"
+        survey = ROOT / "bench" / "out" / f"contact-{a.sky}.h5"
         if not survey.exists():
-            synth_survey(survey, n=300, size=64, seed=7)
+            synth_survey(survey, n=400, size=64, seed=7, sky=a.sky)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(survey, a.per_class).save(a.out, optimize=True)
     print(f"wrote {a.out}")

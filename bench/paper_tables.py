@@ -101,7 +101,7 @@ def run_all() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     RUNS.parent.mkdir(parents=True, exist_ok=True)
     if not SURVEY.exists():
-        synth_survey(SURVEY, n=N_GALAXIES, size=64, seed=2025)
+        synth_survey(SURVEY, n=N_GALAXIES, size=64, seed=2025, sky="classic")
     survey = load_survey(SURVEY)
     base = load_config(ROOT / "configs" / "tiny-cpu.yaml", **EPOCHS)
     for name in PRIORITY:

@@ -60,7 +60,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     survey_path = OUT / "speed_survey.h5"
     if not survey_path.exists():
-        synth_survey(survey_path, n=1200, size=64, seed=99, progress=False)
+        synth_survey(survey_path, n=1200, size=64, seed=99, progress=False, sky="classic")
     survey = load_survey(survey_path)
     torch.manual_seed(0)
     model = create_model(ModelCfg("galaxalign-tiny"))

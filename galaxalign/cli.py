@@ -39,11 +39,21 @@ def synth(n: int = typer.Option(1000, "--n", help="Number of galaxies"),
           size: int = typer.Option(64, help="Image side in pixels"),
           seed: int = typer.Option(0, help="Random seed: the same seed gives the same file"),
           out: Path = typer.Option(..., help="Output HDF5 file"),
-          workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)")):
+          workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)"),
+          sky: str = typer.Option("diverse", help="diverse: every nuisance drawn at random (PSF, depth, field, "
+                                                  "bands, stretch); classic: the first renderer (wave-1 figures)"),
+          hold: Optional[str] = typer.Option(None, help="Render one held-out factor's test ranges: "
+                                                        "psf_kolmogorov, crowded_field, pixel_scale, band_set_hst")):
     """Render a synthetic Galaxy10 DECaLS survey with GalSim."""
-    from .synth import synth_survey
+    from .sky import HELD_OUT
+    from .synth import SKIES, synth_survey
 
-    stats = synth_survey(out, n=n, size=size, seed=seed, workers=workers)
+    if sky not in SKIES:
+        raise GalaxalignError(f"--sky must be one of {', '.join(SKIES)}, got {sky!r}")
+    if hold is not None and hold not in HELD_OUT:
+        raise GalaxalignError(f"--hold must be one of {', '.join(HELD_OUT)}, got {hold!r}")
+    stats = synth_survey(out, n=n, size=size, seed=seed, workers=workers, sky=sky,
+                         nuisance=HELD_OUT[hold][1] if hold else None)
     typer.echo(f"wrote {stats['n']} galaxies ({size}×{size}) to {out} in {stats['seconds']:.1f} s: "
                f"{stats['galaxies_per_second']:.1f} galaxies/s with {stats['workers']} worker(s)")
 

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -31,7 +31,7 @@ import pandas as pd
 
 from .taxonomy import GALAXY10
 
-__all__ = ["GALAXY10_COUNTS", "render_galaxy", "synth_survey", "load_truth", "class_counts_for"]
+__all__ = ["GALAXY10_COUNTS", "SKIES", "render_galaxy", "synth_survey", "load_truth", "class_counts_for"]
 
 # Real Galaxy10 DECaLS class counts (DESIGN.md): the default class proportions.
 GALAXY10_COUNTS = (1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873)
@@ -235,17 +235,27 @@ def render_galaxy(cls: int, rng: np.random.Generator, size: int = 64, pixel_scal
     return rgb, p
 
 
+SKIES = ("diverse", "classic")
+
+
 @dataclass(frozen=True)
 class _Job:
     index: int
     label: int
     seed: int
     size: int
+    sky: str = "diverse"
+    nuisance: object = None
 
 
 def _render_job(job: _Job):
     rng = np.random.default_rng([job.seed, job.index])
-    rgb, params = render_galaxy(job.label, rng, job.size)
+    if job.sky == "classic":
+        rgb, params = render_galaxy(job.label, rng, job.size)
+    else:
+        from .sky import render_sky
+
+        rgb, params = render_sky(job.label, rng, job.size, job.nuisance)
     sky_rng = np.random.default_rng([job.seed, job.index, 1])
     # a DECaLS-like footprint: ra anywhere, dec between -20 and +80; redshift smaller for big galaxies
     meta = (float(sky_rng.uniform(0, 360)), float(np.degrees(np.arcsin(sky_rng.uniform(-0.34, 0.98)))),
@@ -253,11 +263,11 @@ def _render_job(job: _Job):
     return job.index, rgb, params, meta
 
 
-def _jobs(n: int, size: int, seed: int, weights) -> list[_Job]:
+def _jobs(n: int, size: int, seed: int, weights, sky: str = "diverse", nuisance=None) -> list[_Job]:
     counts = class_counts_for(n, weights)
     labels = np.repeat(np.arange(len(counts)), counts)
     np.random.default_rng(seed).shuffle(labels)
-    return [_Job(i, int(l), seed, size) for i, l in enumerate(labels)]
+    return [_Job(i, int(l), seed, size, sky, nuisance) for i, l in enumerate(labels)]
 
 
 def _iter_rendered(jobs: list[_Job], workers: int) -> Iterator[tuple]:
@@ -270,22 +280,34 @@ def _iter_rendered(jobs: list[_Job], workers: int) -> Iterator[tuple]:
 
 
 def synth_survey(out: str | os.PathLike, n: int = 1000, size: int = 64, seed: int = 0, weights=GALAXY10_COUNTS,
-                 workers: int | None = None, progress: bool = True) -> dict:
+                 workers: int | None = None, progress: bool = True, sky: str = "diverse", nuisance=None) -> dict:
     """Render ``n`` galaxies to the HDF5 file ``out`` (Galaxy10 DECaLS schema + ``id_str`` + ``truth/``).
 
+    ``sky="diverse"`` (the default) draws every nuisance at random (:mod:`galaxalign.sky`, ranges from
+    ``nuisance``, a :class:`galaxalign.sky.Nuisance`); ``sky="classic"`` is the first renderer (one
+    instrument: DECaLS bands, Moffat PSF, Lupton stretch), kept to reproduce the wave-1 figures.
     The file is written under a temporary name and renamed, so an interrupted run leaves no partial
     survey behind. Returns ``{"n", "size", "seconds", "galaxies_per_second", "path"}``.
     """
     from tqdm.auto import tqdm
 
+    from .sky import SKY_TEXT_COLUMNS, SKY_TRUTH_COLUMNS, Nuisance
+
     if n < 1:
         raise ValueError(f"a survey needs at least one galaxy, got n={n}")
     if not 16 <= size <= 512:
         raise ValueError(f"image size must be between 16 and 512 pixels, got {size}")
+    if sky not in SKIES:
+        raise ValueError(f"sky must be one of {', '.join(SKIES)}, got {sky!r}")
+    nuisance = (nuisance or Nuisance()) if sky == "diverse" else None
+    if nuisance is not None:
+        nuisance.check()
+    columns = TRUTH_COLUMNS + (SKY_TRUTH_COLUMNS if sky == "diverse" else ())
+    text_columns = SKY_TEXT_COLUMNS if sky == "diverse" else ()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    jobs = _jobs(n, size, seed, weights)
+    jobs = _jobs(n, size, seed, weights, sky, nuisance)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     t0 = time.perf_counter()
     try:
@@ -294,20 +316,26 @@ def synth_survey(out: str | os.PathLike, n: int = 1000, size: int = 64, seed: in
                                       compression="gzip", compression_opts=4)
             f["ans"] = np.array([j.label for j in jobs], np.uint8)
             ra, dec, z = np.zeros(n), np.zeros(n), np.zeros(n)
-            truth = {c: np.zeros(n) for c in TRUTH_COLUMNS}
+            truth = {c: np.zeros(n) for c in columns}
+            text = {c: np.zeros(n, "S16") for c in text_columns}
             for i, rgb, params, meta in tqdm(_iter_rendered(jobs, workers), total=n, desc="rendering galaxies",
                                              unit="gal", disable=not progress):
                 images[i] = rgb
                 ra[i], dec[i], z[i] = meta
-                for c in TRUTH_COLUMNS:
+                for c in columns:
                     truth[c][i] = params[c]
+                for c in text_columns:
+                    text[c][i] = params[c].encode()
             f["ra"], f["dec"], f["redshift"] = ra, dec, z
-            f["pxscale"] = np.full(n, DECALS_PIXSCALE * 256 / size)
+            f["pxscale"] = truth["pixel_scale"] if sky == "diverse" else np.full(n, DECALS_PIXSCALE * 256 / size)
             f["id_str"] = np.array([f"synth-{seed}-{i:06d}" for i in range(n)], dtype="S")
             grp = f.create_group("truth")
-            for c, v in truth.items():
+            for c, v in {**truth, **text}.items():
                 grp[c] = v
             f.attrs["generator"] = "galaxalign.synth"
+            f.attrs["sky"] = sky
+            if nuisance is not None:
+                f.attrs["nuisance"] = json.dumps(asdict(nuisance))
             f.attrs["seed"] = seed
             f.attrs["label_set"] = "galaxy10"
             f.attrs["class_names"] = json.dumps(GALAXY10.class_names)
@@ -325,4 +353,5 @@ def load_truth(path: str | os.PathLike) -> pd.DataFrame:
     with h5py.File(path, "r") as f:
         if "truth" not in f:
             raise KeyError(f"{path}: no truth/ table (not a galaxalign synthetic survey)")
-        return pd.DataFrame({c: f["truth"][c][()] for c in f["truth"]})
+        cols = {c: f["truth"][c][()] for c in f["truth"]}
+    return pd.DataFrame({c: v.astype(str) if v.dtype.kind == "S" else v for c, v in cols.items()})
