@@ -162,6 +162,28 @@ def retrain(workspace: Path = typer.Option(None, help="Workspace folder"),
         typer.echo(f"queued job {enqueue(store, 'retrain', params, workspace=ws)}; `galaxalign worker` runs it")
 
 
+@app.command()
+def adapt(survey: str = typer.Option(..., help="The registered survey to adapt to"),
+          model: Optional[str] = typer.Option(None, help="Model version (default: the active one)"),
+          align: str = typer.Option("ot", help="ot (optimal transport, POT), mmd or none"),
+          epochs: int = typer.Option(3, help="Passes over the target survey"),
+          workspace: Path = typer.Option(None, help="Workspace folder"),
+          wait: bool = typer.Option(False, help="Run here and now instead of queueing for the worker")):
+    """Adapt a model to another survey; reports the domain AUC before and after (0.5: mixed)."""
+    from .adapt import AdaptCfg
+    from .jobs import adapt as adapt_job, enqueue
+    from .store import open_store
+
+    AdaptCfg(epochs=epochs, align=align).check()
+    ws = _workspace(workspace)
+    store = open_store(ws.database_url)
+    params = {k: v for k, v in dict(survey=survey, model=model, align=align, epochs=epochs).items() if v is not None}
+    if wait:
+        _echo_json(adapt_job(store, ws, None, params, show_bar=True))
+    else:
+        typer.echo(f"queued job {enqueue(store, 'adapt', params, workspace=ws)}; `galaxalign worker` runs it")
+
+
 user_app = typer.Typer(help="Accounts: volunteers, researchers, admins.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 
@@ -428,6 +450,59 @@ def labelset_check(file: Path = typer.Argument(..., help="Label-set YAML file"),
         typer.echo(f"  {c.index}  {c.name:<24} symbol {sym:<28} “{c.prompt}”")
 
 
+@app.command("pretrain")
+def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_clip layout, fp16) with a .card.json"),
+                 config: Optional[Path] = typer.Option(None, help="Pretraining YAML (configs/pretrain-cpu.yaml)"),
+                 survey: list[Path] = typer.Option([], help="An unlabelled survey to add to the pool (repeatable)"),
+                 epochs: Optional[int] = typer.Option(None, help="Override the config's epochs"),
+                 n_synthetic: Optional[int] = typer.Option(None, help="Diverse-sky galaxies rendered for the pool"),
+                 seed: Optional[int] = typer.Option(None, help="Override the config's seed"),
+                 workdir: Optional[Path] = typer.Option(None, help="Where the rendered pool is kept (default: beside OUT)")):
+    """Self-supervised (SimCLR) pretraining of the image tower on unlabelled galaxies."""
+    import shlex
+
+    import yaml
+
+    from .pretrain import PretrainCfg, pretrain
+
+    raw = {}
+    if config is not None:
+        try:
+            raw = yaml.safe_load(config.read_text()) or {}
+        except FileNotFoundError:
+            raise GalaxalignError(f"{config}: no such pretraining config") from None
+        except yaml.YAMLError as e:
+            raise GalaxalignError(f"{config}: not valid YAML ({str(e).splitlines()[0]})") from None
+    for k, v in (("epochs", epochs), ("n_synthetic", n_synthetic), ("seed", seed)):
+        if v is not None:
+            raw[k] = v
+    if survey:
+        from .data import first_package_dir
+
+        # "first": the FIRST radio galaxies inside the firstgalaxydata package
+        raw["surveys"] = [str(first_package_dir() / "galaxy_data_h5.zip") if str(p) == "first" else str(p)
+                          for p in survey]
+    cfg = PretrainCfg.from_dict(raw)
+    res = pretrain(cfg, out, workdir, command="galaxalign " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    typer.echo(f"pretrained on {res['n_images']} galaxies in {res['seconds']:.0f} s "
+               f"(SimCLR loss {res['loss_per_epoch'][0]:.3f} → {res['loss_per_epoch'][-1]:.3f}) → {out}")
+
+
+def _click_flavours():
+    """click itself and the copy typer ≥ 0.20 bundles (``typer._click``): their exceptions are different
+    classes, and a usage error comes from whichever one parsed the command line."""
+    errors, aborts = [click.exceptions.ClickException], [click.exceptions.Abort, typer.Abort]
+    try:
+        from typer._click import exceptions as vendored
+        errors.append(vendored.ClickException)
+    except ImportError:
+        pass
+    return tuple(errors), tuple(aborts)
+
+
+_CLICK_ERRORS, _ABORTS = _click_flavours()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the typer app, turning user errors into one line and exit status 2."""
     try:
@@ -437,10 +512,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+    except OSError as e:  # a path that cannot be read or written: missing, a file where a folder is needed…
         if os.environ.get("GALAXALIGN_DEBUG"):
             raise
-        typer.echo(f"error: {e.filename}: {e.strerror}", err=True)
+        where = e.filename or "file system"
+        typer.echo(f"error: {where}: {e.strerror or e.__class__.__name__}", err=True)
         sys.exit(2)
     except ValueError as e:  # argument values the package rejects (sizes, counts…)
         if os.environ.get("GALAXALIGN_DEBUG"):
@@ -450,11 +526,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except click.exceptions.ClickException as e:
+    except _CLICK_ERRORS as e:  # usage errors: click's own message and usage line, exit status 2
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(1)
+    except _ABORTS:
+        typer.echo("error: aborted (no answer to a prompt: no terminal, or Ctrl-C)", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

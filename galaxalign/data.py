@@ -375,6 +375,13 @@ def _labels_from_catalog(path: Path, cat: pd.DataFrame, class_names: list[str] |
             raise _err(path, "label column holds non-integer numbers")
         labels = filled.to_numpy(np.int64)
         hi = int(labels.max()) if len(labels) else -1
+        present = set(labels[labels >= 0].tolist())
+        missing = sorted(set(range(hi + 1)) - present)
+        if class_names is None and hi >= len(GALAXY10) and missing:
+            # integer classes with a hole are a typo far more often than a class nobody has: name the row
+            row = int(np.flatnonzero(labels == hi)[0])
+            raise _err(path, f"row {row + 1}: label {hi} leaves classes {missing[0]}–{missing[-1]} with no galaxy "
+                             "(integer labels run 0…K-1; give class names for anything else)")
         if class_names is None and hi < len(GALAXY10):
             class_names = GALAXY10.class_names  # integer labels default to Galaxy10 indices
         names = class_names or [f"class {i}" for i in range(hi + 1)]

@@ -11,6 +11,10 @@ Kinds:
   the candidate; embed and predict the survey and build its FAISS index; activate the candidate only
   if it is not worse (macro-F1 within ``tolerance``) or ``force_activate`` is set.
 - ``embed`` — embed, predict and index the survey with a given model version.
+- ``adapt`` — adapt a model to another registered survey (self-supervised on its images, classes kept
+  on the source's labels, optional optimal-transport or MMD alignment; :mod:`galaxalign.adapt`),
+  register the result as a candidate with the domain AUC before and after, embed the survey with it.
+  It never activates anything: an admin compares and activates.
 
 A job's process writes a heartbeat every few seconds. A worker killed mid-job leaves its job
 ``running`` with a stale heartbeat; :func:`reap_stale_jobs` (called by every worker at start and
@@ -33,13 +37,12 @@ import numpy as np
 from .errors import GalaxalignError
 from .workspace import Workspace, default_workspace
 
-__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "bootstrap",
+__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "bootstrap", "JOBS",
            "JobCancelled", "HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "JOB_KINDS", "DEFAULT_CONFIG"]
 
 # A job beats every HEARTBEAT_SECONDS; one silent for STALE_AFTER_SECONDS is taken for dead.
 HEARTBEAT_SECONDS = float(os.environ.get("GALAXALIGN_HEARTBEAT_SECONDS", 2.0))
 STALE_AFTER_SECONDS = float(os.environ.get("GALAXALIGN_STALE_AFTER_SECONDS", 20.0))
-JOB_KINDS = ("retrain", "embed")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "tiny-cpu.yaml"
 
 
@@ -146,7 +149,7 @@ def run_job(job_id: int, workspace: Workspace) -> None:
             return  # cancelled or already taken
         with _Heartbeat(store, job_id):
             try:
-                fn = {"retrain": retrain, "embed": embed_version}[job.kind]
+                fn = JOBS[job.kind]
                 result = fn(store, workspace, job_id, dict(job.params or {}))
             except JobCancelled:
                 finish_job(store, job_id, "cancelled")
@@ -288,6 +291,95 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
             "parent": parent.name if parent else None, "parent_metrics": strip(parent_metrics),
             "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "n_consensus_labels": n_consensus}
 
+
+def _source_split(model, source):
+    """The source survey's training and held-out indices, as the model was trained on them."""
+    from .train import TrainCfg, resolve_split
+
+    tc = TrainCfg.from_dict({k: v for k, v in (model.checkpoint_meta.get("train_cfg") or {}).items()
+                             if k != "model"}, "checkpoint")
+    tr, va, te = resolve_split(source, tc)
+    return tr, (va if len(va) else te)
+
+
+def _bar_reporter(total: int, desc: str):
+    """A progress callback drawing a tqdm bar (the CLI's ``--wait``)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="epoch")
+
+    def report(frac: float, message: str) -> None:
+        bar.update(round(frac * total) - bar.n)
+        bar.set_postfix_str(message.split(": ", 1)[-1])
+        if frac >= 1:
+            bar.close()
+    return report
+
+
+def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_bar: bool = False) -> dict:
+    """See the module docstring. ``params``: ``survey`` (the target, required), ``model`` (default: the
+    active one), ``epochs``, ``align`` (``ot``, ``mmd`` or ``none``), ``align_weight``, ``name``."""
+    from .adapt import AdaptCfg, adapt_model
+    from .importer import open_registered
+    from .inference import embed_images
+    from .model import load_model, save_model
+    from .ood import MAX_REFERENCE, Familiarity
+    from .store import active_model, get_model_version, get_survey, register_model
+    from .store.models import utcnow
+
+    report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
+    if not params.get("survey"):
+        raise GalaxalignError("adapt needs the target survey's name (params 'survey')")
+    row_t, target = _survey_for(store, {"survey": params["survey"]})
+    mv = get_model_version(store, params["model"]) if params.get("model") else active_model(store)
+    if mv is None:
+        raise GalaxalignError("no model to adapt: none is active and none was named")
+    if mv.survey_id is None:
+        raise GalaxalignError(f"model version {mv.name!r} records no source survey to keep its classes from")
+    row_s = get_survey(store, mv.survey_id)
+    if row_s.id == row_t.id:
+        raise GalaxalignError(f"model version {mv.name!r} was trained on {row_t.name!r}: nothing to adapt to")
+    source = open_registered(row_s)
+    model = load_model(mv.checkpoint_path)
+    if list(model.class_names) != list(source.class_names):
+        raise GalaxalignError(f"model version {mv.name!r} has other classes than its survey {row_s.name!r}")
+    cfg = AdaptCfg(**{k: params[k] for k in ("epochs", "align", "align_weight", "seed") if k in params})
+    train_idx, held_idx = _source_split(model, source)
+    report(0.02, f"adapting {mv.name} from {row_s.name} ({len(train_idx)} labelled) to {row_t.name} "
+                 f"({len(target)} galaxies), align {cfg.align}")
+    phase = _reporter(store, job_id, 0.05, 0.75) if job_id else (
+        _bar_reporter(cfg.epochs, f"adapting to {row_t.name}") if show_bar else None)
+    res = adapt_model(model, source, train_idx, target, cfg, progress=phase)
+    report(0.76, f"domain AUC {res['domain_auc_before']:.3f} → {res['domain_auc_after']:.3f}; recalibrating")
+    rng = np.random.default_rng(cfg.seed)
+    ref = rng.choice(train_idx, min(len(train_idx), MAX_REFERENCE), replace=False)
+    held = held_idx[source.labels[held_idx] >= 0]
+    from .inference import class_probabilities
+
+    held_emb = embed_images(model, source, held)
+    fam = Familiarity.fit(embed_images(model, source, ref), held_emb, source.labels[held],
+                          class_probabilities(model, held_emb) if len(held) else np.zeros((0, 1)), seed=cfg.seed)
+    name = params.get("name") or f"adapt-{row_t.name}-{utcnow():%Y%m%d-%H%M%S}"
+    out = workspace.models / name
+    meta = model.checkpoint_meta
+    save_model(model, out, extra={"train_cfg": meta.get("train_cfg"), "survey": str(target.path),
+                                  "preparation": target.preparation.to_dict() if target.preparation else None,
+                                  "familiarity": {**fam.to_dict(), "calibrated_on": f"{row_s.name} held-out"},
+                                  "adapted_from": mv.name, "adapt": res, "init_from": mv.checkpoint_path})
+    metrics = {"domain_auc_before": res["domain_auc_before"], "domain_auc_after": res["domain_auc_after"],
+               "adapted_from": mv.name, "align": cfg.align, "proposal": fam.summary()}
+    mid = register_model(store, name, str(out), {"adapt": res["config"]}, metrics, survey=row_t.name, parent_id=mv.id)
+    embed_version(store, workspace, None, {"survey": row_t.name, "model": mid},
+                  report=_reporter(store, job_id, 0.8, 0.98) if job_id else None)
+    report(1.0, f"{name}: candidate for {row_t.name}; domain AUC {res['domain_auc_before']:.3f} → "
+                f"{res['domain_auc_after']:.3f} (0.5: mixed). Activate it from Model versions.")
+    return {"model": name, "model_id": mid, "source": row_s.name, "target": row_t.name, **metrics,
+            "seconds": res["seconds"], "history": res["history"]}
+
+
+# One table of job kinds: the queue accepts these and the worker dispatches through it.
+JOBS = {"retrain": retrain, "embed": embed_version, "adapt": adapt}
+JOB_KINDS = tuple(JOBS)
 
 DEMO_SURVEYS = ("demo", "first")
 FIRST_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "first-cpu.yaml")

@@ -202,9 +202,15 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
     kwargs = {"force_image_size": cfg.image_size} if cfg.image_size else {}
     quiet = _DropMessage("No pretrained weights loaded")  # we asked for none; open_clip warns anyway
     logging.getLogger().addFilter(quiet)
+    # A GroupNorm tower's own checkpoint (``galaxalign pretrain``) fits only after the conversion: build,
+    # convert, then load with open_clip's loader — the function its ``pretrained=`` path calls.
+    grouped_file = bool(pretrained) and cfg.norm == "group" and os.path.isfile(pretrained)
     try:
-        clip = oc.create_model(cfg.arch, pretrained=pretrained or None, load_weights=bool(pretrained), device=device,
-                               **kwargs)
+        clip = oc.create_model(cfg.arch, pretrained=None if grouped_file else (pretrained or None),
+                               load_weights=bool(pretrained) and not grouped_file, device=device, **kwargs)
+        if grouped_file:
+            _batchnorm_to_groupnorm(clip.visual)
+            oc.load_checkpoint(clip, pretrained)
     except RuntimeError as e:
         msg = str(e).splitlines()[0]
         if pretrained and not os.path.exists(pretrained):
@@ -213,10 +219,10 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
         raise ModelError(f"{pretrained or cfg.arch}: cannot build the model: {msg}") from None
     finally:
         logging.getLogger().removeFilter(quiet)
-    if cfg.norm == "group":
+    if cfg.norm == "group" and not grouped_file:
         if pretrained:
-            raise ModelError(f"{cfg.arch}: norm 'group' replaces BatchNorm layers and so cannot start from pretrained "
-                             "weights")
+            raise ModelError(f"{cfg.arch}: norm 'group' replaces BatchNorm layers; it starts only from a checkpoint "
+                             "made with GroupNorm (galaxalign pretrain), not from hub weights")
         _batchnorm_to_groupnorm(clip.visual)
         clip.to(device)
     pp = getattr(clip.visual, "preprocess_cfg", {}) or {}

@@ -5,16 +5,16 @@ random here, over the ranges real cut-outs span, and recorded in ``truth/``:
 
 - **resolution**: the PSF family (Moffat with β from 2 to 5, Gaussian, Kolmogorov, an optical PSF with
   aberrations, a central obstruction and struts) and its FWHM relative to the galaxy, from HST-sharp
-  (0.08 half-light radii) to barely resolved (0.8); the fraction of the stamp the galaxy fills, hence
+  (0.05 half-light radii) to half the galaxy's size (0.5; the benchmark sweeps to 1.2); the fraction of the stamp the galaxy fills, hence
   the pixel scale; centring offsets.
 - **the field**: faint background galaxies, stars (some with diffraction spikes), a bright companion
   in projection that is not a merger (no tails, its own colour).
-- **depth and detector**: S/N from 8 to 500 (log-uniform; the benchmark sweeps down to 5), correlated noise (resampled co-adds), a
+- **depth and detector**: S/N from 15 to 800 (log-uniform; the benchmark sweeps down to 5), correlated noise (resampled co-adds), a
   residual sky pedestal, cosmic rays in one band, a bad column or hot pixels.
 - **bands and colour**: g r z (DECaLS), g r i (SDSS) or F435W F606W F814W (HST); each stellar
   population's flux follows a power law in wavelength (old bulges red, star-forming knots blue).
-- **display**: the stretches cut-out services apply — Lupton asinh over a range of Q and stretch,
-  linear with percentile clipping, log — and JPEG compression.
+- **display**: the stretches cut-out services apply — Lupton asinh over a range of Q and stretch (half
+  the galaxies), log (a third), linear (a sixth), on a fixed flux scale — and JPEG compression.
 
 Morphology is widened inside the Galaxy10 classes: clumpy high-redshift disks and irregulars among the
 disturbed, flocculent arms and rings among the spirals, lenses among the smooth, dust lanes across the
@@ -60,19 +60,19 @@ class Nuisance:
     (log-uniformly for ``psf_over_hlr`` and ``snr``); probabilities are in [0, 1]."""
 
     psf_families: tuple = PSF_FAMILIES
-    psf_over_hlr: tuple = (0.08, 0.8)   # PSF FWHM / galaxy half-light radius
-    fill: tuple = (0.06, 0.16)          # galaxy half-light radius / stamp side
+    psf_over_hlr: tuple = (0.05, 0.5)   # PSF FWHM / galaxy half-light radius
+    fill: tuple = (0.08, 0.2)           # galaxy half-light radius / stamp side
     offset: float = 0.03                # centring offset (σ, fraction of the stamp side)
-    background: tuple = (0, 6)          # faint background galaxies
+    background: tuple = (0, 4)          # faint background galaxies
     stars: tuple = (0, 2)
     spike_fraction: float = 0.35        # stars with diffraction spikes
     companion: float = 0.15             # chance of a bright companion in projection
-    snr: tuple = (8.0, 500.0)         # the sweep in bench/sky.py goes down to 5
+    snr: tuple = (15.0, 800.0)        # Galaxy10's galaxies are bright; the sweep goes down to 5
     correlated_noise: float = 0.5       # chance the noise is correlated (resampled co-add)
     cosmic_rays: tuple = (0, 1)
     bad_pixels: float = 0.15            # chance of a bad column or hot pixels
     band_sets: tuple = tuple(BAND_SETS)
-    stretches: tuple = STRETCHES
+    stretches: tuple = ("lupton", "lupton", "lupton", "log", "log", "linear")  # repeat a name to weight it
     jpeg: float = 0.4                   # chance of JPEG compression (quality 55–95)
     variants: float = 0.4               # chance of a widened-morphology variant of the class
 
@@ -108,7 +108,7 @@ HELD_OUT = {
                        Nuisance().but(psf_families=("kolmogorov",))),
     "crowded_field": (Nuisance().but(background=(0, 3), stars=(0, 1), companion=0.05),
                       Nuisance().but(background=(8, 14), stars=(3, 5), companion=0.6)),
-    "pixel_scale": (Nuisance().but(fill=(0.06, 0.11)), Nuisance().but(fill=(0.13, 0.18))),
+    "pixel_scale": (Nuisance().but(fill=(0.1, 0.2)), Nuisance().but(fill=(0.05, 0.08))),
     "band_set_hst": (Nuisance().but(band_sets=("decals", "sdss")), Nuisance().but(band_sets=("hst",))),
 }
 
@@ -319,7 +319,7 @@ def _stretch(rng, bands: list[np.ndarray], sigma: float, kind: str, p: dict) -> 
     # end of the image (never below 10 σ, so a faint galaxy stays faint rather than noise filling the range)
     stack = np.stack([r, g, b], -1)
     lo = -float(rng.uniform(1.0, 3.0)) * sigma
-    hi = max(float(np.percentile(stack, 99.9)), 10 * sigma) * float(rng.uniform(0.5, 1.0))
+    hi = max(float(np.percentile(stack, 99.5)), 10 * sigma) * float(rng.uniform(0.4, 1.0))
     x = np.clip((stack - lo) / max(hi - lo, 1e-9), 0, 1)
     if kind == "log":
         a = _loguniform(rng, 10, 300)

@@ -162,6 +162,10 @@ def load_config(path: str | os.PathLike, **overrides) -> TrainCfg:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
+    pre = (raw.get("model") or {}).get("pretrained") if isinstance(raw.get("model"), dict) else None
+    if pre and (os.path.sep in pre or pre.endswith((".pt", ".pth"))) and not os.path.isabs(pre):
+        # a local checkpoint named in a config is relative to the config file, wherever we run from
+        raw["model"]["pretrained"] = str((path.parent / pre).resolve())
     for k, v in overrides.items():
         if v is None:
             continue

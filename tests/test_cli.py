@@ -80,3 +80,30 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     assert r.returncode == 0 and pd.read_parquet(tmp_path / "f.parquet")["frac_Round Smooth"].tolist() == [1.0]
     r = run("export", str(tmp_path / "f.xlsx"), "--workspace", str(ws.root))
     assert r.returncode == 2 and "csv or .parquet" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["info"], ["synth", "--n", "abc", "--out", "x.h5"], ["nosuch"],
+                                  ["info", "--bogus", "x"], ["export", "x.csv", "--what", "bogus"]])
+def test_usage_errors_are_one_line_with_status_2_never_a_traceback(args, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "galaxalign", *args], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "Error" in r.stderr
+
+
+def test_a_password_prompt_without_a_terminal_is_an_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "galaxalign", "user", "add", "bob", "--role", "admin", "--workspace",
+                        str(tmp_path / "ws")], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "aborted" in r.stderr
+
+
+def test_an_output_path_under_a_regular_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = run("synth", "--n", "2", "--out", str(tmp_path / "afile" / "x.h5"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "afile" in r.stderr

@@ -63,6 +63,16 @@ def test_folder_with_custom_class_names(tmp_path):
     assert s.class_names == ["lens", "ring"] and s.labels.tolist() == [1, 0, 1] and s.label_set is None
 
 
+def test_an_integer_label_far_out_of_range_names_its_row(tmp_path):
+    labels = [0, 3, 9, 42, 1]
+    for i in range(len(labels)):
+        Image.new("RGB", (12, 12), (i * 40, 0, 0)).save(tmp_path / f"{i}.png")
+    pd.DataFrame({"id_str": [f"g{i}" for i in range(5)], "file_loc": [f"{i}.png" for i in range(5)],
+                  "label": labels}).to_csv(tmp_path / "catalog.csv", index=False)
+    with pytest.raises(SurveyError, match="row 4: label 42 leaves classes 2–41 with no galaxy"):
+        load_survey(tmp_path)
+
+
 def test_fits_cutouts_become_rgb(tmp_path):
     from astropy.io import fits
 

@@ -62,7 +62,7 @@ def test_a_sharp_psf_concentrates_light_and_low_snr_is_noisier():
     for s in range(4):  # the same galaxy (same seed) seen sharp and barely resolved
         sharp = _concentration(_render(2, linear.but(psf_over_hlr=(0.08, 0.08)), s)[0])
         blurred = _concentration(_render(2, linear.but(psf_over_hlr=(0.8, 0.8)), s)[0])
-        assert sharp > 1.5 * blurred
+        assert sharp > 1.2 * blurred  # the display clips the brightest core, so the ratio is understated
 
     def corner_noise(snr):
         rgb = _render(2, QUIET.but(snr=(snr, snr), stretches=("linear",)))[0].astype(float)
@@ -90,7 +90,7 @@ def test_held_out_factors_do_not_overlap_their_training_ranges():
         if name == "band_set_hst":
             assert "hst" not in train.band_sets and test.band_sets == ("hst",)
         if name == "pixel_scale":
-            assert train.fill[1] < test.fill[0]
+            assert test.fill[1] < train.fill[0]  # smaller galaxies (coarser pixels) than any trained on
         if name == "crowded_field":
             assert train.background[1] < test.background[0] and train.stars[1] < test.stars[0]
 

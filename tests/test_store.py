@@ -333,3 +333,28 @@ def test_relocating_a_workspace_rewrites_only_its_paths(seeded, tmp_path):
     assert n == 1 + (str(tmp_path).startswith(old + "/") or str(tmp_path) == old)
     assert get_survey(store, "demo").path == "/new/home/" + survey.path.name
     assert relocate_paths(store, old, "/elsewhere") == 0
+
+
+def test_names_are_whole_and_unique_whatever_the_case(seeded, synth_h5):
+    store, survey = seeded
+    for bad in ("bob\n", "base2\n", "a"):
+        with pytest.raises(StoreError, match="must be 2–40 letters"):
+            add_volunteer(store, bad, "admin", "password-x")
+        with pytest.raises(StoreError, match="must be 2–40 letters"):
+            register_survey(store, survey, bad)
+    with pytest.raises(StoreError, match="volunteer 'VOL1' already exists \\(as 'vol1'\\)"):
+        add_volunteer(store, "VOL1", "volunteer", "password-x")
+    with pytest.raises(StoreError, match="survey 'DEMO' is already registered \\(as 'demo'\\)"):
+        register_survey(store, survey, "DEMO")
+
+
+def test_a_galaxy_of_another_survey_is_refused_by_integer_id(seeded, synth_h5):
+    store, survey = seeded
+    register_survey(store, survey, "other", known_fraction=0.0, gold_fraction=0.0)
+    g = get_galaxy(store, survey.id_str[0], "other")
+    before = n_rows(store, Classification)
+    with pytest.raises(StoreError, match="belongs to another survey"):
+        record_classification(store, "vol1", g.id, GZ2_ROUND, survey="demo")
+    with pytest.raises(StoreError, match="belongs to another survey"):
+        vote_fractions(store, g.id, survey="demo")
+    assert n_rows(store, Classification) == before

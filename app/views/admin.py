@@ -17,11 +17,12 @@ user = require("admin")
 st.title("Admin")
 
 
-def start_retrain(params: dict) -> None:
+def start_job(kind: str, params: dict) -> None:
     try:
         require_role(store(), user["id"], "admin")  # checked again at the moment of acting
-        jid = enqueue(store(), "retrain", params, requested_by=user["id"], workspace=get_workspace())
-        st.session_state["adm_flash"] = f"Queued re-training job {jid}. The worker picks it up."
+        jid = enqueue(store(), kind, params, requested_by=user["id"], workspace=get_workspace())
+        what = {"retrain": "re-training", "adapt": "adaptation"}.get(kind, kind)
+        st.session_state["adm_flash"] = f"Queued {what} job {jid}. The worker picks it up."
     except GalaxalignError as e:
         st.session_state["adm_flash_err"] = str(e)
 
@@ -34,9 +35,18 @@ with st.sidebar:
     force = st.checkbox("Activate even if not better", key="adm_force")
     surveys = [s.name for s in list_surveys(store())]
     sv = st.selectbox("Survey", surveys, key="adm_survey") if surveys else None
-    st.button("Re-train now", type="primary", key="adm_retrain", disabled=sv is None, on_click=start_retrain,
-              args=({"survey": sv, "stage1_epochs": int(s1), "stage2_epochs": int(s2), "from_scratch": scratch,
-                     "force_activate": force},))
+    st.button("Re-train now", type="primary", key="adm_retrain", disabled=sv is None, on_click=start_job,
+              args=("retrain", {"survey": sv, "stage1_epochs": int(s1), "stage2_epochs": int(s2),
+                                "from_scratch": scratch, "force_activate": force},))
+    st.subheader("Adapt to a survey")
+    st.caption("Self-supervised training on the survey's own images, the classes kept from the model's survey, "
+               "the two feature distributions aligned. Makes a candidate; the active model is not touched.")
+    tgt = st.selectbox("Target survey", surveys, key="adm_adapt_survey") if surveys else None
+    align = st.selectbox("Alignment", ["ot", "mmd", "none"], key="adm_adapt_align",
+                         format_func=lambda a: {"ot": "optimal transport (POT)", "mmd": "MMD", "none": "none"}[a])
+    a_ep = st.number_input("Epochs", 1, 50, 3, key="adm_adapt_epochs")
+    st.button("Adapt now", key="adm_adapt", disabled=tgt is None, on_click=start_job,
+              args=("adapt", {"survey": tgt, "align": align, "epochs": int(a_ep)},))
 
 if msg := st.session_state.pop("adm_flash", None):
     st.success(msg)
@@ -74,6 +84,15 @@ if versions:
                           for m in versions])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         k: st.column_config.NumberColumn(format="%.4f") for k in ("accuracy", "macro-F1", "mAP@5", "mAP")})
+    adapted = [m for m in versions if "domain_auc_before" in (m.metrics or {})]
+    if adapted:
+        st.markdown("**Adaptations** — domain AUC: how well a classifier tells the model's features of its own "
+                    "survey from the target's (1.0 two worlds, 0.5 mixed)")
+        st.dataframe(pd.DataFrame([{"version": m.name, "from": m.metrics.get("adapted_from"),
+                                    "alignment": m.metrics.get("align"),
+                                    "domain AUC before": m.metrics["domain_auc_before"],
+                                    "domain AUC after": m.metrics["domain_auc_after"]} for m in adapted]),
+                     hide_index=True, width="stretch")
     c1, c2 = st.columns([3, 1])
     choice = c1.selectbox("Version", [m.name for m in versions], key="adm_version",
                           index=next((i for i, m in enumerate(versions) if m.status == "active"), 0))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ __all__ = [
 
 WORKFLOW_VERSION = "1.0"
 FLAT_TASK = "FLAT"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,39}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}")  # whole name (fullmatch: no trailing newline)
 LOG_TAIL_CHARS = 4000
 
 
@@ -100,7 +100,7 @@ def _ph():
 
 
 def _check_name(name: str, what: str = "volunteer name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise StoreError(f"{what} {name!r} must be 2–40 letters, digits, '.', '_' or '-', starting with a letter "
                          "or digit")
     return name
@@ -116,8 +116,9 @@ def add_volunteer(store: Store, name: str, role: str = "volunteer", password: st
     hashed = _ph().hash(password) if password is not None else None
 
     def fn(s: Session) -> int:
-        if s.scalar(select(Volunteer.id).where(Volunteer.name == name)) is not None:
-            raise StoreError(f"volunteer {name!r} already exists")
+        other = s.scalar(select(Volunteer.name).where(func.lower(Volunteer.name) == name.lower()))
+        if other is not None:  # "ADA" and "ada" would be two people nobody can tell apart
+            raise StoreError(f"volunteer {name!r} already exists" + (f" (as {other!r})" if other != name else ""))
         v = Volunteer(name=name, role=role, password_hash=hashed)
         s.add(v)
         s.flush()
@@ -207,8 +208,9 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
     dec = cat["dec"].to_numpy() if "dec" in cat else np.full(len(cat), np.nan)
 
     def fn(s: Session) -> int:
-        if s.scalar(select(SurveyRow.id).where(SurveyRow.name == name)) is not None:
-            raise StoreError(f"survey {name!r} is already registered")
+        other = s.scalar(select(SurveyRow.name).where(func.lower(SurveyRow.name) == name.lower()))
+        if other is not None:
+            raise StoreError(f"survey {name!r} is already registered" + (f" (as {other!r})" if other != name else ""))
         ls = survey.label_set
         builtin = ls is not None and ls.source is not None and Path(ls.source).parent == LABELSET_DIR
         prep = getattr(survey, "preparation", None)
@@ -259,9 +261,11 @@ def _galaxy(s: Session, galaxy: int | str, survey_id: int | None = None, lock: b
         q = q.with_for_update()
     rows = list(s.scalars(q.limit(2)))
     if not rows:
-        raise NotFound(f"galaxy {galaxy!r} does not exist")
+        raise NotFound(f"galaxy {galaxy!r} does not exist" + (" in that survey" if survey_id is not None else ""))
     if len(rows) > 1:
         raise StoreError(f"galaxy {galaxy!r} exists in several surveys; name the survey")
+    if survey_id is not None and rows[0].survey_id != survey_id:  # an integer id names one galaxy anywhere
+        raise StoreError(f"galaxy {galaxy!r} belongs to another survey (id {rows[0].survey_id}), not survey {survey_id}")
     return rows[0]
 
 

@@ -1,0 +1,232 @@
+"""Self-supervised pretraining of the image tower: our own foundation, since none can be fetched.
+
+SimCLR (Chen et al. 2020; lightly's ``NTXentLoss`` and ``SimCLRProjectionHead``) on unlabelled
+galaxies — a pool rendered from the diverse sky (:mod:`galaxalign.sky`) plus any survey given — with
+views that change what the sky changes and keep what the morphology class is: any rotation and flips,
+a small shift and zoom, PSF blur, dimming, noise and a small colour gain. No crop that could cut a
+galaxy's arms off, no colour jitter that would turn a red elliptical blue, no grey-scale.
+
+The result is an open_clip checkpoint (the whole CLIP: the pretrained image tower and the text tower
+as initialised) that open_clip loads itself through ``pretrained=<file>`` — the path a tag from a
+model hub would take — so ``model: {arch: galaxalign-tiny, pretrained: <file>}`` in a training config
+starts from it. A JSON model card goes beside it.
+
+>>> stats = pretrain(PretrainCfg(epochs=8), "models/pretrained/galaxalign-tiny-sky.pt")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import GalaxalignError
+
+__all__ = ["PretrainCfg", "sky_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint"]
+
+
+@dataclass
+class PretrainCfg:
+    arch: str = "galaxalign-tiny-rn"
+    norm: str = "group"          # as the training config that will start from it (see ModelCfg.norm)
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    temperature: float = 0.2
+    n_synthetic: int = 10000     # galaxies rendered from the diverse sky for the pool
+    synthetic_seed: int = 7
+    image_size: int = 64
+    surveys: list = field(default_factory=list)  # extra unlabelled surveys (paths), prepared as training would
+    seed: int = 0
+    amp: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PretrainCfg":
+        known = {f.name for f in fields(cls)}
+        bad = set(d) - known
+        if bad:
+            raise GalaxalignError(f"unknown pretraining option(s): {', '.join(sorted(bad))}")
+        cfg = cls(**d)
+        for name in ("epochs", "batch_size", "n_synthetic"):
+            if getattr(cfg, name) < (0 if name == "n_synthetic" else 1):
+                raise GalaxalignError(f"pretraining {name} must be positive, got {getattr(cfg, name)}")
+        if cfg.batch_size < 2:
+            raise GalaxalignError("pretraining batch_size must be at least 2 (SimCLR contrasts within a batch)")
+        return cfg
+
+
+# --- views ---------------------------------------------------------------------------------------------
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian blur (a wider PSF), ``sigma`` (B,) in pixels; 0 leaves the image alone."""
+    r = 3
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t[None] / sigma.clamp(min=1e-3)[:, None]) ** 2)
+    k = k / k.sum(1, keepdim=True)  # (B, 7)
+    b, c, h, w = x.shape
+    y = x.reshape(1, b * c, h, w)
+    kx = k.repeat_interleave(c, 0)[:, None, None, :]
+    ky = k.repeat_interleave(c, 0)[:, None, :, None]
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), kx, groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), ky, groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+def sky_views(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One random view of each image: (B, H, W, 3) uint8 → (B, 3, H, W) float in [0, 1].
+
+    Any rotation and a flip, a shift of up to 6 % of the side and a zoom of 0.85–1.15 (one affine
+    resampling, reflection at the border), a PSF blur of σ 0–1.2 px, dimming to 55–100 %, Gaussian
+    noise of σ 0–0.05 and a per-band gain of ±8 %.
+    """
+    x = images.permute(0, 3, 1, 2).float() / 255.0
+    b = x.shape[0]
+    u = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    ang = u(b) * 2 * math.pi
+    flip = torch.where(u(b) < 0.5, -1.0, 1.0)
+    zoom = 0.85 + 0.3 * u(b)
+    cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
+    theta = torch.stack([torch.stack([cos * flip, -sin, (u(b) - 0.5) * 0.12], 1),
+                         torch.stack([sin * flip, cos, (u(b) - 0.5) * 0.12], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    x = _blur(x, u(b) * 1.2)
+    x = x * (0.55 + 0.45 * u(b))[:, None, None, None]
+    x = x * (1 + (u(b, 3) - 0.5) * 0.16)[:, :, None, None]
+    x = x + torch.randn(x.shape, generator=gen) * (u(b) * 0.05)[:, None, None, None]
+    return x.clamp(0, 1)
+
+
+class SSLHead(torch.nn.Module):
+    """The image tower and a SimCLR projection head (the head is dropped after pretraining)."""
+
+    def __init__(self, model, hidden: int = 256, out: int = 128):
+        from lightly.models.modules import SimCLRProjectionHead
+
+        super().__init__()
+        self.model = model
+        self.head = SimCLRProjectionHead(model.embed_dim, hidden, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, H, W) in [0, 1]
+        z = self.model.encode_image((x - self.model.mean) / self.model.std)
+        return self.head(z)
+
+
+def ssl_step(net: SSLHead, loss_fn, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The SimCLR loss of one batch of uint8 images: two views each, contrasted within the batch."""
+    return loss_fn(net(sky_views(batch, gen)), net(sky_views(batch, gen)))
+
+
+# --- data ------------------------------------------------------------------------------------------------
+
+def pretraining_pool(cfg: PretrainCfg, workdir: Path, progress: bool = True) -> np.ndarray:
+    """Unlabelled images (N, S, S, 3) uint8: the rendered diverse sky plus each survey in ``cfg.surveys``
+    through its detected preparation (the same one an import would choose), its test split left out."""
+    from .data import load_survey
+    from .prepare import detect_for_survey
+    from .synth import synth_survey
+
+    parts = []
+    if cfg.n_synthetic:
+        pool = workdir / f"pool-{cfg.n_synthetic}-{cfg.image_size}-{cfg.synthetic_seed}.h5"
+        if not pool.exists():
+            synth_survey(pool, n=cfg.n_synthetic, size=cfg.image_size, seed=cfg.synthetic_seed, progress=progress)
+        s = load_survey(pool)
+        parts.append(s.images(np.arange(len(s))))
+    for path in cfg.surveys:
+        s = load_survey(path)
+        prep, _ = detect_for_survey(s)
+        prep = type(prep).from_dict({**prep.to_dict(), "size": cfg.image_size})
+        s = s.with_preparation(prep)
+        # a survey's own test split stays unseen, even unlabelled, so its test figure stays clean
+        idx = np.flatnonzero(s.catalog["split"].to_numpy(str) != "test") if s.has_split else np.arange(len(s))
+        parts.append(s.images(idx))
+    if not parts:
+        raise GalaxalignError("nothing to pretrain on: n_synthetic is 0 and no survey was given")
+    return np.concatenate(parts)
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+def save_open_clip_checkpoint(clip: torch.nn.Module, path: Path, card: dict, half: bool = True) -> Path:
+    """The CLIP state dict in the layout open_clip's ``load_checkpoint`` reads (``{"state_dict": …}``),
+    fp16 to keep the file small; written to a temporary name and renamed. The card goes beside it as
+    ``<name>.card.json`` with the file's sha256."""
+    from .fsutil import atomic_path
+    from .model import file_sha256
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+          for k, v in clip.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": sd}, tmp)
+    card = {**card, "file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    with atomic_path(path.with_suffix(".card.json")) as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return path
+
+
+def pretrain(cfg: PretrainCfg, out: str | os.PathLike, workdir: str | os.PathLike | None = None,
+             progress: bool = True, report: Callable[[float, str], None] | None = None,
+             command: str | None = None) -> dict:
+    """Pretrain ``cfg.arch``'s image tower with SimCLR and write the open_clip checkpoint ``out``."""
+    from lightly.loss import NTXentLoss
+    from tqdm.auto import tqdm
+
+    from .model import ModelCfg, create_model
+    from .train import _cosine, cpu_has_bf16
+
+    out = Path(out)
+    workdir = Path(workdir) if workdir else out.parent / "pretrain-work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    images = torch.from_numpy(pretraining_pool(cfg, workdir, progress))
+    model = create_model(ModelCfg(cfg.arch, image_size=cfg.image_size, norm=cfg.norm)).train()
+    net = SSLHead(model)
+    loss_fn = NTXentLoss(temperature=cfg.temperature)
+    params = list(model.clip.visual.parameters()) + list(net.head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(images) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total, cfg.warmup_steps))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    use_amp = cfg.amp and cpu_has_bf16()
+    history, t0 = [], time.perf_counter()
+    for epoch in range(cfg.epochs):
+        perm = torch.randperm(len(images), generator=gen)
+        bar = tqdm(range(steps_per_epoch), desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                   disable=not progress, leave=False)
+        total_loss = 0.0
+        for step in bar:
+            batch = images[perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_amp):
+                loss = ssl_step(net, loss_fn, batch, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            total_loss += float(loss.detach())
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        history.append(round(total_loss / max(1, steps_per_epoch), 4))
+        msg = f"pretrain epoch {epoch + 1}/{cfg.epochs}: SimCLR loss {history[-1]:.4f}"
+        if progress:
+            tqdm.write(msg)
+        if report:
+            report((epoch + 1) / cfg.epochs, msg)
+    seconds = round(time.perf_counter() - t0, 1)
+    card = {"what": f"{cfg.arch} image tower pretrained with SimCLR (lightly NTXentLoss) on unlabelled galaxies",
+            "command": command, "recipe": asdict(cfg), "n_images": int(len(images)), "steps": total,
+            "loss_per_epoch": history, "seconds": seconds, "torch": torch.__version__,
+            "load": f"model: {{arch: {cfg.arch}, pretrained: <this file>}} — open_clip.create_model(..., pretrained=path)"}
+    save_open_clip_checkpoint(model.clip, out, card)
+    return {"path": str(out), "seconds": seconds, "loss_per_epoch": history, "n_images": int(len(images))}
