@@ -6,6 +6,7 @@ once — 3 seeds each; the preparation ablation (whole field shrunk to 64 px); b
     python bench/first.py --report     # only rewrite the tables and figures from finished runs
     python bench/first.py --speed      # only the bf16-vs-fp32 training-step timing
     python bench/first.py --budget     # only GalaxAlign with the full 15-minute budget (150 epochs), seed 0
+    python bench/first.py --tta        # the saved GalaxAlign runs with and without test-time augmentation
 
 Every run appends one line to ``bench/results/first_runs.jsonl`` (committed); a finished run is skipped,
 so an interrupted benchmark picks up where it stopped. Writes ``bench/out/first_tables.md`` and the
@@ -51,6 +52,9 @@ RUN_PLAN = [
     ("clip", "contrastive", "detected", {"variant": "clip"}, SEEDS),
     ("supervised_ce_naive_prep", "supervised", "naive", {}, SEEDS),
     ("galaxalign_bf16", "contrastive", "detected", {"amp": True}, (0,)),
+    # from our own self-supervised tower (synthetic sky + FIRST's train and valid images, test left out)
+    ("galaxalign_pretrained", "contrastive", "detected",
+     {"model": {"pretrained": str(ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.pt")}}, SEEDS),
 ]
 
 
@@ -97,6 +101,29 @@ def run_all() -> None:
             record(row)
             print(f"{name} seed {seed}: accuracy {row['accuracy']:.4f} macro-F1 {row['macro_f1']:.4f} "
                   f"({row['seconds']:.0f} s, epoch {row.get('selected_epoch')})", flush=True)
+
+
+def tta_eval() -> list[dict]:
+    """Test accuracy of the saved GalaxAlign runs with and without test-time augmentation (the mean
+    embedding over the 8 quarter-turn rotations and flips). Appends to ``first_tta.jsonl``."""
+    from galaxalign.inference import evaluate_model
+    from galaxalign.model import load_model
+
+    _, prepared, _ = surveys()
+    s = prepared["detected"]
+    test = s.split_indices("test")
+    rows = []
+    for run in sorted((OUT / "first_runs").glob("galaxalign*-*")) + sorted(OUT.glob("first_budget-*")):
+        if not (run / "model.pt").exists():
+            continue
+        model = load_model(run)
+        plain, tta = evaluate_model(model, s, test), evaluate_model(model, s, test, tta=True)
+        row = {"run": run.name, "accuracy": plain["accuracy"], "accuracy_tta": tta["accuracy"],
+               "macro_f1": plain["macro_f1"], "macro_f1_tta": tta["macro_f1"]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    (ROOT / "bench" / "results" / "first_tta.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
 
 
 def budget_run(seed: int = 0) -> dict:
@@ -263,13 +290,19 @@ if __name__ == "__main__":
     ap.add_argument("--report", action="store_true", help="only rewrite tables and figures")
     ap.add_argument("--speed", action="store_true", help="only the bf16-vs-fp32 step timing")
     ap.add_argument("--budget", action="store_true", help="only GalaxAlign with the full 15-minute budget, seed 0")
+    ap.add_argument("--tta", action="store_true", help="only the saved runs with and without test-time augmentation")
+    ap.add_argument("--runs", action="store_true", help="only the training runs not yet done (no step timing)")
     a = ap.parse_args()
     if a.budget:
         budget_run()
     elif a.speed:
         step_speed()
+    elif a.tta:
+        tta_eval()
+    elif a.runs:
+        run_all()
     elif not a.report:
         step_speed()
         run_all()
-    if not (a.speed or a.budget):
+    if not (a.speed or a.budget or a.tta):
         report()

@@ -103,7 +103,7 @@ def adapt_model(model, source: Survey, source_idx: np.ndarray, target: Survey, c
     unlabelled ``target`` survey. Returns the domain AUC before and after and the loss history."""
     from lightly.loss import NTXentLoss
 
-    from .pretrain import SSLHead, sky_views
+    from .pretrain import SSLHead, encode_views, sky_views
 
     cfg.check()
     if source.image_shape != target.image_shape:
@@ -137,8 +137,8 @@ def adapt_model(model, source: Survey, source_idx: np.ndarray, target: Survey, c
             s_img = torch.from_numpy(source.images(s_idx))
             v1, v2 = sky_views(t_img, gen), sky_views(t_img, gen)
             ssl = ntx(net(v1), net(v2))
-            zs = model.encode_image((sky_views(s_img, gen) - model.mean) / model.std)
-            zt = model.encode_image((v1 - model.mean) / model.std)
+            zs = encode_views(model, sky_views(s_img, gen))
+            zt = encode_views(model, v1)
             y = torch.as_tensor(source.labels[s_idx])
             cls = F.cross_entropy(scale * F.normalize(zs, dim=-1) @ protos.T, y)
             align = torch.zeros(())

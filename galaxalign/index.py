@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GalaxalignError
+from .fsutil import atomic_path
 
 __all__ = ["SimilarityIndex", "Hit", "SearchError", "query_image", "query_text", "query_symbol", "EXACT_LIMIT"]
 
@@ -94,14 +95,10 @@ class SimilarityIndex:
         import faiss
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".index.faiss.tmp-{os.getpid()}"
-        faiss.write_index(self.index, str(tmp))
-        tmp_ids = folder / f".index_ids.npy.tmp-{os.getpid()}"
-        with open(tmp_ids, "wb") as f:
+        with atomic_path(folder / "index_ids.npy") as tmp, open(tmp, "wb") as f:
             np.save(f, self.id_str)
-        os.replace(tmp_ids, folder / "index_ids.npy")
-        os.replace(tmp, folder / "index.faiss")
+        with atomic_path(folder / "index.faiss") as tmp:
+            faiss.write_index(self.index, str(tmp))
         return folder / "index.faiss"
 
     @classmethod

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .fsutil import atomic_path
 from .data import Survey
 from .metrics import classification_report, retrieval_map
 from .model import ModelError, TriModalCLIP
@@ -26,16 +27,30 @@ __all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_
 PROTOTYPES = ("text", "symbol", "fused")
 
 
+def _dihedral_mean(model: TriModalCLIP, x: torch.Tensor) -> torch.Tensor:
+    """The normalised mean embedding over the eight rotations by quarter turns and their mirror images:
+    the sky has no up, so a galaxy's class does not change under them (test-time augmentation)."""
+    z = 0
+    for flip in (False, True):
+        xf = torch.flip(x, dims=(-1,)) if flip else x
+        for k in range(4):
+            z = z + model.encode_image(torch.rot90(xf, k, dims=(-2, -1)), normalize=True)
+    return torch.nn.functional.normalize(z, dim=-1)
+
+
 @torch.inference_mode()
 def embed_images(model: TriModalCLIP, survey: Survey, indices=None, batch_size: int = 256,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """L2-normalised image embeddings (n, D) float32 of ``indices`` (default: the whole survey)."""
+                 progress: Callable[[int, int], None] | None = None, tta: bool = False) -> np.ndarray:
+    """L2-normalised image embeddings (n, D) float32 of ``indices`` (default: the whole survey);
+    ``tta``: averaged over the eight quarter-turn rotations and flips of each image (8× the cost)."""
     model.eval()
     idx = np.arange(len(survey)) if indices is None else np.asarray(indices)
     out = []
     done = 0
     for _, imgs in survey.iter_batches(batch_size, idx):
-        out.append(model.encode_image(model.preprocess(imgs), normalize=True).float().cpu().numpy())
+        x = model.preprocess(imgs)
+        z = _dihedral_mean(model, x) if tta else model.encode_image(x, normalize=True)
+        out.append(z.float().cpu().numpy())
         done += len(imgs)
         if progress:
             progress(done, len(idx))
@@ -73,7 +88,7 @@ def class_probabilities(model: TriModalCLIP, embeddings: np.ndarray, kind: str =
 
 
 def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size: int = 256,
-                   embeddings: np.ndarray | None = None) -> dict:
+                   embeddings: np.ndarray | None = None, tta: bool = False) -> dict:
     """Accuracy and macro-F1 (text, symbol and fused prototypes), mAP@5 and mAP, confusion matrix.
 
     Evaluates the labelled galaxies among ``indices`` (default: all).
@@ -83,7 +98,7 @@ def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size
     if len(idx) == 0:
         raise ModelError(f"{survey.path}: no labelled galaxy to evaluate")
     y = survey.labels[idx]
-    emb = embed_images(model, survey, idx, batch_size) if embeddings is None else embeddings
+    emb = embed_images(model, survey, idx, batch_size, tta=tta) if embeddings is None else embeddings
     names = model.class_names or survey.class_names
     report = classification_report(y, class_probabilities(model, emb, "text").argmax(1), names)
     out = {"n": int(len(idx)), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
@@ -124,13 +139,10 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
         df["ood"] = fam.scores(emb).astype(np.float32)
     for c, name in enumerate(model.class_names):
         df[f"p_{c}"] = probs[:, c].astype(np.float32)
-    tmp = out / f".embeddings.npy.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_path(out / "embeddings.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, emb.astype(np.float32))
-    os.replace(tmp, out / "embeddings.npy")
-    tmp = out / f".predictions.parquet.tmp-{os.getpid()}"
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, out / "predictions.parquet")
+    with atomic_path(out / "predictions.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
     return {"n": len(survey), "dim": int(emb.shape[1]), "seconds": round(seconds, 3),
             "images_per_second": round(len(survey) / max(seconds, 1e-9), 1), "path": str(out)}
 

@@ -43,7 +43,7 @@ __all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embe
 # A job beats every HEARTBEAT_SECONDS; one silent for STALE_AFTER_SECONDS is taken for dead.
 HEARTBEAT_SECONDS = float(os.environ.get("GALAXALIGN_HEARTBEAT_SECONDS", 2.0))
 STALE_AFTER_SECONDS = float(os.environ.get("GALAXALIGN_STALE_AFTER_SECONDS", 20.0))
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "tiny-cpu.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "starter-cpu.yaml"
 
 
 class JobCancelled(GalaxalignError):

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fsutil import atomic_path
 from .errors import GalaxalignError
 
 __all__ = ["ModelCfg", "TriModalCLIP", "ModelError", "create_model", "load_model", "save_model",
@@ -293,17 +294,10 @@ def save_model(model: TriModalCLIP, path: str | os.PathLike, extra: dict | None 
             "class_names": model.class_names, "prompts": model.prompts, "symbols": model.symbols,
             "label_set": model.label_set, **(extra or {})}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save({**meta, "state_dict": state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    sidecar = path.with_suffix(".json")
-    tmp_json = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
-    tmp_json.write_text(json.dumps({**_without_arrays(meta), "sha256": file_sha256(path)}, indent=2, default=str))
-    os.replace(tmp_json, sidecar)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({**_without_arrays(meta), "sha256": file_sha256(path)}, indent=2, default=str))
     return path
 
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .errors import GalaxalignError
 
-__all__ = ["PretrainCfg", "sky_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint"]
+__all__ = ["PretrainCfg", "sky_views", "encode_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint"]
 
 
 @dataclass
@@ -117,8 +117,15 @@ class SSLHead(torch.nn.Module):
         self.head = SimCLRProjectionHead(model.embed_dim, hidden, out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, H, W) in [0, 1]
-        z = self.model.encode_image((x - self.model.mean) / self.model.std)
-        return self.head(z)
+        return self.head(encode_views(self.model, x))
+
+
+def encode_views(model, x: torch.Tensor) -> torch.Tensor:
+    """Image-tower features of views in [0, 1], resized to the model's input size when they differ."""
+    if x.shape[-1] != model.image_size or x.shape[-2] != model.image_size:
+        x = F.interpolate(x, size=(model.image_size, model.image_size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return model.encode_image((x - model.mean) / model.std)
 
 
 def ssl_step(net: SSLHead, loss_fn, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -227,6 +234,8 @@ def pretrain(cfg: PretrainCfg, out: str | os.PathLike, workdir: str | os.PathLik
     card = {"what": f"{cfg.arch} image tower pretrained with SimCLR (lightly NTXentLoss) on unlabelled galaxies",
             "command": command, "recipe": asdict(cfg), "n_images": int(len(images)), "steps": total,
             "loss_per_epoch": history, "seconds": seconds, "torch": torch.__version__,
-            "load": f"model: {{arch: {cfg.arch}, pretrained: <this file>}} — open_clip.create_model(..., pretrained=path)"}
+            "load": f"model: {{arch: {cfg.arch}, norm: {cfg.norm}, pretrained: <this file>}} in a training config "
+                    "(open_clip's pretrained= path; a GroupNorm tower through open_clip.load_checkpoint after "
+                    "its conversion)"}
     save_open_clip_checkpoint(model.clip, out, card)
     return {"path": str(out), "seconds": seconds, "loss_per_epoch": history, "n_images": int(len(images))}

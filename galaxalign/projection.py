@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from .fsutil import atomic_path
 
 __all__ = ["project", "grid_assignment", "cached_projection", "METHODS"]
 
@@ -76,9 +77,6 @@ def cached_projection(folder: str | os.PathLike, embeddings: np.ndarray, method:
         if len(xy) == len(embeddings):
             return xy
     xy = project(embeddings, method, seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, xy)
-    os.replace(tmp, path)
     return xy

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .fsutil import atomic_path
 from .errors import GalaxalignError
 
 __all__ = ["render_symbol", "list_symbols", "is_glyph", "write_symbols", "symbol_path", "SYMBOL_DIR", "SymbolError"]
@@ -379,8 +380,7 @@ def write_symbols(root: Path = SYMBOL_DIR, size: int = 128) -> list[Path]:
     for name in list_symbols():
         path = symbol_path(name, root)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".png.tmp")
-        render_symbol(name, size).save(tmp, format="PNG", optimize=True)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            render_symbol(name, size).save(tmp, format="PNG", optimize=True)
         out.append(path)
     return out

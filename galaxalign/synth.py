@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .taxonomy import GALAXY10
+from .fsutil import atomic_path
 
 __all__ = ["GALAXY10_COUNTS", "SKIES", "render_galaxy", "synth_survey", "load_truth", "class_counts_for"]
 
@@ -308,9 +309,8 @@ def synth_survey(out: str | os.PathLike, n: int = 1000, size: int = 64, seed: in
     out.parent.mkdir(parents=True, exist_ok=True)
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     jobs = _jobs(n, size, seed, weights, sky, nuisance)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     t0 = time.perf_counter()
-    try:
+    with atomic_path(out) as tmp:  # an interrupted run leaves no partial survey behind
         with h5py.File(tmp, "w") as f:
             images = f.create_dataset("images", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3),
                                       compression="gzip", compression_opts=4)
@@ -339,10 +339,7 @@ def synth_survey(out: str | os.PathLike, n: int = 1000, size: int = 64, seed: in
             f.attrs["seed"] = seed
             f.attrs["label_set"] = "galaxy10"
             f.attrs["class_names"] = json.dumps(GALAXY10.class_names)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
     seconds = time.perf_counter() - t0
     return {"path": str(out), "n": n, "size": size, "seconds": round(seconds, 3),
             "galaxies_per_second": round(n / seconds, 2), "workers": workers}

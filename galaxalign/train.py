@@ -40,6 +40,7 @@ from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
 from .model import ModelCfg, TriModalCLIP, create_model, save_model
 from .symbols import render_symbol
 from .taxonomy import make_prompt
+from .fsutil import atomic_path
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
            "class_text_for", "encode_batch", "augment_images", "resolve_split", "cpu_has_bf16", "amp_enabled",
@@ -394,9 +395,8 @@ def _write_jsonl(path: Path, row: dict) -> None:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class Trainer:
@@ -466,14 +466,13 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             import yaml
-            tmp = self.out / ".config.yaml.tmp"
-            tmp.write_text(yaml.safe_dump({**cfg.to_dict(), "survey": str(self.survey.path),
-                                           "preparation": (self.survey.preparation.to_dict()
-                                                           if self.survey.preparation else None),
-                                           "n_train": int(len(self.train_idx)), "n_valid": int(len(self.valid_idx)),
-                                           "n_test": int(len(self.test_idx)),
-                                           "world_size": self.world}, sort_keys=False))
-            os.replace(tmp, self.out / "config.yaml")
+            with atomic_path(self.out / "config.yaml") as tmp:
+                tmp.write_text(yaml.safe_dump({**cfg.to_dict(), "survey": str(self.survey.path),
+                                               "preparation": (self.survey.preparation.to_dict()
+                                                               if self.survey.preparation else None),
+                                               "n_train": int(len(self.train_idx)),
+                                               "n_valid": int(len(self.valid_idx)), "n_test": int(len(self.test_idx)),
+                                               "world_size": self.world}, sort_keys=False))
         metrics_path = self.out / "metrics.jsonl"
         start_stage, start_epoch, global_epoch = 0, 0, 0
         state = None

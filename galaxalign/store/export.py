@@ -22,6 +22,7 @@ from .api import FLAT_TASK, StoreError, _survey
 from .consensus import consensus_labels
 from .db import Store
 from .models import Classification, Galaxy, Volunteer
+from ..fsutil import atomic_path
 
 __all__ = ["export_classifications", "export_vote_fractions", "neutralise", "neutralise_frame", "write_table",
            "ZOONIVERSE_COLUMNS"]
@@ -103,11 +104,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise StoreError(f"{path}: export format must be .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if path.suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
     return path
