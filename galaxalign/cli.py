@@ -461,18 +461,10 @@ def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_c
     """Self-supervised (SimCLR) pretraining of the image tower on unlabelled galaxies."""
     import shlex
 
-    import yaml
-
     from .pretrain import PretrainCfg, pretrain
+    from .train import read_settings
 
-    raw = {}
-    if config is not None:
-        try:
-            raw = yaml.safe_load(config.read_text()) or {}
-        except FileNotFoundError:
-            raise GalaxalignError(f"{config}: no such pretraining config") from None
-        except yaml.YAMLError as e:
-            raise GalaxalignError(f"{config}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = read_settings(config, missing="no such pretraining config") if config is not None else {}
     for k, v in (("epochs", epochs), ("n_synthetic", n_synthetic), ("seed", seed)):
         if v is not None:
             raw[k] = v

@@ -22,7 +22,7 @@ from .model import ModelError, TriModalCLIP
 from .symbols import render_symbol
 
 __all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey",
-           "load_embeddings", "familiarity_of", "PROTOTYPES"]
+           "load_embeddings", "familiarity_of", "calibrate_familiarity", "PROTOTYPES"]
 
 PROTOTYPES = ("text", "symbol", "fused")
 
@@ -154,6 +154,22 @@ def familiarity_of(model: TriModalCLIP):
 
     d = getattr(model, "checkpoint_meta", {}).get("familiarity")
     return Familiarity.from_dict(d) if d else None
+
+
+def calibrate_familiarity(model: TriModalCLIP, survey: Survey, labels: np.ndarray, train_idx: np.ndarray,
+                          held_idx: np.ndarray, seed: int = 0):
+    """Fit :class:`galaxalign.ood.Familiarity` for ``model``: up to ``MAX_REFERENCE`` training galaxies
+    as reference, the labelled galaxies of ``held_idx`` (not trained on) for the limit and the floor."""
+    from .ood import MAX_REFERENCE, Familiarity
+
+    train_idx = np.asarray(train_idx)
+    ref = train_idx if len(train_idx) <= MAX_REFERENCE else np.sort(
+        np.random.default_rng(seed).choice(train_idx, MAX_REFERENCE, replace=False))
+    held = np.asarray(held_idx)
+    held = held[labels[held] >= 0]
+    held_emb = embed_images(model, survey, held)
+    probs = class_probabilities(model, held_emb) if len(held) else np.zeros((0, 1))
+    return Familiarity.fit(embed_images(model, survey, ref), held_emb, labels[held], probs, seed=seed)
 
 
 def load_embeddings(folder: str | os.PathLike):

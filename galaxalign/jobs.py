@@ -321,9 +321,8 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
     active one), ``epochs``, ``align`` (``ot``, ``mmd`` or ``none``), ``align_weight``, ``name``."""
     from .adapt import AdaptCfg, adapt_model
     from .importer import open_registered
-    from .inference import embed_images
+    from .inference import calibrate_familiarity
     from .model import load_model, save_model
-    from .ood import MAX_REFERENCE, Familiarity
     from .store import active_model, get_model_version, get_survey, register_model
     from .store.models import utcnow
 
@@ -351,14 +350,7 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
         _bar_reporter(cfg.epochs, f"adapting to {row_t.name}") if show_bar else None)
     res = adapt_model(model, source, train_idx, target, cfg, progress=phase)
     report(0.76, f"domain AUC {res['domain_auc_before']:.3f} → {res['domain_auc_after']:.3f}; recalibrating")
-    rng = np.random.default_rng(cfg.seed)
-    ref = rng.choice(train_idx, min(len(train_idx), MAX_REFERENCE), replace=False)
-    held = held_idx[source.labels[held_idx] >= 0]
-    from .inference import class_probabilities
-
-    held_emb = embed_images(model, source, held)
-    fam = Familiarity.fit(embed_images(model, source, ref), held_emb, source.labels[held],
-                          class_probabilities(model, held_emb) if len(held) else np.zeros((0, 1)), seed=cfg.seed)
+    fam = calibrate_familiarity(model, source, source.labels, train_idx, held_idx, cfg.seed)
     name = params.get("name") or f"adapt-{row_t.name}-{utcnow():%Y%m%d-%H%M%S}"
     out = workspace.models / name
     meta = model.checkpoint_meta

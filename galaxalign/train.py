@@ -150,19 +150,27 @@ class TrainCfg:
         return d
 
 
-def load_config(path: str | os.PathLike, **overrides) -> TrainCfg:
-    """Read a YAML training config; ``overrides`` replace top-level keys (``model`` merges)."""
+def read_settings(path: str | os.PathLike, missing: str = "no such config file") -> dict:
+    """A YAML file of settings as a dict; a missing file, bad YAML or a non-mapping is one-line
+    :class:`ConfigError` naming the file (``missing`` words the first case)."""
     import yaml
 
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: {missing}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
+    return raw
+
+
+def load_config(path: str | os.PathLike, **overrides) -> TrainCfg:
+    """Read a YAML training config; ``overrides`` replace top-level keys (``model`` merges)."""
+    path = Path(path)
+    raw = read_settings(path)
     pre = (raw.get("model") or {}).get("pretrained") if isinstance(raw.get("model"), dict) else None
     if pre and (os.path.sep in pre or pre.endswith((".pt", ".pth"))) and not os.path.isabs(pre):
         # a local checkpoint named in a config is relative to the config file, wherever we run from
@@ -609,20 +617,12 @@ class Trainer:
 
     def calibrate(self):
         """When the Classify page may pre-select this model's proposal (:mod:`galaxalign.ood`): the
-        training embeddings as reference; the limit and the confidence floor from galaxies not trained
-        on — the valid split, or the test split when the survey has no valid part."""
-        from .inference import class_probabilities, embed_images
-        from .ood import MAX_REFERENCE, Familiarity
+        limit and the confidence floor from galaxies not trained on — the valid split, or the test
+        split when the survey has no valid part."""
+        from .inference import calibrate_familiarity
 
-        rng = np.random.default_rng(self.cfg.seed)
-        ref = self.train_idx if len(self.train_idx) <= MAX_REFERENCE else np.sort(
-            rng.choice(self.train_idx, MAX_REFERENCE, replace=False))
         held, held_on = (self.valid_idx, "valid") if len(self.valid_idx) else (self.test_idx, "test")
-        held = held[self.labels[held] >= 0]
-        train_emb = embed_images(self.model, self.survey, ref)
-        held_emb = embed_images(self.model, self.survey, held)
-        probs = class_probabilities(self.model, held_emb) if len(held) else np.zeros((0, 1))
-        return Familiarity.fit(train_emb, held_emb, self.labels[held], probs, seed=self.cfg.seed), held_on
+        return calibrate_familiarity(self.model, self.survey, self.labels, self.train_idx, held, self.cfg.seed), held_on
 
     def evaluate(self) -> dict:
         from .inference import evaluate_model
