@@ -6,6 +6,7 @@ once — 3 seeds each; the preparation ablation (whole field shrunk to 64 px); b
     python bench/first.py --report     # only rewrite the tables and figures from finished runs
     python bench/first.py --speed      # only the bf16-vs-fp32 training-step timing
     python bench/first.py --budget     # only GalaxAlign with the full 15-minute budget (150 epochs), seed 0
+    python bench/first.py --budget --pretrained   # the same from our pretrained tower
     python bench/first.py --tta        # the saved GalaxAlign runs with and without test-time augmentation
 
 Every run appends one line to ``bench/results/first_runs.jsonl`` (committed); a finished run is skipped,
@@ -42,6 +43,7 @@ RUNS = ROOT / "bench" / "results" / "first_runs.jsonl"
 CONFIG = ROOT / "configs" / "first-cpu.yaml"
 SEEDS = (0, 1, 2)
 KEYS = ("accuracy", "macro_f1", "map_at_5", "map")
+PRETRAINED = ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.pt"
 NAIVE = Preparation(stretch="linear", size=64)  # what a new user got before: the 300-px field shrunk to 64 px
 
 # (name, method, preparation, overrides, seeds), in order of importance: the main rows for every seed
@@ -54,7 +56,7 @@ RUN_PLAN = [
     ("galaxalign_bf16", "contrastive", "detected", {"amp": True}, (0,)),
     # from our own self-supervised tower (synthetic sky + FIRST's train and valid images, test left out)
     ("galaxalign_pretrained", "contrastive", "detected",
-     {"model": {"pretrained": str(ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.pt")}}, SEEDS),
+     {"model": {"pretrained": str(PRETRAINED)}}, SEEDS),
 ]
 
 
@@ -126,15 +128,19 @@ def tta_eval() -> list[dict]:
     return rows
 
 
-def budget_run(seed: int = 0) -> dict:
+def budget_run(seed: int = 0, pretrained: bool = False) -> dict:
     """GalaxAlign with the whole 15-minute budget of the issue: 10 + 140 epochs, patience 40, one seed
-    (the 3-seed table uses 60 epochs so that 13 runs fit in a session). Appends to first_budget.jsonl."""
+    (the 3-seed table uses 60 epochs so that 13 runs fit in a session), from random weights or from our
+    pretrained tower. Appends to first_budget.jsonl."""
     _, prepared, _ = surveys()
-    cfg = load_config(CONFIG, stage1_epochs=10, stage2_epochs=140, patience=40, seed=seed)
+    over = {"model": {"pretrained": str(PRETRAINED)}} if pretrained else {}
+    cfg = load_config(CONFIG, stage1_epochs=10, stage2_epochs=140, patience=40, seed=seed, **over)
+    name = "galaxalign_pretrained_15min_budget" if pretrained else "galaxalign_15min_budget"
     t0 = time.perf_counter()
-    res = train(cfg, survey=prepared["detected"], out_dir=OUT / f"first_budget-{seed}", show_bar=False)
+    res = train(cfg, survey=prepared["detected"], out_dir=OUT / f"first_budget-{'pre-' if pretrained else ''}{seed}",
+                show_bar=False)
     m = res["metrics"]
-    row = {"name": "galaxalign_15min_budget", "seed": seed, "epochs": "10+140", **{k: m.get(k) for k in KEYS},
+    row = {"name": name, "seed": seed, "epochs": "10+140", **{k: m.get(k) for k in KEYS},
            "selected_epoch": res.get("selected_epoch"), "valid_accuracy": res.get("valid_accuracy"),
            "seconds": round(time.perf_counter() - t0, 1)}
     with open(ROOT / "bench" / "results" / "first_budget.jsonl", "a") as f:
@@ -290,11 +296,12 @@ if __name__ == "__main__":
     ap.add_argument("--report", action="store_true", help="only rewrite tables and figures")
     ap.add_argument("--speed", action="store_true", help="only the bf16-vs-fp32 step timing")
     ap.add_argument("--budget", action="store_true", help="only GalaxAlign with the full 15-minute budget, seed 0")
+    ap.add_argument("--pretrained", action="store_true", help="with --budget: start from our pretrained tower")
     ap.add_argument("--tta", action="store_true", help="only the saved runs with and without test-time augmentation")
     ap.add_argument("--runs", action="store_true", help="only the training runs not yet done (no step timing)")
     a = ap.parse_args()
     if a.budget:
-        budget_run()
+        budget_run(pretrained=a.pretrained)
     elif a.speed:
         step_speed()
     elif a.tta:
