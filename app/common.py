@@ -207,4 +207,9 @@ def require(role: str) -> dict:
 
 def show_error(e: Exception) -> None:
     """One line for the person; never a traceback."""
-    st.error(str(e) if isinstance(e, GalaxalignError) else f"{e.__class__.__name__}: {str(e).splitlines()[0][:200]}")
+    if isinstance(e, GalaxalignError):
+        st.error(str(e))
+    elif isinstance(e, OSError):
+        st.error(f"{e.filename or 'file system'}: {e.strerror or e.__class__.__name__}")
+    else:
+        st.error(f"{e.__class__.__name__}: {(str(e).splitlines() or [''])[0][:200]}")

@@ -130,7 +130,7 @@ def worker(workspace: Path = typer.Option(None, help="Workspace folder"),
 
     ws = _workspace(workspace)
     store = open_store(ws.database_url)
-    reaped = reap_stale_jobs(store)
+    reaped = reap_stale_jobs(store, workspace=ws)
     store.dispose()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if reaped:
@@ -208,15 +208,15 @@ def export(out: Path = typer.Argument(..., help="File to write: .csv or .parquet
            workspace: Path = typer.Option(None, help="Workspace folder"),
            weighted: bool = typer.Option(False, help="Skill-weighted vote fractions")):
     """Export classifications or per-galaxy vote fractions."""
-    from .store import export_classifications, export_vote_fractions, open_store, write_table
+    from .store import StoreError, export_classifications, export_vote_fractions, open_store, write_table
+    from .validate import check_output_file
 
+    if what not in ("classifications", "fractions"):
+        raise typer.BadParameter(f"--what must be classifications or fractions, got {what!r}")
+    check_output_file(out, (".csv", ".parquet"), StoreError)  # before any query: nothing half-made
     store = open_store(_workspace(workspace).database_url)
-    if what == "classifications":
-        df = export_classifications(store, survey)
-    elif what == "fractions":
-        df = export_vote_fractions(store, survey, weighted)
-    else:
-        raise typer.BadParameter("what must be classifications or fractions")
+    df = export_classifications(store, survey) if what == "classifications" else \
+        export_vote_fractions(store, survey, weighted)
     write_table(df, out)
     typer.echo(f"wrote {len(df)} rows to {out}")
 
@@ -463,6 +463,9 @@ def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_c
 
     from .pretrain import PretrainCfg, pretrain
     from .train import read_settings
+    from .validate import check_output_file
+
+    check_output_file(out)
 
     raw = read_settings(config, missing="no such pretraining config") if config is not None else {}
     for k, v in (("epochs", epochs), ("n_synthetic", n_synthetic), ("seed", seed)):
@@ -483,47 +486,65 @@ def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_c
 def _click_flavours():
     """click itself and the copy typer ≥ 0.20 bundles (``typer._click``): their exceptions are different
     classes, and a usage error comes from whichever one parsed the command line."""
-    errors, aborts = [click.exceptions.ClickException], [click.exceptions.Abort, typer.Abort]
+    errors, usage = [click.exceptions.ClickException], [click.exceptions.UsageError]
+    aborts = [click.exceptions.Abort, typer.Abort]
     try:
         from typer._click import exceptions as vendored
         errors.append(vendored.ClickException)
+        usage.append(vendored.UsageError)
+        aborts += [getattr(vendored, "Abort", typer.Abort)]
     except ImportError:
         pass
-    return tuple(errors), tuple(aborts)
+    return tuple(errors), tuple(usage), tuple(aborts)
 
 
-_CLICK_ERRORS, _ABORTS = _click_flavours()
+_CLICK_ERRORS, _USAGE_ERRORS, _ABORTS = _click_flavours()
+
+
+MAX_ERROR_CHARS = 300
+
+
+def _fail(message: str) -> None:
+    """Print ``error: <message>`` as one line (cut in the middle when long) and exit with status 2."""
+    line = " ".join(str(message).split()) or "unknown error"
+    if len(line) > MAX_ERROR_CHARS:
+        half = MAX_ERROR_CHARS // 2 - 2
+        line = f"{line[:half]} … {line[-half:]}"
+    typer.echo(f"error: {line}", err=True)
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the typer app, turning user errors into one line and exit status 2."""
+    """Entry point: run the typer app, turning user errors into one line and exit status 2. Expected
+    warnings (PIL, astropy, NumPy on a bad file) are silenced: the error line reports the problem."""
+    import warnings
+
+    debug = bool(os.environ.get("GALAXALIGN_DEBUG"))
     try:
-        app(args=argv, standalone_mode=False)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            app(args=argv, standalone_mode=False)
     except GalaxalignError as e:
-        if os.environ.get("GALAXALIGN_DEBUG"):
+        if debug:
             raise
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        _fail(str(e))
     except OSError as e:  # a path that cannot be read or written: missing, a file where a folder is needed…
-        if os.environ.get("GALAXALIGN_DEBUG"):
+        if debug:
             raise
-        where = e.filename or "file system"
-        typer.echo(f"error: {where}: {e.strerror or e.__class__.__name__}", err=True)
-        sys.exit(2)
+        _fail(f"{e.filename or 'file system'}: {e.strerror or e.__class__.__name__}")
     except ValueError as e:  # argument values the package rejects (sizes, counts…)
-        if os.environ.get("GALAXALIGN_DEBUG"):
+        if debug:
             raise
-        typer.echo(f"error: {str(e).splitlines()[0] if str(e) else e.__class__.__name__}", err=True)
-        sys.exit(2)
+        _fail(str(e).splitlines()[0] if str(e) else e.__class__.__name__)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except _CLICK_ERRORS as e:  # usage errors: click's own message and usage line, exit status 2
-        e.show()
-        sys.exit(e.exit_code)
+    except _CLICK_ERRORS as e:  # usage errors (typer's bundled click included): one line, exit status 2
+        hint = " (galaxalign --help lists the commands and options)" if isinstance(e, _USAGE_ERRORS) else ""
+        _fail(e.format_message() + hint)
     except _ABORTS:
-        typer.echo("error: aborted (no answer to a prompt: no terminal, or Ctrl-C)", err=True)
-        sys.exit(2)
+        _fail("aborted (no answer to a prompt: no terminal, or Ctrl-C)")
 
 
 if __name__ == "__main__":

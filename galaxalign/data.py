@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -160,7 +161,6 @@ def _err(path, problem: str) -> SurveyError:
 def _h5_reader(path: Path, key: str, offsets: list[tuple[Path, int]] | None = None):
     """Read images by index from one or more HDF5 files; opens the file per call, so a Survey can be
     shared between threads (Streamlit sessions) without sharing an h5py handle."""
-    import h5py
 
     files = offsets or [(path, 0)]
 
@@ -185,7 +185,6 @@ def _h5_reader(path: Path, key: str, offsets: list[tuple[Path, int]] | None = No
         back[order] = np.arange(len(order))
         return res[back]
 
-    import h5py
     try:
         with h5py.File(files[0][0], "r") as f:
             read.dtype = f[key].dtype
@@ -195,7 +194,6 @@ def _h5_reader(path: Path, key: str, offsets: list[tuple[Path, int]] | None = No
 
 
 def _open_h5(path: Path):
-    import h5py
 
     if not path.exists():
         raise _err(path, "no such file")
@@ -284,6 +282,8 @@ def _load_galaxy10_h5(path: Path) -> Survey:
         if label_key is None:
             labels = np.full(n, UNLABELLED)
         else:
+            if not isinstance(f[label_key], h5py.Dataset):
+                raise _err(path, f"'{label_key}' is a group, not an array of class indices")
             labels = _check_labels(path, f[label_key][()], len(names), n, label_key)
         cat = {"label": labels}
         for k in ("ra", "dec", "redshift", "pxscale"):
@@ -529,7 +529,9 @@ def _read_fits(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
         raise _err(path, f"unreadable FITS file ({str(e).splitlines()[0]})") from None
     if cube.shape[0] != 3:
         raise _err(path, f"FITS cube has {cube.shape[0]} bands; expected 3 (g, r, z)")
-    cube = np.nan_to_num(cube)
+    if not np.isfinite(cube).any():
+        raise _err(path, "no finite pixel: every value is NaN or infinite (a blank or masked cut-out)")
+    cube = np.nan_to_num(cube, nan=0.0, posinf=0.0, neginf=0.0)
     g, r, z = cube
     noise = np.median(np.abs(r - np.median(r))) * 1.4826 or 1.0  # robust sky sigma
     rgb = make_lupton_rgb(z / noise, r / noise, g / noise, minimum=-0.5, stretch=12, Q=8)
@@ -564,7 +566,6 @@ def _is_first_h5(f) -> bool:
 def _load_first_h5(path: Path, opener=None) -> Survey:
     """The package's own HDF5 (``galaxy_data_h5.h5``: one group ``data_<k>`` per source with ``Img``
     (300×300 uint8, attributes RA, DEC, Source), ``Label_literature``, ``Split_literature``)."""
-    import h5py
 
     opener = opener or (lambda: h5py.File(path, "r"))
     try:
@@ -629,7 +630,6 @@ def _load_first_zip(path: Path) -> Survey:
     import io
     import zipfile
 
-    import h5py
 
     try:
         z = zipfile.ZipFile(path)
@@ -689,7 +689,6 @@ def write_survey_h5(survey: Survey, out: str | os.PathLike, progress: bool = Fal
     """Write any survey's raw images and catalog as one compressed HDF5 in our schema (``images``,
     ``ans``, ``ra``, ``dec``, ``split``, ``source``, ``id_str``; attributes ``class_names`` and
     ``label_set``), streamed ``chunk`` galaxies at a time, to a temporary name then renamed."""
-    import h5py
     from tqdm.auto import tqdm
 
     from .fsutil import atomic_path

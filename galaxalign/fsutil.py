@@ -6,7 +6,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "staged_dir", "remove_partial_dirs", "PARTIAL_PREFIX"]
+
+PARTIAL_PREFIX = ".partial-"
 
 
 @contextmanager
@@ -22,3 +24,40 @@ def atomic_path(dest: str | os.PathLike):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def staged_dir(dest: str | os.PathLike, owner: str = ""):
+    """``with staged_dir(models / "v7", owner="job12") as tmp: write_into(tmp)`` — the folder is built as
+    ``.partial-<owner>-v7`` beside its destination and renamed to ``v7`` when the block succeeds; removed
+    when it fails. A process killed inside the block leaves the ``.partial-`` folder, which
+    :func:`remove_partial_dirs` clears once its owner is known to be gone."""
+    import shutil
+
+    dest = Path(dest)
+    if dest.exists():
+        raise FileExistsError(17, "already exists", str(dest))
+    tmp = dest.with_name(f"{PARTIAL_PREFIX}{owner + '-' if owner else ''}{dest.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_partial_dirs(folder: str | os.PathLike, owners: set[str]) -> list[Path]:
+    """Remove the ``.partial-<owner>-…`` folders under ``folder`` left by the given owners (killed jobs)."""
+    import shutil
+
+    gone = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return gone
+    for p in folder.iterdir():
+        if p.is_dir() and p.name.startswith(PARTIAL_PREFIX) and p.name[len(PARTIAL_PREFIX):].split("-")[0] in owners:
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    return gone

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,13 +21,13 @@ from pathlib import Path
 from .data import Survey, load_survey, write_survey_h5
 from .errors import GalaxalignError
 from .prepare import Preparation
+from .validate import check_name, short
 from .workspace import Workspace
 
 __all__ = ["import_survey", "import_path", "open_registered", "staged_upload", "MAX_IMPORT_BYTES", "SurveyImportError"]
 
 MAX_IMPORT_BYTES = 500 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 4 * MAX_IMPORT_BYTES
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}")
 
 
 class SurveyImportError(GalaxalignError):
@@ -36,8 +37,7 @@ class SurveyImportError(GalaxalignError):
 def import_survey(store, workspace: Workspace, filename: str, data: bytes, name: str, workflow: str = "gz2",
                   label_set: str | None = None, preparation: Preparation | dict | None = None) -> dict:
     """Save and unpack an upload, then :func:`import_path` it as survey ``name``; returns a summary."""
-    if not _NAME.fullmatch(name or ""):
-        raise SurveyImportError(f"survey name {name!r} must be 2–40 letters, digits, '.', '_' or '-'")
+    check_name(name, "survey name", SurveyImportError)
     with staged_upload(workspace, filename, data) as path:
         return import_path(store, workspace, path, name, workflow=workflow, label_set=label_set,
                            preparation=preparation, progress=False)
@@ -83,7 +83,11 @@ def _check_zip(zip_path: Path, dest: Path, base: str) -> None:
             for info in z.infolist():
                 target = (dest / info.filename).resolve()
                 if dest.resolve() not in target.parents:
-                    raise SurveyImportError(f"{base}: entry {info.filename!r} points outside the survey folder")
+                    raise SurveyImportError(f"{base}: entry {short(info.filename)} points outside the survey folder")
+                kind = stat.S_IFMT(info.external_attr >> 16)
+                if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):  # a symbolic link, a device…
+                    what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
+                    raise SurveyImportError(f"{base}: entry {short(info.filename)} is {what}; zip the files themselves")
                 total += info.file_size
                 if total > MAX_UNZIPPED_BYTES:
                     raise SurveyImportError(f"{base}: unpacks to more than {MAX_UNZIPPED_BYTES / 1e9:.0f} GB")
@@ -92,8 +96,11 @@ def _check_zip(zip_path: Path, dest: Path, base: str) -> None:
 
 
 def _unzip(zip_path: Path, dest: Path, base: str) -> None:
-    with zipfile.ZipFile(zip_path) as z:
-        z.extractall(dest)
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(dest)
+    except OSError as e:  # an entry that is both a file and a folder, a name the file system refuses…
+        raise SurveyImportError(f"{base}: cannot unpack {short(e.filename or '')}: {e.strerror or e}") from None
 
 
 def _has_catalog(zip_path: Path, base: str) -> bool:
@@ -119,8 +126,7 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
     from .store import register_survey
     from .store.api import list_surveys
 
-    if not _NAME.fullmatch(name or ""):
-        raise SurveyImportError(f"survey name {name!r} must be 2–40 letters, digits, '.', '_' or '-'")
+    check_name(name, "survey name", SurveyImportError)
     if any(r.name.lower() == name.lower() for r in list_surveys(store)):
         raise SurveyImportError(f"a survey called {name!r} was already imported (or registered)")
     survey = survey if survey is not None else load_survey(path, label_set=label_set)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GalaxalignError
+from .fsutil import PARTIAL_PREFIX, remove_partial_dirs, staged_dir
 from .workspace import Workspace, default_workspace
 
 __all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "bootstrap", "JOBS",
@@ -72,7 +73,8 @@ def get_huey(workspace_root: str):
     def reap_task():
         from .store import open_store
 
-        reap_stale_jobs(open_store(Workspace(workspace_root).database_url, upgrade=False))
+        ws = Workspace(workspace_root)
+        reap_stale_jobs(open_store(ws.database_url, upgrade=False), workspace=ws)
 
     huey.galaxalign_run_job = run_job_task
     return huey
@@ -94,8 +96,9 @@ def enqueue(store, kind: str, params: dict | None = None, requested_by=None, wor
     return job_id
 
 
-def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS) -> list[int]:
-    """Mark ``running`` jobs whose heartbeat is older than ``stale_after`` seconds as failed."""
+def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: Workspace | None = None) -> list[int]:
+    """Mark ``running`` jobs whose heartbeat is older than ``stale_after`` seconds as failed, and remove
+    the half-written model folders (``models/.partial-job<id>-…``) of every job that is not running."""
     from sqlalchemy import select
 
     from .store.models import Job, utcnow
@@ -108,8 +111,13 @@ def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS) -> list[int
             j.state, j.finished_at = "failed", utcnow()
             j.error = f"worker stopped: no heartbeat since {j.heartbeat_at:%Y-%m-%d %H:%M:%S} (pid {j.worker_pid})"
             j.log_tail = ((j.log_tail or "") + f"{utcnow():%H:%M:%S} {j.error}\n")[-4000:]
-        return [j.id for j in stale]
-    return store.write(fn)
+        running = {f"job{i}" for i in s.scalars(select(Job.id).where(Job.state.in_(("queued", "running"))))}
+        return [j.id for j in stale], running
+    reaped, running = store.write(fn)
+    if workspace is not None:
+        owners = {p.name[len(PARTIAL_PREFIX):].split("-")[0] for p in workspace.models.glob(PARTIAL_PREFIX + "*")}
+        remove_partial_dirs(workspace.models, owners - running)
+    return reaped
 
 
 class _Heartbeat:
@@ -266,8 +274,9 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     name = params.get("name") or f"v{utcnow():%Y%m%d-%H%M%S}"
     out = workspace.models / name
     phase = _reporter(store, job_id, 0.02, 0.75) if job_id else None
-    res = train(cfg, survey=survey, out_dir=out, labels=labels, train_idx=train_idx, test_idx=test_idx,
-                valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar)
+    with staged_dir(out, owner=f"job{job_id}" if job_id else "local") as tmp:  # a killed worker leaves no `out`
+        res = train(cfg, survey=survey, out_dir=tmp, labels=labels, train_idx=train_idx, test_idx=test_idx,
+                    valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar)
     candidate = res["metrics"]
     parent_metrics = None
     if parent is not None:
@@ -354,10 +363,11 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
     name = params.get("name") or f"adapt-{row_t.name}-{utcnow():%Y%m%d-%H%M%S}"
     out = workspace.models / name
     meta = model.checkpoint_meta
-    save_model(model, out, extra={"train_cfg": meta.get("train_cfg"), "survey": str(target.path),
-                                  "preparation": target.preparation.to_dict() if target.preparation else None,
-                                  "familiarity": {**fam.to_dict(), "calibrated_on": f"{row_s.name} held-out"},
-                                  "adapted_from": mv.name, "adapt": res, "init_from": mv.checkpoint_path})
+    with staged_dir(out, owner=f"job{job_id}" if job_id else "local") as tmp:
+        save_model(model, tmp, extra={"train_cfg": meta.get("train_cfg"), "survey": str(target.path),
+                                      "preparation": target.preparation.to_dict() if target.preparation else None,
+                                      "familiarity": {**fam.to_dict(), "calibrated_on": f"{row_s.name} held-out"},
+                                      "adapted_from": mv.name, "adapt": res, "init_from": mv.checkpoint_path})
     metrics = {"domain_auc_before": res["domain_auc_before"], "domain_auc_after": res["domain_auc_after"],
                "adapted_from": mv.name, "align": cfg.align, "proposal": fam.summary()}
     mid = register_model(store, name, str(out), {"adapt": res["config"]}, metrics, survey=row_t.name, parent_id=mv.id)

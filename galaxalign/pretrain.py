@@ -142,15 +142,16 @@ def pretraining_pool(cfg: PretrainCfg, workdir: Path, progress: bool = True) -> 
     from .prepare import detect_for_survey
     from .synth import synth_survey
 
+    surveys = [load_survey(path) for path in cfg.surveys]  # a bad path fails now, not after the rendering
     parts = []
     if cfg.n_synthetic:
         pool = workdir / f"pool-{cfg.n_synthetic}-{cfg.image_size}-{cfg.synthetic_seed}.h5"
         if not pool.exists():
+            workdir.mkdir(parents=True, exist_ok=True)
             synth_survey(pool, n=cfg.n_synthetic, size=cfg.image_size, seed=cfg.synthetic_seed, progress=progress)
         s = load_survey(pool)
         parts.append(s.images(np.arange(len(s))))
-    for path in cfg.surveys:
-        s = load_survey(path)
+    for s in surveys:
         prep, _ = detect_for_survey(s)
         prep = type(prep).from_dict({**prep.to_dict(), "size": cfg.image_size})
         s = s.with_preparation(prep)
@@ -194,7 +195,6 @@ def pretrain(cfg: PretrainCfg, out: str | os.PathLike, workdir: str | os.PathLik
 
     out = Path(out)
     workdir = Path(workdir) if workdir else out.parent / "pretrain-work"
-    workdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     images = torch.from_numpy(pretraining_pool(cfg, workdir, progress))
     model = create_model(ModelCfg(cfg.arch, image_size=cfg.image_size, norm=cfg.norm)).train()

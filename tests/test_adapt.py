@@ -104,7 +104,9 @@ def test_an_adapt_job_killed_mid_way_changes_nothing(two_surveys):
     time.sleep(4)
     from galaxalign.jobs import reap_stale_jobs
 
-    assert jid in reap_stale_jobs(store, stale_after=3)
+    left = list(w.models.glob(".partial-*"))
+    assert jid in reap_stale_jobs(store, stale_after=3, workspace=w)
+    assert not list(w.models.glob(".partial-*")), f"the killed job's half-written folder stayed: {left}"
     after = active_model(store)
     assert (after.id, after.sha256) == (before.id, before.sha256)
     assert [m.name for m in list_model_versions(store)] == names

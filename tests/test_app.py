@@ -152,6 +152,17 @@ def test_gallery_shows_galaxies_with_class_and_symbol(workspace):
     assert any("A picture of a barred spiral galaxy" in m.value for m in at.markdown)
 
 
+def test_the_server_path_of_a_survey_is_shown_to_admins_only(workspace):
+    at = signed_in("vera", "volunteer-pw")
+    at.switch_page(str(VIEWS / "gallery.py")).run()
+    assert not at.exception
+    assert "60 galaxies" in at.caption[0].value and "/" not in at.caption[0].value
+    assert str(workspace) not in str(at.main)
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "gallery.py")).run()
+    assert not at.exception and str(workspace) in at.caption[0].value
+
+
 def _gate(root, ood=None, **gate):
     """Set the starter model's proposal gate, and optionally every prediction's unfamiliarity."""
     from sqlalchemy import update

@@ -91,7 +91,8 @@ def test_usage_errors_are_one_line_with_status_2_never_a_traceback(args, tmp_pat
     r = subprocess.run([sys.executable, "-m", "galaxalign", *args], capture_output=True, text=True, timeout=120,
                        cwd=tmp_path)
     assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr and "Error" in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
 
 
 def test_a_password_prompt_without_a_terminal_is_an_error_not_a_traceback(tmp_path):

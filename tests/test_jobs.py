@@ -149,6 +149,7 @@ def test_a_killed_worker_leaves_the_job_failed_and_the_active_model_unchanged(ws
     after = active_model(store)
     assert (after.id, after.sha256, after.name) == (before.id, before.sha256, "starter")
     assert [m.name for m in list_model_versions(store)] == ["starter"]  # the dead run registered nothing
+    assert sorted(p.name for p in w.models.iterdir() if p.is_dir()) == ["starter"]  # and left no folder
     assert {j.state for j in list_jobs(store)} == {"failed", "succeeded"}
 
 

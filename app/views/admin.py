@@ -56,7 +56,7 @@ if msg := st.session_state.pop("adm_flash_err", None):
 
 @st.fragment(run_every=2)
 def jobs_panel() -> None:
-    reap_stale_jobs(store())
+    reap_stale_jobs(store(), workspace=get_workspace())
     jobs = list_jobs(store(), 20)
     running = [j for j in jobs if j.state in ("running", "queued")]
     for j in running:
@@ -173,7 +173,7 @@ if up is not None:
                                     label_set=label_set, preparation=prep)
             st.success(f"Imported {res['galaxies']:,} galaxies as {new_name!r} ({res['preparation_text']}). "
                        "Re-train or embed to give it predictions.")
-    except GalaxalignError as e:
+    except (GalaxalignError, OSError) as e:  # OSError: the workspace's disk (full, read-only), one line too
         show_error(e)
 
 st.subheader("Volunteers")

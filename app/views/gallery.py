@@ -2,14 +2,18 @@
 import numpy as np
 import streamlit as st
 
-from common import current_survey, display, symbol_image
+from common import current_survey, display, require, symbol_image
 
+user = require("volunteer")
 st.title("Survey gallery")
 survey = current_survey()
 if survey is None:
     st.stop()
 
-st.caption(f"{len(survey):,} galaxies · {survey.image_shape[0]}×{survey.image_shape[1]} px · `{survey.path}`")
+caption = f"{len(survey):,} galaxies · {survey.image_shape[0]}×{survey.image_shape[1]} px"
+if user.get("role") == "admin":  # where the file lives on the server is an admin's business only
+    caption += f" · `{survey.path}`"
+st.caption(caption)
 names = ["All classes"] + survey.class_names
 col_filter, col_page = st.columns([3, 1])
 choice = col_filter.selectbox("Class", names, key="gallery_class")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -23,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..taxonomy import GZ2_TREE, LABELSET_DIR, PathError, get_label_set
+from ..validate import NAME_RE, check_fraction, check_name, check_proposal, check_seconds, is_integer, short
 from .db import Store, StoreError
 from .models import (JOB_STATES, ROLES, Classification, Galaxy, Job, ModelVersion, Prediction, SurveyRow, Volunteer,
                      utcnow)
@@ -40,7 +40,6 @@ __all__ = [
 
 WORKFLOW_VERSION = "1.0"
 FLAT_TASK = "FLAT"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,39}")  # whole name (fullmatch: no trailing newline)
 LOG_TAIL_CHARS = 4000
 
 
@@ -100,18 +99,24 @@ def _ph():
 
 
 def _check_name(name: str, what: str = "volunteer name") -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise StoreError(f"{what} {name!r} must be 2–40 letters, digits, '.', '_' or '-', starting with a letter "
-                         "or digit")
-    return name
+    return check_name(name, what, StoreError)
+
+
+def _key(which: Any, what: str) -> int | str:
+    """An id (integer) or a name (string) as given to a lookup; anything else is refused by name."""
+    if is_integer(which):
+        return int(which)
+    if isinstance(which, str):
+        return which
+    raise NotFound(f"{what} {short(which)}: give an integer id or a name")
 
 
 def add_volunteer(store: Store, name: str, role: str = "volunteer", password: str | None = None) -> int:
     """Create an account; the password is stored as an argon2 hash only. Returns its id."""
     _check_name(name)
     if role not in ROLES:
-        raise StoreError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if password is not None and len(password) < 8:
+        raise StoreError(f"role {short(role)} is not one of {', '.join(ROLES)}")
+    if password is not None and (not isinstance(password, str) or len(password) < 8):
         raise StoreError(f"the password for {name!r} must have at least 8 characters")
     hashed = _ph().hash(password) if password is not None else None
 
@@ -158,9 +163,10 @@ def authenticate(store: Store, name: str, password: str) -> Volunteer | None:
 
 
 def _volunteer(s: Session, who: int | str) -> Volunteer:
+    who = _key(who, "volunteer")
     v = s.get(Volunteer, who) if isinstance(who, int) else s.scalar(select(Volunteer).where(Volunteer.name == who))
     if v is None:
-        raise NotFound(f"volunteer {who!r} does not exist")
+        raise NotFound(f"volunteer {short(who)} does not exist")
     return v
 
 
@@ -234,9 +240,10 @@ def _f(x) -> float | None:
 
 
 def _survey(s: Session, which: int | str) -> SurveyRow:
+    which = _key(which, "survey")
     row = s.get(SurveyRow, which) if isinstance(which, int) else s.scalar(select(SurveyRow).where(SurveyRow.name == which))
     if row is None:
-        raise NotFound(f"survey {which!r} is not registered")
+        raise NotFound(f"survey {short(which)} is not registered")
     return row
 
 
@@ -251,8 +258,10 @@ def list_surveys(store: Store) -> list[SurveyRow]:
 
 
 def _galaxy(s: Session, galaxy: int | str, survey_id: int | None = None, lock: bool = False) -> Galaxy:
-    if isinstance(galaxy, (int, np.integer)):
+    if is_integer(galaxy):
         q = select(Galaxy).where(Galaxy.id == int(galaxy))
+    elif not isinstance(galaxy, str):
+        raise NotFound(f"galaxy {short(galaxy)}: give an integer id or the catalogue's id_str")
     else:
         q = select(Galaxy).where(Galaxy.id_str == str(galaxy))
         if survey_id is not None:
@@ -261,7 +270,7 @@ def _galaxy(s: Session, galaxy: int | str, survey_id: int | None = None, lock: b
         q = q.with_for_update()
     rows = list(s.scalars(q.limit(2)))
     if not rows:
-        raise NotFound(f"galaxy {galaxy!r} does not exist" + (" in that survey" if survey_id is not None else ""))
+        raise NotFound(f"galaxy {short(galaxy)} does not exist" + (" in that survey" if survey_id is not None else ""))
     if len(rows) > 1:
         raise StoreError(f"galaxy {galaxy!r} exists in several surveys; name the survey")
     if survey_id is not None and rows[0].survey_id != survey_id:  # an integer id names one galaxy anywhere
@@ -279,13 +288,16 @@ def get_galaxy(store: Store, galaxy: int | str, survey: int | str | None = None)
 
 def _validate_answers(survey: SurveyRow, answers: Sequence) -> tuple[list[list], int | None]:
     """Check an answer path for this survey's workflow; return it (as JSON lists) and its class."""
+    if (not isinstance(answers, (list, tuple)) or not answers
+            or not all(isinstance(a, (list, tuple)) and len(a) == 2 for a in answers)):
+        raise InvalidAnswer(f"answers {short(answers)}: expected a list of [task, answer] pairs")
     if survey.workflow == "flat":
         if (not isinstance(answers, (list, tuple)) or len(answers) != 1 or len(answers[0]) != 2
                 or answers[0][0] != FLAT_TASK):
             raise InvalidAnswer(f"a flat-workflow answer is [[{FLAT_TASK!r}, class index]], got {answers!r}")
         k = answers[0][1]
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= int(k) < len(survey.class_names):
-            raise InvalidAnswer(f"class {k!r} is out of range 0–{len(survey.class_names) - 1} for survey "
+        if not is_integer(k) or not 0 <= int(k) < len(survey.class_names):
+            raise InvalidAnswer(f"class {short(k)} is out of range 0–{len(survey.class_names) - 1} for survey "
                                 f"{survey.name!r}")
         return [[FLAT_TASK, int(k)]], int(k)
     try:
@@ -305,8 +317,9 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
     "accepted" when the volunteer's class equals it. Refused (nothing written): an unknown volunteer or
     galaxy, an invalid path, a second vote by the same volunteer, a vote for a retired galaxy.
     """
-    if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
-        raise StoreError(f"time taken must be a non-negative number of seconds, got {seconds!r}")
+    seconds = check_seconds(seconds, StoreError)
+    if model_version_id is not None and not is_integer(model_version_id):
+        raise NotFound(f"model version {short(model_version_id)}: give its integer id")
 
     def fn(s: Session) -> VoteResult:
         v = _volunteer(s, volunteer)
@@ -317,15 +330,18 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         if g.retired:
             raise RetiredGalaxy(f"galaxy {g.id_str!r} is retired ({g.retired_reason}); it takes no more votes")
         path, cls = _validate_answers(g.survey, answers)
+        prop = check_proposal(proposal, len(g.survey.class_names), InvalidAnswer)
+        if model_version_id is not None and s.get(ModelVersion, int(model_version_id)) is None:
+            raise NotFound(f"model version {int(model_version_id)} does not exist")
         if s.scalar(select(Classification.id).where(Classification.galaxy_id == g.id,
                                                      Classification.volunteer_id == v.id)) is not None:
             raise DuplicateVote(f"volunteer {v.name!r} has already classified galaxy {g.id_str!r}")
         c = Classification(galaxy_id=g.id, volunteer_id=v.id, workflow=g.survey.workflow,
                            workflow_version=WORKFLOW_VERSION, answers=path, resolved_class=cls,
-                           proposal_class=None if proposal is None else int(proposal[0]),
-                           proposal_confidence=None if proposal is None else float(proposal[1]),
+                           proposal_class=None if prop is None else prop[0],
+                           proposal_confidence=None if prop is None else prop[1],
                            model_version_id=model_version_id,
-                           accepted=None if proposal is None else (cls == int(proposal[0])), seconds=seconds)
+                           accepted=None if prop is None else (cls == prop[0]), seconds=seconds)
         s.add(c)
         s.flush()
         _refresh_consensus(s, g, rule)
@@ -496,9 +512,10 @@ def set_proposal_gate(store: Store, model: int | str, confidence_floor: float | 
                       ood_max: float | None = None) -> dict:
     """Override when the Classify page pre-selects this model's proposals (see :mod:`galaxalign.ood`):
     below ``confidence_floor`` or above unfamiliarity ``ood_max`` nothing is pre-selected. Returns the gate."""
-    for name, v, lo, hi in (("confidence_floor", confidence_floor, 0.0, 1.0), ("ood_max", ood_max, 0.0, 1e9)):
-        if v is not None and not (lo <= float(v) <= hi):
-            raise StoreError(f"{name} must be between {lo:g} and {hi:g}, got {v}")
+    if confidence_floor is not None:
+        check_fraction(confidence_floor, "confidence_floor", StoreError)
+    if ood_max is not None and not (isinstance(ood_max, (int, float)) and 0.0 <= float(ood_max) <= 1e9):
+        raise StoreError(f"ood_max {short(ood_max)}: must be a number between 0 and 1e9")
 
     def fn(s: Session) -> dict:
         mv = s.get(ModelVersion, model) if isinstance(model, int) else \

@@ -23,6 +23,7 @@ from .consensus import consensus_labels
 from .db import Store
 from .models import Classification, Galaxy, Volunteer
 from ..fsutil import atomic_path
+from ..validate import check_output_file
 
 __all__ = ["export_classifications", "export_vote_fractions", "neutralise", "neutralise_frame", "write_table",
            "ZOONIVERSE_COLUMNS"]
@@ -101,9 +102,7 @@ def export_vote_fractions(store: Store, survey: int | str, weighted: bool = Fals
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write CSV or Parquet (by suffix) under a temporary name, then rename."""
-    path = Path(path)
-    if path.suffix not in (".csv", ".parquet"):
-        raise StoreError(f"{path}: export format must be .csv or .parquet")
+    path = check_output_file(path, (".csv", ".parquet"), StoreError)
     with atomic_path(path) as tmp:
         if path.suffix == ".csv":
             df.to_csv(tmp, index=False)
