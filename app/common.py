@@ -147,7 +147,7 @@ def current_user() -> dict | None:
         return user
     if _oidc_configured() and getattr(st.user, "is_logged_in", False):
         from galaxalign.store import add_volunteer, get_volunteer
-        from galaxalign.store.api import NotFound
+        from galaxalign.store import NotFound
 
         email = str(st.user.get("email") or st.user.get("sub"))
         name = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in email.split("@")[0])[:40] or "user"

@@ -124,7 +124,7 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
     """
     from .prepare import detect_for_survey
     from .store import register_survey
-    from .store.api import list_surveys
+    from .store import list_surveys
 
     check_name(name, "survey name", SurveyImportError)
     if any(r.name.lower() == name.lower() for r in list_surveys(store)):

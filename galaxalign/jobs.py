@@ -36,6 +36,11 @@ import numpy as np
 
 from .errors import GalaxalignError
 from .fsutil import PARTIAL_PREFIX, remove_partial_dirs, staged_dir
+from .store import (NotFound, activate_model, active_model, add_volunteer, append_log, claim_job, enqueue_job_row,
+                    finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
+                    list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
+                    store_predictions, training_labels, update_job)
+from .store.models import Job, utcnow
 from .workspace import Workspace, default_workspace
 
 __all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "bootstrap", "JOBS",
@@ -71,7 +76,6 @@ def get_huey(workspace_root: str):
 
     @huey.periodic_task(crontab(minute="*"), name="galaxalign.reap")
     def reap_task():
-        from .store import open_store
 
         ws = Workspace(workspace_root)
         reap_stale_jobs(open_store(ws.database_url, upgrade=False), workspace=ws)
@@ -82,9 +86,7 @@ def get_huey(workspace_root: str):
 
 def enqueue(store, kind: str, params: dict | None = None, requested_by=None, workspace: Workspace | None = None) -> int:
     """Record a job and put it on the queue; returns the job id."""
-    from .store import enqueue_job_row
 
-    from .store import require_role
 
     if kind not in JOB_KINDS:
         raise GalaxalignError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
@@ -101,7 +103,6 @@ def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: 
     the half-written model folders (``models/.partial-job<id>-…``) of every job that is not running."""
     from sqlalchemy import select
 
-    from .store.models import Job, utcnow
 
     cutoff = utcnow() - timedelta(seconds=stale_after)
 
@@ -110,7 +111,7 @@ def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: 
         for j in stale:
             j.state, j.finished_at = "failed", utcnow()
             j.error = f"worker stopped: no heartbeat since {j.heartbeat_at:%Y-%m-%d %H:%M:%S} (pid {j.worker_pid})"
-            j.log_tail = ((j.log_tail or "") + f"{utcnow():%H:%M:%S} {j.error}\n")[-4000:]
+            append_log(j, j.error)
         running = {f"job{i}" for i in s.scalars(select(Job.id).where(Job.state.in_(("queued", "running"))))}
         return [j.id for j in stale], running
     reaped, running = store.write(fn)
@@ -129,7 +130,6 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{job_id}")
 
     def _run(self):
-        from .store import update_job
 
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
@@ -148,7 +148,6 @@ class _Heartbeat:
 
 def run_job(job_id: int, workspace: Workspace) -> None:
     """Execute job ``job_id`` (called by the huey task): claim, beat, run, record the outcome."""
-    from .store import claim_job, finish_job, get_job, open_store
 
     store = open_store(workspace.database_url, upgrade=False)
     try:
@@ -175,7 +174,6 @@ def run_job(job_id: int, workspace: Workspace) -> None:
 
 def _reporter(store, job_id: int, lo: float, hi: float):
     """A progress callback mapping 0–1 of one phase onto ``lo``–``hi`` of the job; checks for cancel."""
-    from .store import get_job, update_job
 
     def report(frac: float, message: str) -> None:
         if get_job(store, job_id).state == "cancelled":
@@ -184,33 +182,8 @@ def _reporter(store, job_id: int, lo: float, hi: float):
     return report
 
 
-def training_labels(store, survey_name: str, survey) -> tuple[np.ndarray, int]:
-    """Labels for re-training, one per galaxy of the survey file (-1 = none): the galaxy's known label
-    (expert, from the store) if any, else the consensus of a retired galaxy, else none. Also returns
-    how many labels came from consensus."""
-    from sqlalchemy import select
-
-    from .store.api import _survey
-    from .store.models import Galaxy
-
-    labels = np.full(len(survey), -1, np.int64)
-    from_consensus = 0
-    with store.read() as s:
-        sv = _survey(s, survey_name)
-        for idx, known, retired, cons in s.execute(
-                select(Galaxy.idx, Galaxy.known_label, Galaxy.retired, Galaxy.consensus_label)
-                .where(Galaxy.survey_id == sv.id)):
-            if known is not None:
-                labels[idx] = known
-            elif retired and cons is not None:
-                labels[idx] = cons
-                from_consensus += 1
-    return labels, from_consensus
-
-
 def _survey_for(store, params: dict):
     from .importer import open_registered
-    from .store import get_survey, list_surveys
 
     name = params.get("survey")
     row = get_survey(store, name) if name else (list_surveys(store) or [None])[0]
@@ -224,7 +197,6 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
     from .index import SimilarityIndex
     from .inference import embed_survey, load_embeddings
     from .model import load_model
-    from .store import get_model_version, set_model_embeddings, store_predictions
 
     row, survey = _survey_for(store, params)
     mv = get_model_version(store, params["model"])
@@ -249,8 +221,6 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     ``lr_scale`` (default 0.1: starting from the active model, the config's lr is scaled down)."""
     from .inference import evaluate_model
     from .model import load_model
-    from .store import activate_model, active_model, register_model
-    from .store.models import utcnow
     from .train import load_config, resolve_split, train
 
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
@@ -262,7 +232,7 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     init_from = None if (parent is None or params.get("from_scratch")) else parent.checkpoint_path
     if init_from:  # fine-tuning a trained model: a full-size first step would undo what it knows
         cfg = replace(cfg, lr=cfg.lr * float(params.get("lr_scale", 0.1)))
-    labels, n_consensus = training_labels(store, row.name, survey)
+    labels, n_consensus = training_labels(store, row.name, len(survey))
     # held-out split on the survey's own labels (its fixed split when it has one): the same galaxies
     # judge the candidate and the parent; the valid part, if any, chooses the epoch
     _, valid_idx, test_idx = resolve_split(survey, cfg)
@@ -332,8 +302,6 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
     from .importer import open_registered
     from .inference import calibrate_familiarity
     from .model import load_model, save_model
-    from .store import active_model, get_model_version, get_survey, register_model
-    from .store.models import utcnow
 
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
     if not params.get("survey"):
@@ -396,8 +364,6 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
     radio galaxies of the ``firstgalaxydata`` package, the flat workflow with radio symbols; its
     preparation is detected from the images and printed)."""
     from .data import load_survey
-    from .store import add_volunteer, list_model_versions, list_surveys, open_store, register_survey
-    from .store.api import activate_model
 
     if survey not in DEMO_SURVEYS:
         raise GalaxalignError(f"embedded survey {survey!r} is not one of {', '.join(DEMO_SURVEYS)}")
@@ -421,8 +387,6 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
             # volunteers are there to label what experts have not: a fifth of the demo is left to them
             register_survey(store, load_survey(workspace.demo_survey), "demo", known_fraction=0.8)
         admin_pw_file = workspace.root / "admin-password.txt"
-        from .store import get_volunteer
-        from .store.api import NotFound
 
         try:
             get_volunteer(store, "admin")

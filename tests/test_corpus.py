@@ -482,12 +482,11 @@ def _hypothesis_store(tmp_path_factory, synth_h5):
 @settings(max_examples=80, deadline=None)
 @given(name=st.text(min_size=0, max_size=60))
 def test_names_are_accepted_only_whole_and_plain(name):
-    from galaxalign.store.api import NAME_RE, _check_name
-    from galaxalign.store import StoreError
+    from galaxalign.validate import NAME_RE, InvalidValue, check_name
 
     try:
-        out = _check_name(name)
-    except StoreError as e:
+        out = check_name(name)
+    except InvalidValue as e:
         assert "\n" not in str(e) and len(str(e)) < 400
         assert not NAME_RE.fullmatch(name)
     else:

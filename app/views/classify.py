@@ -12,7 +12,7 @@ from common import active_model_row, current_survey, display, require, store, su
 from galaxalign.store import (DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
                               record_classification, volunteer_stats)
 from galaxalign.ood import proposal_decision
-from galaxalign.store.api import FLAT_TASK
+from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
 
 user = require("volunteer")

@@ -1,14 +1,37 @@
-"""The annotation store: SQLAlchemy models, Alembic migrations, votes, consensus, queue, exports.
+"""The annotation store: SQLAlchemy models, Alembic migrations, and one module per domain —
+:mod:`~.accounts`, :mod:`~.surveys`, :mod:`~.votes` (with consensus and retirement), :mod:`~.versions`
+(model versions and predictions), :mod:`~.jobs` — over one :mod:`~.lookup` module; read-side views in
+:mod:`~.consensus`, :mod:`~.queue` and :mod:`~.export`.
 
-See :mod:`galaxalign.store.api` for the functions the app and the worker call.
+Import from here (``from galaxalign.store import record_classification``), not from the modules. Every
+function takes the :class:`Store` first and does its work in one transaction; a refusal raises
+:class:`StoreError` (or a subclass) and writes nothing.
+
+>>> store = open_store("sqlite:///workspace/galaxalign.db")                       # doctest: +SKIP
+>>> add_volunteer(store, "ada", "volunteer", "correct horse battery")             # doctest: +SKIP
+>>> sid = register_survey(store, load_survey("x.h5"), name="demo")                # doctest: +SKIP
+>>> g = next_galaxy_for(store, "ada", "demo")                                     # doctest: +SKIP
+>>> record_classification(store, "ada", g.id, [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]])
 """
-from .api import *  # noqa: F401,F403
-from .api import __all__ as _api_all
-from .consensus import consensus_labels, skill_weights, volunteer_skill, volunteer_stats, vote_fractions
+from .accounts import *  # noqa: F401,F403
+from .accounts import __all__ as _accounts
+from .consensus import (consensus_labels, skill_weights, training_labels, volunteer_skill, volunteer_stats,
+                        vote_fractions)
 from .db import Store, StoreError, migrate, open_store
 from .export import export_classifications, export_vote_fractions, neutralise, write_table
+from .jobs import *  # noqa: F401,F403
+from .jobs import __all__ as _jobs
+from .lookup import *  # noqa: F401,F403
+from .lookup import __all__ as _lookup
 from .queue import next_galaxy_for
+from .surveys import *  # noqa: F401,F403
+from .surveys import __all__ as _surveys
+from .versions import *  # noqa: F401,F403
+from .versions import __all__ as _versions
+from .votes import *  # noqa: F401,F403
+from .votes import __all__ as _votes
 
-__all__ = [*_api_all, "Store", "StoreError", "open_store", "migrate", "vote_fractions", "consensus_labels",
-           "volunteer_skill", "volunteer_stats", "skill_weights", "next_galaxy_for", "export_classifications",
-           "export_vote_fractions", "neutralise", "write_table"]
+__all__ = [*_lookup, *_accounts, *_surveys, *_votes, *_versions, *_jobs, "Store", "StoreError", "open_store",
+           "migrate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
+           "skill_weights", "next_galaxy_for", "export_classifications", "export_vote_fractions", "neutralise",
+           "write_table"]

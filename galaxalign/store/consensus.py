@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from .api import _galaxy, _survey, _volunteer
+from .lookup import galaxy_row, survey_row, volunteer_row
 from .db import Store
 from .models import Classification, Galaxy, Volunteer
 
@@ -29,7 +29,7 @@ def skill_weights(store: Store, survey: int | str | None = None) -> dict[int, fl
         q = (select(Classification.volunteer_id, Classification.resolved_class, Galaxy.known_label)
              .join(Galaxy, Galaxy.id == Classification.galaxy_id).where(Galaxy.gold.is_(True)))
         if survey is not None:
-            q = q.where(Galaxy.survey_id == _survey(s, survey).id)
+            q = q.where(Galaxy.survey_id == survey_row(s, survey).id)
         rows = s.execute(q).all()
     correct, total = defaultdict(int), defaultdict(int)
     for vid, cls, known in rows:
@@ -61,8 +61,8 @@ def vote_fractions(store: Store, galaxy: int | str, weighted: bool = False, surv
      'classes': {2: 0.67, 3: 0.33}}
     """
     with store.read() as s:
-        sid = _survey(s, survey).id if survey is not None else None
-        g = _galaxy(s, galaxy, sid)
+        sid = survey_row(s, survey).id if survey is not None else None
+        g = galaxy_row(s, galaxy, sid)
         votes = [(v, a, c) for v, a, c in s.execute(
             select(Classification.volunteer_id, Classification.answers, Classification.resolved_class)
             .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
@@ -75,7 +75,7 @@ def consensus_labels(store: Store, survey: int | str, weighted: bool = False, re
     known_label, gold`` (plus ``frac_<class>`` columns). ``consensus_label`` is the top class (ties
     go to the lower class index), ``None`` when the top "class" is no class."""
     with store.read() as s:
-        sv = _survey(s, survey)
+        sv = survey_row(s, survey)
         rows = s.execute(
             select(Galaxy.id, Galaxy.id_str, Galaxy.idx, Galaxy.retired, Galaxy.known_label, Galaxy.gold,
                    Classification.volunteer_id, Classification.answers, Classification.resolved_class)
@@ -111,7 +111,7 @@ def volunteer_skill(store: Store, volunteer: int | str, n_classes: int | None = 
     """Gold-standard record of one volunteer: ``{"answered", "correct", "accuracy", "confusion"}``.
     The confusion matrix has rows = expert class, columns = the volunteer's class (last column: no class)."""
     with store.read() as s:
-        v = _volunteer(s, volunteer)
+        v = volunteer_row(s, volunteer)
         rows = s.execute(select(Classification.resolved_class, Galaxy.known_label)
                          .join(Galaxy, Galaxy.id == Classification.galaxy_id)
                          .where(Classification.volunteer_id == v.id, Galaxy.gold.is_(True))).all()
@@ -137,7 +137,7 @@ def volunteer_stats(store: Store, volunteer: int | str | None = None) -> pd.Data
              .join(Classification, Classification.volunteer_id == Volunteer.id, isouter=True)
              .join(Galaxy, Galaxy.id == Classification.galaxy_id, isouter=True))
         if volunteer is not None:
-            q = q.where(Volunteer.id == _volunteer(s, volunteer).id)
+            q = q.where(Volunteer.id == volunteer_row(s, volunteer).id)
         rows = s.execute(q).all()
     agg: dict[int, dict] = {}
     for vid, name, role, cls, accepted, cons, n_votes, gold, known in rows:
@@ -163,3 +163,22 @@ def volunteer_stats(store: Store, volunteer: int | str | None = None) -> pd.Data
     df["gold_accuracy"] = df.gold_correct / df.gold.where(df.gold > 0)
     return df.sort_values("votes", ascending=False).reset_index(drop=True)
 
+
+
+def training_labels(store: Store, survey: int | str, n: int) -> tuple[np.ndarray, int]:
+    """Labels for re-training, one per galaxy of the survey file (``n`` of them, -1 = none): the galaxy's
+    known label (expert) if any, else the consensus of a retired galaxy, else none. Also returns how many
+    labels came from consensus."""
+    labels = np.full(n, -1, np.int64)
+    from_consensus = 0
+    with store.read() as s:
+        sv = survey_row(s, survey)
+        for idx, known, retired, cons in s.execute(
+                select(Galaxy.idx, Galaxy.known_label, Galaxy.retired, Galaxy.consensus_label)
+                .where(Galaxy.survey_id == sv.id)):
+            if known is not None:
+                labels[idx] = known
+            elif retired and cons is not None:
+                labels[idx] = cons
+                from_consensus += 1
+    return labels, from_consensus

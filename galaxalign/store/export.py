@@ -18,7 +18,9 @@ import pandas as pd
 from sqlalchemy import select
 
 from ..taxonomy import GZ2_TREE
-from .api import FLAT_TASK, StoreError, _survey
+from .db import StoreError
+from .lookup import survey_row
+from .votes import FLAT_TASK
 from .consensus import consensus_labels
 from .db import Store
 from .models import Classification, Galaxy, Volunteer
@@ -63,7 +65,7 @@ def export_classifications(store: Store, survey: int | str) -> pd.DataFrame:
     """Every classification of a survey, one row each, in Zooniverse's layout (JSON strings in the
     JSON columns; text cells neutralised)."""
     with store.read() as s:
-        sv = _survey(s, survey)
+        sv = survey_row(s, survey)
         rows = s.execute(
             select(Classification, Volunteer.name, Volunteer.role, Galaxy.id_str, Galaxy.idx, Galaxy.gold,
                    Galaxy.known_label, Galaxy.ra, Galaxy.dec)
@@ -93,7 +95,7 @@ def export_vote_fractions(store: Store, survey: int | str, weighted: bool = Fals
     """Per galaxy: votes, retirement, consensus and the fraction of votes for each class
     (``frac_<class name>``)."""
     with store.read() as s:
-        names = list(_survey(s, survey).class_names)
+        names = list(survey_row(s, survey).class_names)
     df = consensus_labels(store, survey, weighted=weighted)
     df = df.rename(columns={f"frac_{i}": f"frac_{n}" for i, n in enumerate(names)})
     df["consensus_name"] = df["consensus_label"].map(lambda k: names[int(k)] if pd.notna(k) else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import and_, exists, select
 
-from .api import _survey, _volunteer
+from .lookup import survey_row, volunteer_row
 from .db import Store
 from .models import Classification, Galaxy, ModelVersion, Prediction
 
@@ -29,8 +29,8 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
     """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them."""
     rng = rng or np.random.default_rng()
     with store.read() as s:
-        v = _volunteer(s, volunteer)
-        sv = _survey(s, survey)
+        v = volunteer_row(s, volunteer)
+        sv = survey_row(s, survey)
         active = s.scalar(select(ModelVersion.id).where(ModelVersion.status == "active"))
         done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == v.id)
         base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done)

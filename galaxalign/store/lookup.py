@@ -1,0 +1,150 @@
+"""Looking things up in the store: the one place that turns an id or a name into a row, for every
+domain module (accounts, surveys, votes, versions, jobs) and for consensus, queue and export.
+
+Row functions (``*_row``) take an open session; ``get_*`` / ``list_*`` open a read transaction.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..validate import is_integer, short
+from .db import Store, StoreError
+from .models import Galaxy, Job, ModelVersion, SurveyRow, Volunteer
+
+__all__ = ["NotFound", "AccessDenied", "get_volunteer", "get_survey", "list_surveys", "get_galaxy", "get_model_version",
+           "active_model", "list_model_versions", "get_job", "list_jobs"]
+
+
+class NotFound(StoreError):
+    pass
+
+
+class AccessDenied(StoreError):
+    pass
+
+
+def key(which: Any, what: str) -> int | str:
+    """An id (integer) or a name (string) as given to a lookup; anything else is refused by name."""
+    if is_integer(which):
+        return int(which)
+    if isinstance(which, str):
+        return which
+    raise NotFound(f"{what} {short(which)}: give an integer id or a name")
+
+
+def _named_row(s: Session, model, which: int | str, what: str, missing: str):
+    """The row of ``model`` with integer id or ``name`` ``which``; :class:`NotFound` naming it otherwise."""
+    which = key(which, what)
+    row = s.get(model, which) if isinstance(which, int) else s.scalar(select(model).where(model.name == which))
+    if row is None:
+        raise NotFound(f"{what} {short(which)} {missing}")
+    return row
+
+
+def volunteer_row(s: Session, who: int | str) -> Volunteer:
+    return _named_row(s, Volunteer, who, "volunteer", "does not exist")
+
+
+def get_volunteer(store: Store, who: int | str) -> Volunteer:
+    with store.read() as s:
+        return volunteer_row(s, who)
+
+
+def survey_row(s: Session, which: int | str) -> SurveyRow:
+    return _named_row(s, SurveyRow, which, "survey", "is not registered")
+
+
+def get_survey(store: Store, which: int | str) -> SurveyRow:
+    with store.read() as s:
+        return survey_row(s, which)
+
+
+def list_surveys(store: Store) -> list[SurveyRow]:
+    with store.read() as s:
+        return list(s.scalars(select(SurveyRow).order_by(SurveyRow.id)))
+
+
+def galaxy_row(s: Session, galaxy: int | str, survey_id: int | None = None, lock: bool = False) -> Galaxy:
+    if is_integer(galaxy):
+        q = select(Galaxy).where(Galaxy.id == int(galaxy))
+    elif not isinstance(galaxy, str):
+        raise NotFound(f"galaxy {short(galaxy)}: give an integer id or the catalogue's id_str")
+    else:
+        q = select(Galaxy).where(Galaxy.id_str == str(galaxy))
+        if survey_id is not None:
+            q = q.where(Galaxy.survey_id == survey_id)
+    if lock and s.bind.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
+        q = q.with_for_update()
+    rows = list(s.scalars(q.limit(2)))
+    if not rows:
+        raise NotFound(f"galaxy {short(galaxy)} does not exist" + (" in that survey" if survey_id is not None else ""))
+    if len(rows) > 1:
+        raise StoreError(f"galaxy {galaxy!r} exists in several surveys; name the survey")
+    if survey_id is not None and rows[0].survey_id != survey_id:  # an integer id names one galaxy anywhere
+        raise StoreError(f"galaxy {galaxy!r} belongs to another survey (id {rows[0].survey_id}), not survey {survey_id}")
+    return rows[0]
+
+
+def get_galaxy(store: Store, galaxy: int | str, survey: int | str | None = None) -> Galaxy:
+    with store.read() as s:
+        sid = survey_row(s, survey).id if survey is not None else None
+        return galaxy_row(s, galaxy, sid)
+
+
+def model_version_row(s: Session, which: int | str) -> ModelVersion:
+    return _named_row(s, ModelVersion, which, "model version", "does not exist")
+
+
+def active_model_row(s: Session) -> ModelVersion | None:
+    """The one active model version, or None before any has been activated."""
+    return s.scalar(select(ModelVersion).where(ModelVersion.status == "active"))
+
+
+def get_model_version(store: Store, which: int | str) -> ModelVersion:
+    with store.read() as s:
+        return model_version_row(s, which)
+
+
+def active_model(store: Store) -> ModelVersion | None:
+    with store.read() as s:
+        return active_model_row(s)
+
+
+def list_model_versions(store: Store) -> list[ModelVersion]:
+    with store.read() as s:
+        return list(s.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+
+
+def job_row(s: Session, job_id: int) -> Job:
+    j = s.get(Job, job_id)
+    if j is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return j
+
+
+def get_job(store: Store, job_id: int) -> Job:
+    with store.read() as s:
+        return job_row(s, job_id)
+
+
+def list_jobs(store: Store, limit: int = 50) -> list[Job]:
+    with store.read() as s:
+        return list(s.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON (no NaN, no numpy scalars) for JSON columns."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    return obj

@@ -1,0 +1,88 @@
+"""Surveys and their galaxies in the store: registration (known and gold labels drawn here) and
+moving a workspace."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..taxonomy import LABELSET_DIR
+from ..validate import check_name
+from .db import Store, StoreError
+from .models import Galaxy, ModelVersion, SurveyRow
+
+__all__ = ["register_survey", "relocate_paths"]
+
+
+def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold_fraction: float = 0.05,
+                    known_fraction: float = 1.0, seed: int = 0, train_config: str | None = None) -> int:
+    """Add a loaded :class:`~galaxalign.data.Survey` and all its galaxies; returns the survey id.
+
+    ``workflow``: ``gz2`` (the decision tree; needs a Galaxy10 or GalaxyMNIST label set) or ``flat``
+    (one question whose answers are the survey's classes). A random ``known_fraction`` of the file's
+    labels is recorded as known (expert) labels — the rest is left for volunteers, and stays in the
+    file as ground truth for evaluation — and a random ``gold_fraction`` of all labelled galaxies, taken
+    from the known ones, becomes the gold standard used to measure volunteer skill.
+    """
+    check_name(name, "survey name", StoreError)
+    if workflow not in ("gz2", "flat"):
+        raise StoreError(f"workflow {workflow!r} must be 'gz2' or 'flat'")
+    if workflow == "gz2" and (survey.label_set is None or survey.label_set.tree != "gz2"):
+        raise StoreError(f"survey {name!r}: the GZ2 workflow needs a label set with the GZ2 tree (Galaxy10, "
+                         "GalaxyMNIST or a file with 'tree: gz2'); use workflow 'flat' for a plain class list")
+    cat = survey.catalog
+    labels = survey.labels
+    if not 0 <= known_fraction <= 1 or not 0 <= gold_fraction <= known_fraction:
+        raise StoreError(f"survey {name!r}: need 0 ≤ gold_fraction ≤ known_fraction ≤ 1")
+    rng = np.random.default_rng(seed)
+    labelled = rng.permutation(np.flatnonzero(labels >= 0))
+    known = set(labelled[:int(round(known_fraction * len(labelled)))].tolist())
+    gold = set(labelled[:int(round(gold_fraction * len(labelled)))].tolist())
+    ra = cat["ra"].to_numpy() if "ra" in cat else np.full(len(cat), np.nan)
+    dec = cat["dec"].to_numpy() if "dec" in cat else np.full(len(cat), np.nan)
+
+    def fn(s: Session) -> int:
+        other = s.scalar(select(SurveyRow.name).where(func.lower(SurveyRow.name) == name.lower()))
+        if other is not None:
+            raise StoreError(f"survey {name!r} is already registered" + (f" (as {other!r})" if other != name else ""))
+        ls = survey.label_set
+        builtin = ls is not None and ls.source is not None and Path(ls.source).parent == LABELSET_DIR
+        prep = getattr(survey, "preparation", None)
+        row = SurveyRow(name=name, path=str(survey.path), kind=survey.kind,
+                        label_set=ls.name if ls else None, label_set_file=None if (ls is None or builtin) else ls.source,
+                        class_names=list(survey.class_names), workflow=workflow, n_galaxies=len(survey),
+                        preparation=prep.to_dict() if prep is not None else None, train_config=train_config)
+        s.add(row)
+        s.flush()
+        s.execute(Galaxy.__table__.insert(), [
+            {"survey_id": row.id, "id_str": str(i_s), "idx": i, "ra": _f(ra[i]), "dec": _f(dec[i]),
+             "known_label": int(labels[i]) if i in known else None, "gold": i in gold, "n_votes": 0,
+             "retired": False} for i, i_s in enumerate(survey.id_str)])
+        return row.id
+
+    return store.write(fn)
+
+
+def _f(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def relocate_paths(store: Store, old_root: str, new_root: str) -> int:
+    """After a workspace folder is copied or moved: rewrite the stored paths (survey files,
+    checkpoints, embeddings) that start with ``old_root`` to start with ``new_root``. Returns the
+    number of rows changed."""
+    old_root, new_root = str(old_root).rstrip("/"), str(new_root).rstrip("/")
+
+    def fn(s: Session) -> int:
+        n = 0
+        for obj in list(s.scalars(select(SurveyRow))) + list(s.scalars(select(ModelVersion))):
+            for col in ("path", "checkpoint_path", "embeddings_path", "label_set_file", "train_config"):
+                v = getattr(obj, col, None)
+                if isinstance(v, str) and (v == old_root or v.startswith(old_root + "/")):
+                    setattr(obj, col, new_root + v[len(old_root):])
+                    n += 1
+        return n
+    return store.write(fn)
