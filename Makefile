@@ -41,8 +41,11 @@ test: install
 symbols: install
 	$(BIN)/galaxalign symbols
 
+# The speed figures (minutes, ratios in one run). The accuracy benchmarks take hours and run one by one:
+# bench/first.py, bench/sky.py, bench/paper_tables.py (see BENCHMARKS.md).
 bench: install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/synth_throughput.py
 
 clean:
 	rm -rf $(VENV) workspace workspace-first .pytest_cache

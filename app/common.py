@@ -16,6 +16,7 @@ from PIL import Image
 from galaxalign.data import Survey, load_survey
 from galaxalign.errors import GalaxalignError
 from galaxalign.symbols import render_symbol, symbol_path
+from galaxalign.viewing import upscale
 from galaxalign.workspace import Workspace, default_workspace
 
 
@@ -81,9 +82,7 @@ def symbol_image(name: str, size: int = 96) -> np.ndarray:
 
 def display(img: np.ndarray, size: int = 160) -> np.ndarray:
     """Upscale a small cutout for the screen."""
-    if img.shape[0] >= size:
-        return img
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+    return upscale(img, size)
 
 
 # --- the current survey and model --------------------------------------------------------------------
@@ -146,16 +145,9 @@ def current_user() -> dict | None:
     if user is not None:
         return user
     if _oidc_configured() and getattr(st.user, "is_logged_in", False):
-        from galaxalign.store import add_volunteer, get_volunteer
-        from galaxalign.store import NotFound
+        from galaxalign.store import account_for_sign_on
 
-        email = str(st.user.get("email") or st.user.get("sub"))
-        name = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in email.split("@")[0])[:40] or "user"
-        try:
-            v = get_volunteer(store(), name)
-        except NotFound:
-            add_volunteer(store(), name, "volunteer", None)
-            v = get_volunteer(store(), name)
+        v = account_for_sign_on(store(), str(st.user.get("email") or st.user.get("sub")))
         st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
         return st.session_state["user"]
     return None

@@ -1,7 +1,7 @@
 """galaxalign: GalaxAlign (CLIP aligned to galaxy images, Galaxy Zoo symbols and text) and the
 citizen-science annotation tool around it.
 
-The package never imports Streamlit; ``app/`` and ``galaxalign.cli`` import it.
+The package never imports Streamlit; only ``app/`` does.
 """
 from .errors import GalaxalignError
 

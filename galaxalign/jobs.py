@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import GalaxalignError
 from .fsutil import PARTIAL_PREFIX, remove_partial_dirs, staged_dir
-from .store import (NotFound, activate_model, active_model, add_volunteer, append_log, claim_job, enqueue_job_row,
+from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, enqueue_job_row,
                     finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
                     list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
                     store_predictions, training_labels, update_job)
@@ -394,7 +394,7 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
             import secrets
 
             pw = secrets.token_urlsafe(12)
-            add_volunteer(store, "admin", "admin", pw)
+            add_admin(store, "admin", pw)
             admin_pw_file.write_text(pw + "\n")
             admin_pw_file.chmod(0o600)
         out["admin_password_file"] = str(admin_pw_file)
@@ -402,7 +402,6 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
             t0 = time.perf_counter()
             res = retrain(store, workspace, None, {"survey": survey, "config": config, "name": "starter",
                                                    "force_activate": True}, show_bar=progress)
-            activate_model(store, "starter")
             out["starter"] = {**res, "seconds": round(time.perf_counter() - t0, 1)}
     finally:
         store.dispose()

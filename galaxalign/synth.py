@@ -34,7 +34,7 @@ from .fsutil import atomic_path
 
 __all__ = ["GALAXY10_COUNTS", "SKIES", "render_galaxy", "synth_survey", "load_truth", "class_counts_for"]
 
-# Real Galaxy10 DECaLS class counts (DESIGN.md): the default class proportions.
+# Real Galaxy10 DECaLS class counts (astroNN's Galaxy10 DECaLS release): the default class proportions.
 GALAXY10_COUNTS = (1081, 1853, 2645, 2027, 334, 2043, 1829, 2628, 1423, 1873)
 DECALS_PIXSCALE = 0.262  # arcsec / pixel of a 256-px Galaxy10 cutout
 BANDS = ("g", "r", "z")
@@ -102,96 +102,124 @@ def _bar(galsim, length: float, q: float, angle_deg: float):
     return galsim.Sersic(n=0.5, half_light_radius=length * 0.55).shear(q=q, beta=angle_deg * galsim.degrees)
 
 
+# One recipe per Galaxy10 class (a registry, like symbols._GLYPHS). A recipe gets the class slug, the
+# generator, the half-light radius drawn for the galaxy (arcsec), the pixel scale, a GalSim seed and the
+# truth dict ``p``; it returns ``({population: (GSObject, flux share)}, axis ratio, Sersic n, bulge
+# fraction)``. The draws happen in the same order as before the split, so a seed gives the same file.
+_RECIPES: dict = {}
+
+
+def _recipe(*slugs: str):
+    def register(fn):
+        for slug in slugs:
+            _RECIPES[slug] = fn
+        return fn
+    return register
+
+
+@_recipe("round_smooth", "in_between_round_smooth", "cigar_shaped_smooth")
+def _smooth(galsim, name, rng, hlr, pixel_scale, seed, p):
+    n_sersic = float(rng.uniform(2.0, 4.0))
+    q = {"round_smooth": rng.uniform(0.85, 1.0), "in_between_round_smooth": rng.uniform(0.5, 0.78),
+         "cigar_shaped_smooth": rng.uniform(0.18, 0.38)}[name]
+    hlr *= 0.5 if name == "cigar_shaped_smooth" else 0.6
+    p["hlr_arcsec"] = hlr
+    return {"bulge": (galsim.Sersic(n=n_sersic, half_light_radius=hlr, trunc=6 * hlr), 1.0)}, q, n_sersic, 1.0
+
+
+@_recipe("edge_on_without_bulge", "edge_on_with_bulge")
+def _edge_on(galsim, name, rng, hlr, pixel_scale, seed, p):
+    comps, n_sersic, bulge_frac = {}, float("nan"), 0.0
+    disk = galsim.InclinedExponential(float(rng.uniform(84, 90)) * galsim.degrees, half_light_radius=hlr * 0.85,
+                                      scale_h_over_r=float(rng.uniform(0.05, 0.11)))
+    if name == "edge_on_with_bulge":
+        bulge_frac = float(rng.uniform(0.25, 0.5))
+        n_sersic = float(rng.uniform(1.5, 4.0))
+        bulge = galsim.Sersic(n=n_sersic, half_light_radius=hlr * rng.uniform(0.18, 0.3)).shear(
+            q=float(rng.uniform(0.6, 0.9)), beta=0 * galsim.degrees)
+        comps["bulge"] = (bulge, bulge_frac)
+    comps["disk"] = (disk, 1 - bulge_frac)
+    return comps, 1.0, n_sersic, bulge_frac
+
+
+@_recipe("barred_spiral", "unbarred_tight_spiral", "unbarred_loose_spiral")
+def _spiral(galsim, name, rng, hlr, pixel_scale, seed, p):
+    barred = name == "barred_spiral"
+    tight = name == "unbarred_tight_spiral"
+    pitch = float(rng.uniform(8, 14) if tight else rng.uniform(24, 36) if name.endswith("loose_spiral")
+                  else rng.uniform(14, 24))
+    n_arms = int(rng.choice([2, 2, 2, 3, 4]))
+    h = hlr / 1.678  # exponential scale length
+    bar_len = float(rng.uniform(0.5, 0.8) * hlr) if barred else 0.0
+    r0 = bar_len if barred else float(rng.uniform(0.25, 0.45) * h)
+    phase = float(rng.uniform(0, 2 * math.pi))
+    bulge_frac = float(rng.uniform(0.25, 0.4) if tight else rng.uniform(0.08, 0.2))
+    n_sersic = float(rng.uniform(1.5, 3.5))
+    arm_frac = float(rng.uniform(0.35, 0.5))
+    comps = {"bulge": (galsim.Sersic(n=n_sersic, half_light_radius=hlr * rng.uniform(0.12, 0.2)), bulge_frac)}
+    rest = 1 - bulge_frac
+    if barred:
+        bar_frac = float(rng.uniform(0.12, 0.2))
+        comps["bar"] = (_bar(galsim, bar_len, float(rng.uniform(0.15, 0.25)), math.degrees(phase)), bar_frac)
+        rest -= bar_frac
+    comps["disk"] = (galsim.Exponential(half_light_radius=hlr), rest * (1 - arm_frac))
+    comps["arms"] = (_spiral_disk(galsim, h, n_arms, pitch, r0, 1.0, pixel_scale, phase), rest * arm_frac)
+    knots = galsim.RandomKnots(npoints=int(rng.integers(15, 40)), half_light_radius=hlr, rng=galsim.BaseDeviate(seed))
+    comps["knots"] = (knots, rest * 0.1)
+    q = float(rng.uniform(0.55, 1.0))  # cos(inclination) of a disk seen near face-on
+    p.update(n_arms=n_arms, pitch_deg=pitch, bar_length_arcsec=bar_len)
+    return comps, q, n_sersic, bulge_frac
+
+
+@_recipe("disturbed")
+def _disturbed(galsim, name, rng, hlr, pixel_scale, seed, p):
+    knot_frac = float(rng.uniform(0.3, 0.55))
+    base = galsim.Exponential(half_light_radius=hlr).shear(g1=float(rng.uniform(-0.3, 0.3)),
+                                                           g2=float(rng.uniform(-0.3, 0.3)))
+    lopsided = galsim.Exponential(half_light_radius=hlr * 0.7).shift(float(rng.uniform(0.3, 0.7) * hlr), 0)
+    knots = galsim.RandomKnots(npoints=int(rng.integers(30, 80)), half_light_radius=hlr * 1.2,
+                               rng=galsim.BaseDeviate(seed)).shift(float(rng.uniform(0, 0.4) * hlr), 0)
+    comps = {"disk": (base, (1 - knot_frac) * 0.6), "bulge": (lopsided, (1 - knot_frac) * 0.4),
+             "knots": (knots, knot_frac)}
+    q = float(rng.uniform(0.6, 1.0))
+    p["knot_fraction"] = knot_frac
+    return comps, q, float("nan"), 0.0
+
+
+@_recipe("merging")
+def _merging(galsim, name, rng, hlr, pixel_scale, seed, p):
+    sep = float(rng.uniform(1.2, 2.4) * hlr)
+    ratio = float(rng.uniform(0.35, 1.0))  # flux of the companion / primary
+    n_sersic = float(rng.uniform(1.5, 4.0))
+    g1 = galsim.Sersic(n=n_sersic, half_light_radius=hlr * 0.5).shift(-sep / 2 * ratio, 0)
+    g2 = galsim.Sersic(n=float(rng.uniform(1.0, 3.0)), half_light_radius=hlr * 0.45).shift(sep / 2, 0)
+    # tidal tails: knots strung along two arcs leaving the pair in opposite directions
+    tail = []
+    bend = float(rng.uniform(0.8, 1.6))
+    for sgn in (-1, 1):
+        for t in np.linspace(0.2, 1.0, 14):
+            ang = sgn * (math.pi / 2) + sgn * bend * t
+            rr = sep * (0.4 + 0.9 * t)
+            tail.append(galsim.Gaussian(sigma=hlr * 0.22 * (1.1 - 0.5 * t)).withFlux(1.0 - 0.7 * t)
+                        .shift(sgn * 0.3 * sep + rr * math.cos(ang) * 0.6, rr * math.sin(ang) * 0.6))
+    tails = galsim.Add(tail).withFlux(1.0)
+    tail_frac = float(rng.uniform(0.15, 0.3))
+    comps = {"bulge": (g1, (1 - tail_frac) / (1 + ratio)), "disk": (g2, (1 - tail_frac) * ratio / (1 + ratio)),
+             "knots": (tails, tail_frac)}
+    p["companion_sep_arcsec"] = sep
+    return comps, 1.0, n_sersic, 0.0
+
+
 def _galaxy(galsim, cls: int, rng: np.random.Generator, pixel_scale: float, p: dict) -> tuple[dict, float]:
     """Components of one galaxy of Galaxy10 class ``cls``: ``({population: (GSObject, flux share)},
     axis ratio)``. ``p`` receives the true parameters."""
     seed = int(rng.integers(1, 2**31 - 1))
     hlr = float(rng.uniform(3.5, 9.0))  # arcsec; a 256-px DECaLS cutout spans 67"
     p["hlr_arcsec"] = hlr
-    comps: dict[str, tuple] = {}
-    q, n_sersic, bulge_frac = 1.0, float("nan"), 0.0
     name = GALAXY10[cls].slug
-
-    if name in ("round_smooth", "in_between_round_smooth", "cigar_shaped_smooth"):
-        n_sersic = float(rng.uniform(2.0, 4.0))
-        q = {"round_smooth": rng.uniform(0.85, 1.0), "in_between_round_smooth": rng.uniform(0.5, 0.78),
-             "cigar_shaped_smooth": rng.uniform(0.18, 0.38)}[name]
-        hlr *= 0.5 if name == "cigar_shaped_smooth" else 0.6
-        p["hlr_arcsec"] = hlr
-        comps["bulge"] = (galsim.Sersic(n=n_sersic, half_light_radius=hlr, trunc=6 * hlr), 1.0)
-        bulge_frac = 1.0
-    elif name.startswith("edge_on"):
-        disk = galsim.InclinedExponential(float(rng.uniform(84, 90)) * galsim.degrees, half_light_radius=hlr * 0.85,
-                                          scale_h_over_r=float(rng.uniform(0.05, 0.11)))
-        if name == "edge_on_with_bulge":
-            bulge_frac = float(rng.uniform(0.25, 0.5))
-            n_sersic = float(rng.uniform(1.5, 4.0))
-            bulge = galsim.Sersic(n=n_sersic, half_light_radius=hlr * rng.uniform(0.18, 0.3)).shear(
-                q=float(rng.uniform(0.6, 0.9)), beta=0 * galsim.degrees)
-            comps["bulge"] = (bulge, bulge_frac)
-        comps["disk"] = (disk, 1 - bulge_frac)
-    elif "spiral" in name:
-        barred = name == "barred_spiral"
-        tight = name == "unbarred_tight_spiral"
-        pitch = float(rng.uniform(8, 14) if tight else rng.uniform(24, 36) if name.endswith("loose_spiral")
-                      else rng.uniform(14, 24))
-        n_arms = int(rng.choice([2, 2, 2, 3, 4]))
-        h = hlr / 1.678  # exponential scale length
-        bar_len = float(rng.uniform(0.5, 0.8) * hlr) if barred else 0.0
-        r0 = bar_len if barred else float(rng.uniform(0.25, 0.45) * h)
-        phase = float(rng.uniform(0, 2 * math.pi))
-        bulge_frac = float(rng.uniform(0.25, 0.4) if tight else rng.uniform(0.08, 0.2))
-        n_sersic = float(rng.uniform(1.5, 3.5))
-        arm_frac = float(rng.uniform(0.35, 0.5))
-        comps["bulge"] = (galsim.Sersic(n=n_sersic, half_light_radius=hlr * rng.uniform(0.12, 0.2)), bulge_frac)
-        rest = 1 - bulge_frac
-        if barred:
-            bar_frac = float(rng.uniform(0.12, 0.2))
-            comps["bar"] = (_bar(galsim, bar_len, float(rng.uniform(0.15, 0.25)), math.degrees(phase)), bar_frac)
-            rest -= bar_frac
-        comps["disk"] = (galsim.Exponential(half_light_radius=hlr), rest * (1 - arm_frac))
-        comps["arms"] = (_spiral_disk(galsim, h, n_arms, pitch, r0, 1.0, pixel_scale, phase), rest * arm_frac)
-        knots = galsim.RandomKnots(npoints=int(rng.integers(15, 40)), half_light_radius=hlr,
-                                   rng=galsim.BaseDeviate(seed))
-        comps["knots"] = (knots, rest * 0.1)
-        q = float(rng.uniform(0.55, 1.0))  # cos(inclination) of a disk seen near face-on
-        p.update(n_arms=n_arms, pitch_deg=pitch, bar_length_arcsec=bar_len)
-    elif name == "disturbed":
-        knot_frac = float(rng.uniform(0.3, 0.55))
-        base = galsim.Exponential(half_light_radius=hlr).shear(g1=float(rng.uniform(-0.3, 0.3)),
-                                                               g2=float(rng.uniform(-0.3, 0.3)))
-        lopsided = galsim.Exponential(half_light_radius=hlr * 0.7).shift(float(rng.uniform(0.3, 0.7) * hlr), 0)
-        knots = galsim.RandomKnots(npoints=int(rng.integers(30, 80)), half_light_radius=hlr * 1.2,
-                                   rng=galsim.BaseDeviate(seed)).shift(float(rng.uniform(0, 0.4) * hlr), 0)
-        comps["disk"] = (base, (1 - knot_frac) * 0.6)
-        comps["bulge"] = (lopsided, (1 - knot_frac) * 0.4)
-        comps["knots"] = (knots, knot_frac)
-        q = float(rng.uniform(0.6, 1.0))
-        p["knot_fraction"] = knot_frac
-    elif name == "merging":
-        sep = float(rng.uniform(1.2, 2.4) * hlr)
-        ratio = float(rng.uniform(0.35, 1.0))  # flux of the companion / primary
-        n_sersic = float(rng.uniform(1.5, 4.0))
-        g1 = galsim.Sersic(n=n_sersic, half_light_radius=hlr * 0.5).shift(-sep / 2 * ratio, 0)
-        g2 = galsim.Sersic(n=float(rng.uniform(1.0, 3.0)), half_light_radius=hlr * 0.45).shift(sep / 2, 0)
-        # tidal tails: knots strung along two arcs leaving the pair in opposite directions
-        tail = []
-        bend = float(rng.uniform(0.8, 1.6))
-        for sgn in (-1, 1):
-            for t in np.linspace(0.2, 1.0, 14):
-                ang = sgn * (math.pi / 2) + sgn * bend * t
-                rr = sep * (0.4 + 0.9 * t)
-                tail.append(galsim.Gaussian(sigma=hlr * 0.22 * (1.1 - 0.5 * t)).withFlux(1.0 - 0.7 * t)
-                            .shift(sgn * 0.3 * sep + rr * math.cos(ang) * 0.6, rr * math.sin(ang) * 0.6))
-        tails = galsim.Add(tail).withFlux(1.0)
-        tail_frac = float(rng.uniform(0.15, 0.3))
-        comps["bulge"] = (g1, (1 - tail_frac) / (1 + ratio))
-        comps["disk"] = (g2, (1 - tail_frac) * ratio / (1 + ratio))
-        comps["knots"] = (tails, tail_frac)
-        p["companion_sep_arcsec"] = sep
-    else:  # pragma: no cover - GALAXY10 has exactly the classes above
+    if name not in _RECIPES:  # pragma: no cover - GALAXY10 has exactly the classes above
         raise ValueError(f"no recipe for class {cls} ({name})")
-
+    comps, q, n_sersic, bulge_frac = _RECIPES[name](galsim, name, rng, hlr, pixel_scale, seed, p)
     p.update(axis_ratio=float(q), sersic_n=n_sersic, bulge_fraction=bulge_frac)
     return comps, q
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path as Path_
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .errors import GalaxalignError
@@ -78,7 +78,7 @@ class Task:
         return a.next if a.next is not None else self.default_next
 
 
-Path = tuple[tuple[str, str], ...]  # ((task_id, answer_id), ...) starting at the root
+AnswerPath = tuple[tuple[str, str], ...]  # ((task_id, answer_id), ...) starting at the root
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class DecisionTree:
                     return t, a
         raise PathError(f"no answer {answer_id!r} in the decision tree")
 
-    def validate(self, path: Iterable[Sequence[str]], complete: bool = True) -> Path:
+    def validate(self, path: Iterable[Sequence[str]], complete: bool = True) -> AnswerPath:
         """Check that ``path`` walks the tree from the root; return it as a tuple of pairs.
 
         ``complete=True`` also demands that the walk ends where the tree ends. Raises
@@ -135,7 +135,7 @@ class DecisionTree:
             raise PathError(f"the answer path stops before the end of the tree (next task: {expected})")
         return tuple(steps)
 
-    def answers_of(self, path: Path) -> dict[str, str]:
+    def answers_of(self, path: AnswerPath) -> dict[str, str]:
         """``{task_id: answer_id}`` of a path."""
         return dict(path)
 
@@ -238,7 +238,7 @@ class GalaxyClass:
     name: str
     slug: str
     label_set: str
-    path: Path
+    path: AnswerPath
     description: str = ""
     prompt: str = ""
     symbol: str = ""
@@ -325,14 +325,14 @@ class LabelSet:
 
 
 def _symbol_label(symbol: str) -> str:
-    return Path_(symbol).name if symbol.lower().endswith(".png") else repr(symbol)
+    return Path(symbol).name if symbol.lower().endswith(".png") else repr(symbol)
 
 
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).replace("__", "_").strip("_")
 
 
-LABELSET_DIR = Path_(__file__).resolve().parent / "labelsets"
+LABELSET_DIR = Path(__file__).resolve().parent / "labelsets"
 _SET_NAME = re.compile(r"[a-z][a-z0-9_]{1,39}")
 
 
@@ -346,7 +346,7 @@ def load_label_set(file: str | os.PathLike) -> LabelSet:
     """
     import yaml
 
-    file = Path_(file)
+    file = Path(file)
     try:
         raw = yaml.safe_load(file.read_text())
     except FileNotFoundError:
@@ -358,7 +358,7 @@ def load_label_set(file: str | os.PathLike) -> LabelSet:
     return label_set_from_dict(raw, file)
 
 
-def label_set_from_dict(raw: Any, file: Path_) -> LabelSet:
+def label_set_from_dict(raw: Any, file: Path) -> LabelSet:
     from .symbols import is_glyph
 
     def err(msg: str) -> LabelSetError:
@@ -402,7 +402,7 @@ def label_set_from_dict(raw: Any, file: Path_) -> LabelSet:
             sym = str(png)
         elif not is_glyph(sym):
             raise err(f"class {cname!r}: symbol {sym!r} is neither a PNG file nor a glyph of our vocabulary")
-        path: Path = ()
+        path: AnswerPath = ()
         if tree == "gz2":
             steps = c.get("path")
             if not isinstance(steps, list) or not steps:
@@ -440,7 +440,7 @@ def label_set_from_dict(raw: Any, file: Path_) -> LabelSet:
     return ls
 
 
-def _path(*answer_ids: str) -> Path:
+def _path(*answer_ids: str) -> AnswerPath:
     """Build a path from answer ids alone, looking each task up; validated."""
     steps = [(GZ2_TREE.get_answer(a)[0].id, a) for a in answer_ids]
     return GZ2_TREE.validate(steps)

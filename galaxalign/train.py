@@ -13,7 +13,7 @@ or, from Python::
 Text and symbols are per class, so each step encodes each distinct prompt and symbol of the batch
 once and gathers them to the batch (``unique_encode``; the per-sample loop is kept for the benchmark).
 Symbols are random variants of the class glyph (:func:`galaxalign.symbols.render_symbol`), drawn from a
-bank rendered once. ``torchrun --nproc_per_node N -m galaxalign.cli train …`` trains with DDP (gloo on
+bank rendered once. ``torchrun --nproc_per_node N -m galaxalign train …`` trains with DDP (gloo on
 CPU, NCCL on GPU); rank 0 writes the run folder.
 
 The run folder holds ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per epoch and per
@@ -451,161 +451,204 @@ class Trainer:
 
     # -- run ----------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
+        """Both stages (or the config's plan), with resume, early stopping on valid and the final
+        evaluation and calibration; returns ``{"seconds", "epochs", "metrics", ...}``."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        mcfg = replace(cfg.model, pretrained=None) if cfg.variant == "scratch" else cfg.model
+        self.model = self._build_model()
+        plan = stage_plan(cfg)
+        if any("sym" in pair for sp in plan for pair in sp.pairs):
+            _check_trimodal(self.survey, self.model)
+        self.bank = SymbolBank(self.model, self.symbols, cfg.symbol_variants, cfg.seed)
+        self.metrics_path = self.out / "metrics.jsonl"
+        if self.rank == 0:
+            self._write_run_config()
+        start_stage, start_epoch, state = self._resume_point(plan, resume)
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        self.best = None  # (valid accuracy, epoch, state) over the last stage when patience > 0
+        evals, global_epoch = [], sum(sp.epochs for sp in plan[:start_stage])
+        t_start = time.perf_counter()
+        for si in range(start_stage, len(plan)):
+            self._run_stage(plan, si, global_epoch, start_epoch if si == start_stage else 0,
+                            state if si == start_stage else None)
+            global_epoch += plan[si].epochs
+            if cfg.eval_every_stage and self.rank == 0 and len(self.test_idx):
+                ev = self.evaluate()
+                evals.append(ev)
+                _write_jsonl(self.metrics_path, {"eval": {k: v for k, v in ev.items() if k != "confusion"},
+                                                 "after_stage": plan[si].stage, "global_epoch": global_epoch})
+        result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": sum(p.epochs for p in plan)}
+        if self.rank == 0:
+            result.update(self._finish(evals))
+        if self.world > 1:
+            dist.barrier()
+        return result
+
+    def _build_model(self) -> TriModalCLIP:
+        """A fresh model from the config (its ``pretrained`` tower), or a finished one to re-train."""
+        cfg = self.cfg
         if self.init_from:
             from .model import load_model
 
             # re-training from a finished model: its towers (one or two) go on as they are
             model = load_model(self.init_from, self.device).train()
         else:
-            model = create_model(mcfg, self.device)
-        names, prompts, symbols, label_set = class_text_for(self.survey)
-        model.set_classes(names, prompts, symbols, label_set)
-        self.model = model
-        tokens = model.tokenize(prompts)  # (C, L)
-        plan = stage_plan(cfg)
-        if any("sym" in pair for sp in plan for pair in sp.pairs):
-            _check_trimodal(self.survey, model)
-        bank = SymbolBank(model, symbols, cfg.symbol_variants, cfg.seed)
-        total_epochs = sum(p.epochs for p in plan)
-        if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            import yaml
-            with atomic_path(self.out / "config.yaml") as tmp:
-                tmp.write_text(yaml.safe_dump({**cfg.to_dict(), "survey": str(self.survey.path),
-                                               "preparation": (self.survey.preparation.to_dict()
-                                                               if self.survey.preparation else None),
-                                               "n_train": int(len(self.train_idx)),
-                                               "n_valid": int(len(self.valid_idx)), "n_test": int(len(self.test_idx)),
-                                               "world_size": self.world}, sort_keys=False))
-        metrics_path = self.out / "metrics.jsonl"
-        start_stage, start_epoch, global_epoch = 0, 0, 0
-        state = None
-        last = self.out / "last.pt"
-        if resume and last.exists():
-            state = torch.load(last, map_location="cpu", weights_only=False)
-            start_stage, start_epoch = state["stage_index"], state["epoch"] + 1
-            if state["stage"] == 2 and model.stage == 1:
-                model.begin_stage2()
-            model.load_state_dict(state["model"])
-            if start_epoch >= plan[start_stage].epochs:
-                start_stage, start_epoch = start_stage + 1, 0
-        elif self.rank == 0 and metrics_path.exists():
-            metrics_path.unlink()
+            model = create_model(replace(cfg.model, pretrained=None) if cfg.variant == "scratch" else cfg.model,
+                                 self.device)
+        names, prompts, self.symbols, label_set = class_text_for(self.survey)
+        model.set_classes(names, prompts, self.symbols, label_set)
+        self.tokens = model.tokenize(prompts)  # (C, L)
+        return model
 
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
-        use_amp = amp_enabled(cfg, self.device)
-        best = None  # (valid accuracy, epoch, state) over the last stage when patience > 0
-        evals = []
-        t_start = time.perf_counter()
+    def _write_run_config(self) -> None:
+        import yaml
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.out / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump({**self.cfg.to_dict(), "survey": str(self.survey.path),
+                                           "preparation": (self.survey.preparation.to_dict()
+                                                           if self.survey.preparation else None),
+                                           "n_train": int(len(self.train_idx)),
+                                           "n_valid": int(len(self.valid_idx)), "n_test": int(len(self.test_idx)),
+                                           "world_size": self.world}, sort_keys=False))
+
+    def _resume_point(self, plan: list[StagePlan], resume: bool) -> tuple[int, int, dict | None]:
+        """(stage index, epoch, saved state) to start from: ``last.pt`` when resuming, else the start."""
+        last = self.out / "last.pt"
+        if not (resume and last.exists()):
+            if self.rank == 0 and self.metrics_path.exists():
+                self.metrics_path.unlink()
+            return 0, 0, None
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        start_stage, start_epoch = state["stage_index"], state["epoch"] + 1
+        if state["stage"] == 2 and self.model.stage == 1:
+            self.model.begin_stage2()
+        self.model.load_state_dict(state["model"])
+        if start_epoch >= plan[start_stage].epochs:
+            start_stage, start_epoch, state = start_stage + 1, 0, None
+        return start_stage, start_epoch, state
+
+    def _run_stage(self, plan: list[StagePlan], si: int, global_epoch: int, first_epoch: int,
+                   state: dict | None) -> None:
+        """One stage: its loss terms, optimiser and schedule, then its epochs (early stopping in the last)."""
+        cfg, model, sp = self.cfg, self.model, plan[si]
+        if sp.stage == 2 and model.stage == 1:
+            model.begin_stage2()
+            model.to(self.device)
+        wrapped = model
+        if self.world > 1:
+            wrapped = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        total_steps = len(self._epoch_batches(0)) * sp.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total_steps, cfg.warmup_steps))
+        if state is not None and first_epoch > 0:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            self.gen.set_state(state["generator"])
+        last_stage = si == len(plan) - 1
+        loss_fn = GalaxAlignLoss(sp.pairs, cfg.class_aware)
+        for epoch in range(first_epoch, sp.epochs):
+            row = self._train_epoch(wrapped, sp, loss_fn, opt, sched, global_epoch + epoch, epoch)
+            self._after_epoch(row, sp, si, epoch, opt, sched, (global_epoch + epoch + 1) / max(1, self._total(plan)))
+            if cfg.patience and last_stage and len(self.valid_idx) and self.rank == 0 and self._stop_early(sp, epoch):
+                break
+        if self.best is not None and last_stage:
+            model.load_state_dict(self.best[2])
+            _write_jsonl(self.metrics_path, {"selected_epoch": self.best[1], "valid_accuracy": self.best[0]})
+
+    @staticmethod
+    def _total(plan: list[StagePlan]) -> int:
+        return sum(p.epochs for p in plan)
+
+    def _train_epoch(self, wrapped, sp: StagePlan, loss_fn, opt, sched, order_epoch: int, epoch: int) -> dict:
+        """The step loop of one epoch; returns the epoch's row for ``metrics.jsonl``."""
         from tqdm.auto import tqdm
 
-        for si, sp in enumerate(plan):
-            if si < start_stage:
-                global_epoch += sp.epochs
-                continue
-            if sp.stage == 2 and model.stage == 1:
-                model.begin_stage2()
-                model.to(self.device)
-            loss_fn = GalaxAlignLoss(sp.pairs, cfg.class_aware)
-            wrapped = model
-            if self.world > 1:
-                wrapped = torch.nn.parallel.DistributedDataParallel(
-                    model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                    find_unused_parameters=True)
-            opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-            steps_per_epoch = len(self._epoch_batches(0))
-            total_steps = steps_per_epoch * sp.epochs
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total_steps, cfg.warmup_steps))
-            if state is not None and si == start_stage and start_epoch > 0:
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                gen.set_state(state["generator"])
-            need_sym = any("sym" in p for p in sp.pairs)
-            need_txt = any("txt" in p for p in sp.pairs)
-            for epoch in range(start_epoch if si == start_stage else 0, sp.epochs):
-                model.train()
-                t0 = time.perf_counter()
-                sums: dict[str, float] = {}
-                batches = self._epoch_batches(global_epoch + epoch)
-                bar = tqdm(batches, desc=f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}", unit="step",
-                           disable=not self.show_bar or self.rank != 0, leave=False)
-                for bidx in bar:
-                    imgs = self._batch_images(bidx)
-                    if cfg.augment:
-                        imgs = augment_images(imgs, gen, cfg.rotation, cfg.shift, cfg.noise)
-                    y = torch.as_tensor(self.labels[bidx], device=self.device)
-                    x = model.preprocess(imgs)
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        z = encode_batch(wrapped, x, y, tokens, bank, gen, need_sym, need_txt, cfg.unique_encode)
-                        terms = loss_fn(z, z["scale"], y)
-                    opt.zero_grad(set_to_none=True)
-                    terms["loss"].backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    sched.step()
-                    with torch.no_grad():
-                        model.clip.logit_scale.clamp_(0, math.log(100))
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + float(v.detach())
-                    bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
-                n = max(1, len(batches))
-                row = {"stage": sp.stage, "epoch": epoch + 1, "global_epoch": global_epoch + epoch + 1,
-                       **{k: v / n for k, v in sums.items()}, "lr": sched.get_last_lr()[-1],
-                       "logit_scale": model.logit_scale.item(), "seconds": round(time.perf_counter() - t0, 3),
-                       "steps": n}
-                if self.rank == 0:
-                    _write_jsonl(metrics_path, row)
-                    _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                        "scheduler": sched.state_dict(), "generator": gen.get_state(),
-                                        "stage_index": si, "stage": model.stage, "epoch": epoch}, last)
-                    if self.show_bar:
-                        tqdm.write(f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}  loss {row['loss']:.4f}  "
-                                   f"({row['seconds']:.1f} s)")
-                if self.progress:
-                    self.progress((global_epoch + epoch + 1) / max(1, total_epochs),
-                                  f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs} loss {row['loss']:.4f}")
-                if cfg.patience and si == len(plan) - 1 and len(self.valid_idx) and self.rank == 0:
-                    acc = self._valid_accuracy()
-                    _write_jsonl(metrics_path, {"valid_accuracy": acc, "stage": sp.stage, "epoch": epoch + 1})
-                    if best is None or acc > best[0]:
-                        best = (acc, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
-                    elif epoch + 1 - best[1] >= cfg.patience:
-                        if self.show_bar:
-                            tqdm.write(f"early stop: valid accuracy {best[0]:.3f} at epoch {best[1]} not beaten for "
-                                       f"{cfg.patience} epochs")
-                        break
-            if best is not None and si == len(plan) - 1:
-                model.load_state_dict(best[2])
-                _write_jsonl(metrics_path, {"selected_epoch": best[1], "valid_accuracy": best[0]})
-            global_epoch += sp.epochs
-            start_epoch = 0
-            if cfg.eval_every_stage and self.rank == 0 and len(self.test_idx):
-                ev = self.evaluate()
-                evals.append(ev)
-                _write_jsonl(metrics_path, {"eval": {k: v for k, v in ev.items() if k != "confusion"},
-                                            "after_stage": sp.stage, "global_epoch": global_epoch})
-        result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": total_epochs}
+        cfg, model = self.cfg, self.model
+        use_amp = amp_enabled(cfg, self.device)
+        need_sym = any("sym" in p for p in sp.pairs)
+        need_txt = any("txt" in p for p in sp.pairs)
+        model.train()
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        batches = self._epoch_batches(order_epoch)
+        bar = tqdm(batches, desc=f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}", unit="step",
+                   disable=not self.show_bar or self.rank != 0, leave=False)
+        for bidx in bar:
+            imgs = self._batch_images(bidx)
+            if cfg.augment:
+                imgs = augment_images(imgs, self.gen, cfg.rotation, cfg.shift, cfg.noise)
+            y = torch.as_tensor(self.labels[bidx], device=self.device)
+            x = model.preprocess(imgs)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, need_txt,
+                                 cfg.unique_encode)
+                terms = loss_fn(z, z["scale"], y)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                model.clip.logit_scale.clamp_(0, math.log(100))
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
+        n = max(1, len(batches))
+        return {"stage": sp.stage, "epoch": epoch + 1, "global_epoch": order_epoch + 1,
+                **{k: v / n for k, v in sums.items()}, "lr": sched.get_last_lr()[-1],
+                "logit_scale": model.logit_scale.item(), "seconds": round(time.perf_counter() - t0, 3), "steps": n}
+
+    def _after_epoch(self, row: dict, sp: StagePlan, si: int, epoch: int, opt, sched, fraction: float) -> None:
+        """Log the epoch, save ``last.pt`` (resume point) and report progress."""
+        from tqdm.auto import tqdm
+
         if self.rank == 0:
-            final = evals[-1] if evals else (self.evaluate() if len(self.test_idx) else {})
-            familiarity, held_on = self.calibrate()
-            final = {**final, "proposal": {**familiarity.summary(), "calibrated_on": held_on}}
-            result["metrics"] = final
-            if best is not None:
-                result["selected_epoch"], result["valid_accuracy"] = best[1], best[0]
-            save_model(model, self.out, extra={"train_cfg": cfg.to_dict(), "metrics": final,
+            _write_jsonl(self.metrics_path, row)
+            _atomic_torch_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "generator": self.gen.get_state(),
+                                "stage_index": si, "stage": self.model.stage, "epoch": epoch}, self.out / "last.pt")
+            if self.show_bar:
+                tqdm.write(f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}  loss {row['loss']:.4f}  "
+                           f"({row['seconds']:.1f} s)")
+        if self.progress:
+            self.progress(fraction, f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs} loss {row['loss']:.4f}")
+
+    def _stop_early(self, sp: StagePlan, epoch: int) -> bool:
+        """Score the valid split, keep the best weights; True when ``patience`` epochs have not beaten it."""
+        from tqdm.auto import tqdm
+
+        acc = self._valid_accuracy()
+        _write_jsonl(self.metrics_path, {"valid_accuracy": acc, "stage": sp.stage, "epoch": epoch + 1})
+        if self.best is None or acc > self.best[0]:
+            self.best = (acc, epoch + 1, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
+            return False
+        if epoch + 1 - self.best[1] < self.cfg.patience:
+            return False
+        if self.show_bar:
+            tqdm.write(f"early stop: valid accuracy {self.best[0]:.3f} at epoch {self.best[1]} not beaten for "
+                       f"{self.cfg.patience} epochs")
+        return True
+
+    def _finish(self, evals: list[dict]) -> dict:
+        """Rank 0: final metrics on the held-out split, the proposal gate, and ``model.pt``."""
+        final = evals[-1] if evals else (self.evaluate() if len(self.test_idx) else {})
+        familiarity, held_on = self.calibrate()
+        final = {**final, "proposal": {**familiarity.summary(), "calibrated_on": held_on}}
+        out = {"metrics": final}
+        if self.best is not None:
+            out["selected_epoch"], out["valid_accuracy"] = self.best[1], self.best[0]
+        save_model(self.model, self.out, extra={"train_cfg": self.cfg.to_dict(), "metrics": final,
                                                 "familiarity": {**familiarity.to_dict(), "calibrated_on": held_on},
                                                 "survey": str(self.survey.path),
                                                 "preparation": (self.survey.preparation.to_dict()
                                                                 if self.survey.preparation else None),
                                                 "init_from": self.init_from})
-        if self.world > 1:
-            dist.barrier()
-        return result
+        return out
 
     def _valid_accuracy(self) -> float:
         from .inference import class_probabilities, embed_images

@@ -14,6 +14,7 @@ from galaxalign.store import (DuplicateVote, RetiredGalaxy, get_galaxy, next_gal
 from galaxalign.ood import proposal_decision
 from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
+from galaxalign.viewing import VIEW_STRETCHES, ZOOMS, adjust_view
 
 user = require("volunteer")
 row = survey_row()
@@ -37,10 +38,9 @@ def commit(answers: list) -> None:
     gid = S["cls_galaxy"]
     proposal = S.get("cls_proposal")
     try:
-        res = record_classification(store(), user["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
-                                    proposal=None if proposal is None else (proposal[0], proposal[1]),
-                                    model_version_id=None if proposal is None else proposal[2])
-        S["cls_last"] = (gid, res.resolved_class)
+        record_classification(store(), user["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
+                              proposal=None if proposal is None else (proposal[0], proposal[1]),
+                              model_version_id=None if proposal is None else proposal[2])
     except (DuplicateVote, RetiredGalaxy):
         pass  # already recorded (double click or a second tab) or retired meanwhile: no vote lost or doubled
     except Exception as e:  # noqa: BLE001 - shown as one line, the galaxy stays on screen
@@ -86,21 +86,10 @@ proposal_path = ([tuple(s) for s in ls[pred.top_class].path] if (pred is not Non
 left, right = st.columns([5, 6], gap="large")
 with left:
     c1, c2, c3 = st.columns(3)
-    zoom = c1.select_slider("Zoom", [1.0, 1.5, 2.0, 3.0], value=1.0, key="cls_zoom")
-    stretch = c2.select_slider("Stretch", ["linear", "asinh", "log"], value="linear", key="cls_stretch")
+    zoom = c1.select_slider("Zoom", list(ZOOMS), value=1.0, key="cls_zoom")
+    stretch = c2.select_slider("Stretch", list(VIEW_STRETCHES), value="linear", key="cls_stretch")
     invert = c3.toggle("Invert", key="cls_invert")
-    x = img.astype(np.float32) / 255.0
-    if zoom > 1:
-        h = x.shape[0]
-        k = int(round(h / zoom / 2))
-        x = x[h // 2 - k: h // 2 + k, h // 2 - k: h // 2 + k]
-    if stretch == "asinh":
-        x = np.arcsinh(8 * x) / np.arcsinh(8)
-    elif stretch == "log":
-        x = np.log1p(30 * x) / np.log1p(30)
-    if invert:
-        x = 1 - x
-    st.image(display((np.clip(x, 0, 1) * 255).astype(np.uint8), 420), width="stretch")
+    st.image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
     st.caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None else ""))
 
 with right:

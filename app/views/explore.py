@@ -5,20 +5,17 @@ model version; projections are computed once per version and method and cached o
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from common import (active_model_row, current_survey, display, get_embeddings, get_index, get_model, require,
                     show_error, store, survey_row, symbol_image)
 from galaxalign.errors import GalaxalignError
 from galaxalign.symbols import list_symbols
-
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+from galaxalign.viewing import read_query_image, thumbnail_sheet
 require("researcher")
 st.title("Explore the embedding space")
 row = survey_row()
@@ -55,16 +52,7 @@ def thumbnail_grid(folder: str, version: str, rows: int, cols: int, cell: int = 
     from galaxalign.projection import grid_assignment
 
     cells = grid_assignment(projection(folder, "pca", version), rows, cols)
-    sheet = Image.new("RGB", (cols * cell, rows * cell), (14, 14, 18))
-    imgs = survey.images(np.sort(cells[cells >= 0]))
-    lookup = {i: img for i, img in zip(np.sort(cells[cells >= 0]), imgs)}
-    for r in range(rows):
-        for c in range(cols):
-            if cells[r, c] >= 0:
-                sheet.paste(Image.fromarray(lookup[cells[r, c]]).resize((cell, cell), Image.BICUBIC), (c * cell, r * cell))
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    return buf.getvalue()
+    return thumbnail_sheet(cells, current_survey().images, cell)
 
 
 names = survey.class_names
@@ -141,16 +129,8 @@ with tab_search:
             up = st.file_uploader("A galaxy image (PNG or JPEG, 5 MB at most)", type=["png", "jpg", "jpeg"],
                                   key="exp_upload")
             if up is not None:
-                if up.size > MAX_UPLOAD_BYTES:
-                    raise GalaxalignError(f"{up.name}: {up.size / 1e6:.1f} MB is larger than the 5 MB limit")
-                try:
-                    with Image.open(up) as im:
-                        if max(im.size) > 4096:
-                            raise GalaxalignError(f"{up.name}: {im.size[0]}×{im.size[1]} is larger than 4096 px")
-                        # raw pixels in the survey's own layout, then the survey's preparation
-                        query_img = np.asarray(im.convert("L" if len(survey.raw_shape) == 2 else "RGB"))
-                except (OSError, ValueError):
-                    raise GalaxalignError(f"{up.name}: not a readable image") from None
+                # raw pixels in the survey's own layout, then the survey's preparation
+                query_img = read_query_image(bytes(up.getbuffer()), up.name, grey=len(survey.raw_shape) == 2)
                 hits = index.search(query_image(model, query_img, survey.preparation), k)
         elif mode == "text":
             text = st.text_input("Describe the galaxy", "A picture of a merging galaxy", key="exp_text")

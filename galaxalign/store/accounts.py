@@ -10,7 +10,7 @@ from .db import Store, StoreError
 from .lookup import AccessDenied, get_volunteer
 from .models import ROLES, Volunteer
 
-__all__ = ["add_volunteer", "authenticate", "require_role"]
+__all__ = ["add_volunteer", "add_admin", "authenticate", "require_role", "account_for_sign_on", "sign_on_name"]
 
 MIN_PASSWORD = 8
 _hasher = None
@@ -77,3 +77,29 @@ def require_role(store: Store, who: int | str, role: str) -> Volunteer:
     if ROLES.index(v.role) < ROLES.index(role) or not v.active:
         raise AccessDenied(f"{v.name!r} is a {v.role}; this needs a {role}")
     return v
+
+
+def add_admin(store: Store, name: str, password: str | None = None) -> int:
+    """Create an admin account (an :func:`add_volunteer` with the admin role); returns its id."""
+    return add_volunteer(store, name, "admin", password)
+
+
+def sign_on_name(claim: str) -> str:
+    """The account name for a single-sign-on identity: the part of the e-mail before ``@``, with any
+    character a name may not hold replaced by ``-``, at most 40 characters (``"user"`` if nothing is left)."""
+    local = str(claim).split("@")[0]
+    name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "-" for ch in local)[:40].strip("-._")
+    return name if len(name) >= 2 else "user"
+
+
+def account_for_sign_on(store: Store, claim: str) -> Volunteer:
+    """The volunteer for an identity the single-sign-on provider vouched for (its e-mail or subject),
+    created on the first sign-in as a volunteer without a password."""
+    from .lookup import NotFound
+
+    name = sign_on_name(claim)
+    try:
+        return get_volunteer(store, name)
+    except NotFound:
+        add_volunteer(store, name, "volunteer", None)
+        return get_volunteer(store, name)

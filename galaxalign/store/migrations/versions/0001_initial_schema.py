@@ -15,6 +15,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """The first schema, in three parts (one function each, so that none is long)."""
+    _surveys_volunteers_galaxies()
+    _jobs_and_model_versions()
+    _classifications_and_predictions()
+
+
+def _surveys_volunteers_galaxies() -> None:
     op.create_table('surveys',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
@@ -60,6 +67,8 @@ def upgrade() -> None:
     with op.batch_alter_table('galaxies', schema=None) as batch_op:
         batch_op.create_index('ix_galaxy_queue', ['survey_id', 'retired', 'n_votes'], unique=False)
 
+
+def _jobs_and_model_versions() -> None:
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=40), nullable=False),
@@ -100,6 +109,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+
+
+def _classifications_and_predictions() -> None:
     op.create_table('classifications',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('galaxy_id', sa.Integer(), nullable=False),

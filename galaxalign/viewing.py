@@ -1,0 +1,82 @@
+"""What the pages show, computed here where it is tested: the volunteer's zoom / stretch / invert of a
+galaxy, the PCA thumbnail sheet, a query image a researcher uploads. Pages only draw and call.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from .data import MAX_IMAGE_SIDE
+from .errors import GalaxalignError
+
+VIEW_STRETCHES = ("linear", "asinh", "log")
+ZOOMS = (1.0, 1.5, 2.0, 3.0)
+MAX_QUERY_BYTES = 5 * 1024 * 1024
+
+
+class ViewError(GalaxalignError, ValueError):
+    """A viewing setting or an uploaded query image that cannot be used."""
+
+
+def upscale(img: np.ndarray, size: int = 160) -> np.ndarray:
+    """A small cut-out enlarged (bicubic) to ``size`` pixels for the screen; large ones as they are."""
+    if img.shape[0] >= size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+
+
+def adjust_view(img: np.ndarray, zoom: float = 1.0, stretch: str = "linear", invert: bool = False) -> np.ndarray:
+    """The volunteer's view of an 8-bit image: a centred crop ``1/zoom`` of the side, a display stretch
+    that lifts faint structure (asinh, log), optionally inverted (dark galaxy on white). uint8 out."""
+    if stretch not in VIEW_STRETCHES:
+        raise ViewError(f"stretch {stretch!r} must be one of {', '.join(VIEW_STRETCHES)}")
+    if not 1.0 <= float(zoom) <= 8.0:
+        raise ViewError(f"zoom {zoom!r} must be between 1 and 8")
+    x = np.asarray(img, np.float32) / 255.0
+    if zoom > 1:
+        h, w = x.shape[:2]
+        kh, kw = max(1, int(round(h / zoom / 2))), max(1, int(round(w / zoom / 2)))
+        x = x[h // 2 - kh: h // 2 + kh, w // 2 - kw: w // 2 + kw]
+    if stretch == "asinh":
+        x = np.arcsinh(8 * x) / np.arcsinh(8)
+    elif stretch == "log":
+        x = np.log1p(30 * x) / np.log1p(30)
+    if invert:
+        x = 1 - x
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+def thumbnail_sheet(cells: np.ndarray, images: Callable[[np.ndarray], np.ndarray], cell: int = 48) -> bytes:
+    """A PNG of galaxies laid out on a grid: ``cells`` (rows, cols) holds a galaxy index or -1 (empty);
+    ``images(indices)`` returns their pictures (the survey's prepared images)."""
+    rows, cols = cells.shape
+    sheet = Image.new("RGB", (cols * cell, rows * cell), (14, 14, 18))
+    idx = np.sort(cells[cells >= 0])
+    lookup = dict(zip(idx.tolist(), images(idx))) if len(idx) else {}
+    for r in range(rows):
+        for c in range(cols):
+            if cells[r, c] >= 0:
+                tile = Image.fromarray(lookup[int(cells[r, c])]).convert("RGB").resize((cell, cell), Image.BICUBIC)
+                sheet.paste(tile, (c * cell, r * cell))
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_query_image(data: bytes, name: str, grey: bool) -> np.ndarray:
+    """An uploaded query picture (PNG or JPEG) as raw pixels in the survey's own layout — (H, W) for a
+    one-band survey, (H, W, 3) otherwise — checked for size before it is decoded."""
+    if len(data) > MAX_QUERY_BYTES:
+        raise ViewError(f"{name}: {len(data) / 1e6:.1f} MB is larger than the {MAX_QUERY_BYTES / 1e6:.0f} MB limit")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if max(im.size) > MAX_IMAGE_SIDE:  # the header says; nothing is decoded yet
+                raise ViewError(f"{name}: {im.size[0]}×{im.size[1]} is larger than {MAX_IMAGE_SIDE} px a side")
+            return np.asarray(im.convert("L" if grey else "RGB"))
+    except ViewError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise ViewError(f"{name}: not a readable image") from None

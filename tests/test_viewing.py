@@ -1,0 +1,75 @@
+"""What the pages show, computed in the package: the volunteer's view controls, the thumbnail sheet,
+uploaded query images, and single-sign-on account names."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from galaxalign.viewing import ViewError, adjust_view, read_query_image, thumbnail_sheet, upscale
+
+
+def test_zoom_crops_the_centre_and_stretches_lift_faint_light():
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[28:36, 28:36] = 20  # a faint core
+    assert adjust_view(img, 2.0).shape == (32, 32, 3)
+    assert adjust_view(img, 2.0)[16, 16, 0] == 20  # the centre stays the centre
+    lin, asinh, log = (adjust_view(img, 1.0, s)[32, 32, 0] for s in ("linear", "asinh", "log"))
+    assert lin == 20 and asinh > 40 and log > 40  # faint structure lifted
+    assert adjust_view(img, 1.0, "linear", invert=True)[0, 0, 0] == 255  # empty sky turns white
+    with pytest.raises(ViewError, match="stretch 'gamma'"):
+        adjust_view(img, 1.0, "gamma")
+    with pytest.raises(ViewError, match="zoom"):
+        adjust_view(img, 0.5)
+
+
+def test_upscale_enlarges_small_cutouts_only():
+    small = np.zeros((32, 32, 3), np.uint8)
+    assert upscale(small, 160).shape == (160, 160, 3)
+    big = np.zeros((200, 200, 3), np.uint8)
+    assert upscale(big, 160) is big
+
+
+def test_thumbnail_sheet_puts_each_galaxy_in_its_cell():
+    cells = np.array([[0, -1], [2, 1]])
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    images = lambda idx: np.stack([np.full((8, 8, 3), colours[i], np.uint8) for i in idx])  # noqa: E731
+    sheet = np.asarray(Image.open(io.BytesIO(thumbnail_sheet(cells, images, cell=10))))
+    assert sheet.shape == (20, 20, 3)
+    assert tuple(sheet[5, 5]) == (255, 0, 0) and tuple(sheet[15, 15]) == (0, 255, 0)
+    assert tuple(sheet[15, 5]) == (0, 0, 255) and tuple(sheet[5, 15]) == (14, 14, 18)  # the empty cell
+
+
+def _png(size, mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 128).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_query_images_come_in_the_survey_layout_and_bad_ones_are_one_line():
+    assert read_query_image(_png((40, 30)), "q.png", grey=False).shape == (30, 40, 3)
+    assert read_query_image(_png((40, 30)), "q.png", grey=True).shape == (30, 40)
+    with pytest.raises(ViewError, match="q.png: not a readable image"):
+        read_query_image(b"\x89PNG junk", "q.png", grey=False)
+    with pytest.raises(ViewError, match="larger than 4096 px"):
+        read_query_image(_png((5000, 10), "L"), "wide.png", grey=True)
+    with pytest.raises(ViewError, match="MB limit"):
+        read_query_image(b"0" * (6 * 1024 * 1024), "huge.png", grey=False)
+
+
+@pytest.mark.parametrize("claim, name", [("ada.lovelace@example.org", "ada.lovelace"),
+                                         ("Zoë+zoo@example.org", "Zo--zoo"), ("@example.org", "user"),
+                                         ("x" * 80 + "@a.b", "x" * 40), ("sub|12345", "sub-12345")])
+def test_sign_on_names_are_valid_account_names(claim, name):
+    from galaxalign.store import sign_on_name
+    from galaxalign.validate import NAME_RE
+
+    assert sign_on_name(claim) == name and NAME_RE.fullmatch(name)
+
+
+def test_a_sign_on_account_is_made_once(store):
+    from galaxalign.store import account_for_sign_on
+
+    a = account_for_sign_on(store, "ada@example.org")
+    b = account_for_sign_on(store, "ada@example.org")
+    assert a.id == b.id and a.name == "ada" and a.role == "volunteer" and a.password_hash is None
