@@ -121,7 +121,8 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     """Embed and classify the whole survey; write ``embeddings.npy`` (N, D) float32 and
     ``predictions.parquet`` (``id_str``, ``pred``, ``confidence``, ``ood`` when the model carries its
     calibration, ``p_<class>``…) into folder ``out``,
-    each under a temporary name then renamed. Returns ``{"n", "seconds", "images_per_second"}``."""
+    each under a temporary name then renamed. Returns what it wrote (``"embeddings"``, ``"predictions"``)
+    with ``{"n", "dim", "seconds", "images_per_second", "path"}``, so that nobody reads it back."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -144,7 +145,8 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     with atomic_path(out / "predictions.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     return {"n": len(survey), "dim": int(emb.shape[1]), "seconds": round(seconds, 3),
-            "images_per_second": round(len(survey) / max(seconds, 1e-9), 1), "path": str(out)}
+            "images_per_second": round(len(survey) / max(seconds, 1e-9), 1), "path": str(out),
+            "embeddings": emb.astype(np.float32), "predictions": df}
 
 
 def familiarity_of(model: TriModalCLIP):

@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -182,30 +182,35 @@ def _reporter(store, job_id: int, lo: float, hi: float):
     return report
 
 
-def _survey_for(store, params: dict):
+def _survey_for(store, name: str | None):
+    """The registered survey ``name`` (the first one when None): its row and the opened survey."""
     from .importer import open_registered
 
-    name = params.get("survey")
     row = get_survey(store, name) if name else (list_surveys(store) or [None])[0]
     if row is None:
         raise GalaxalignError("no survey is registered; run `galaxalign demo` first")
     return row, open_registered(row)
 
 
-def embed_version(store, workspace: Workspace, job_id: int | None, params: dict, report=None) -> dict:
-    """Embed + predict + index a survey with model version ``params["model"]`` (name or id)."""
+def embed_version(store, workspace: Workspace, job_id: int | None, params: dict, report=None,
+                  survey=None, model=None) -> dict:
+    """Embed + predict + index a survey with model version ``params["model"]`` (name or id). A caller
+    that already holds the opened survey and the loaded model (the re-train) passes them."""
     from .index import SimilarityIndex
-    from .inference import embed_survey, load_embeddings
+    from .inference import embed_survey
     from .model import load_model
 
-    row, survey = _survey_for(store, params)
+    if survey is None:
+        row, survey = _survey_for(store, params.get("survey"))
+    else:
+        row = get_survey(store, params["survey"])
     mv = get_model_version(store, params["model"])
     report = report or (_reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None))
     report(0.0, f"embedding {len(survey)} galaxies of {row.name} with {mv.name}")
     out = workspace.embeddings / mv.name / row.name
-    model = load_model(mv.checkpoint_path)
+    model = model if model is not None else load_model(mv.checkpoint_path)
     stats = embed_survey(model, survey, out, progress=False)
-    emb, preds = load_embeddings(out)
+    emb, preds = stats.pop("embeddings"), stats.pop("predictions")
     report(0.6, f"embedded at {stats['images_per_second']:.0f} images/s; storing predictions")
     probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
     store_predictions(store, mv.id, row.name, probs, ood=preds["ood"].to_numpy() if "ood" in preds else None)
@@ -215,23 +220,64 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
     return {"model": mv.name, **stats}
 
 
-def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_bar: bool = False) -> dict:
-    """See the module docstring. ``params``: ``survey``, ``config`` (path), ``stage1_epochs``,
-    ``stage2_epochs``, ``from_scratch``, ``force_activate``, ``tolerance`` (default 0.005),
-    ``lr_scale`` (default 0.1: starting from the active model, the config's lr is scaled down)."""
+@dataclass(frozen=True)
+class RetrainParams:
+    """What a re-training job is asked to do; the job row stores it as a dict (:meth:`to_dict`).
+
+    ``survey``: registered survey name (default: the first); ``config``: training YAML (default: the
+    survey's own, else the starter's); epochs override the config's; ``from_scratch``: do not start
+    from the active model; ``force_activate``: activate even if worse; ``tolerance``: how much worse
+    (macro-F1) still counts as "not worse"; ``lr_scale``: the config's lr is scaled by this when
+    starting from the active model; ``name``: the model version's name (default: a time stamp).
+    A negative ``tolerance`` asks the candidate to beat the active model by that margin."""
+
+    survey: str | None = None
+    config: str | None = None
+    stage1_epochs: int | None = None
+    stage2_epochs: int | None = None
+    from_scratch: bool = False
+    force_activate: bool = False
+    tolerance: float = 0.005
+    lr_scale: float = 0.1
+    name: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "RetrainParams":
+        d = dict(d or {})
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise GalaxalignError(f"retrain: unknown parameter(s) {', '.join(unknown)}")
+        for k in ("stage1_epochs", "stage2_epochs"):
+            if d.get(k) is not None and (not isinstance(d[k], int) or isinstance(d[k], bool) or d[k] < 0):
+                raise GalaxalignError(f"retrain: {k} must be a whole number ≥ 0, got {d[k]!r}")
+        # tolerance < 0 asks the candidate to beat the active model by that much
+        for k, lo, hi in (("tolerance", -1.0, 1.0), ("lr_scale", 1e-6, 10.0)):
+            if k in d and not (isinstance(d[k], (int, float)) and not isinstance(d[k], bool) and lo <= d[k] <= hi):
+                raise GalaxalignError(f"retrain: {k} must be a number between {lo:g} and {hi:g}, got {d[k]!r}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+
+
+def retrain(store, workspace: Workspace, job_id: int | None, params: dict | RetrainParams,
+            show_bar: bool = False) -> dict:
+    """See the module docstring and :class:`RetrainParams`. One way through: the survey and the model
+    trained here go on to the embedding as they are, nothing is loaded back."""
     from .inference import evaluate_model
     from .model import load_model
     from .train import load_config, resolve_split, train
 
+    p = params if isinstance(params, RetrainParams) else RetrainParams.from_dict(params)
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
-    row, survey = _survey_for(store, params)
-    cfg = load_config(params.get("config") or row.train_config or DEFAULT_CONFIG,
-                      stage1_epochs=params.get("stage1_epochs"), stage2_epochs=params.get("stage2_epochs"))
+    row, survey = _survey_for(store, p.survey)
+    cfg = load_config(p.config or row.train_config or DEFAULT_CONFIG,
+                      stage1_epochs=p.stage1_epochs, stage2_epochs=p.stage2_epochs)
     cfg = replace(cfg, eval_every_stage=False)
     parent = active_model(store)
-    init_from = None if (parent is None or params.get("from_scratch")) else parent.checkpoint_path
+    init_from = None if (parent is None or p.from_scratch) else parent.checkpoint_path
     if init_from:  # fine-tuning a trained model: a full-size first step would undo what it knows
-        cfg = replace(cfg, lr=cfg.lr * float(params.get("lr_scale", 0.1)))
+        cfg = replace(cfg, lr=cfg.lr * p.lr_scale)
     labels, n_consensus = training_labels(store, row.name, len(survey))
     # held-out split on the survey's own labels (its fixed split when it has one): the same galaxies
     # judge the candidate and the parent; the valid part, if any, chooses the epoch
@@ -241,7 +287,7 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
     train_idx = np.setdiff1d(np.flatnonzero(labels >= 0), np.concatenate([test_idx, valid_idx]))
     report(0.0, f"training on {len(train_idx)} labelled galaxies of {row.name}"
                 f" (from {parent.name if init_from else 'scratch'})")
-    name = params.get("name") or f"v{utcnow():%Y%m%d-%H%M%S}"
+    name = p.name or f"v{utcnow():%Y%m%d-%H%M%S}"
     out = workspace.models / name
     phase = _reporter(store, job_id, 0.02, 0.75) if job_id else None
     with staged_dir(out, owner=f"job{job_id}" if job_id else "local") as tmp:  # a killed worker leaves no `out`
@@ -256,10 +302,10 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict, show_
                          parent_id=parent.id if parent else None)
     report(0.8, f"registered candidate {name}: macro-F1 {candidate['macro_f1']:.4f}")
     embed_version(store, workspace, None, {"survey": row.name, "model": mid},
-                  report=_reporter(store, job_id, 0.8, 0.98) if job_id else None)
-    tol = float(params.get("tolerance", 0.005))
-    better = parent_metrics is None or candidate["macro_f1"] >= parent_metrics["macro_f1"] - tol
-    activated = bool(better or params.get("force_activate"))
+                  report=_reporter(store, job_id, 0.8, 0.98) if job_id else None, survey=survey,
+                  model=res["model"])
+    better = parent_metrics is None or candidate["macro_f1"] >= parent_metrics["macro_f1"] - p.tolerance
+    activated = bool(better or p.force_activate)
     if activated:
         activate_model(store, mid)
     verdict = "activated" if activated else f"kept {parent.name} (candidate macro-F1 {candidate['macro_f1']:.4f} < " \
@@ -306,7 +352,7 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
     if not params.get("survey"):
         raise GalaxalignError("adapt needs the target survey's name (params 'survey')")
-    row_t, target = _survey_for(store, {"survey": params["survey"]})
+    row_t, target = _survey_for(store, params["survey"])
     mv = get_model_version(store, params["model"]) if params.get("model") else active_model(store)
     if mv is None:
         raise GalaxalignError("no model to adapt: none is active and none was named")
@@ -340,7 +386,7 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
                "adapted_from": mv.name, "align": cfg.align, "proposal": fam.summary()}
     mid = register_model(store, name, str(out), {"adapt": res["config"]}, metrics, survey=row_t.name, parent_id=mv.id)
     embed_version(store, workspace, None, {"survey": row_t.name, "model": mid},
-                  report=_reporter(store, job_id, 0.8, 0.98) if job_id else None)
+                  report=_reporter(store, job_id, 0.8, 0.98) if job_id else None, survey=target, model=model)
     report(1.0, f"{name}: candidate for {row_t.name}; domain AUC {res['domain_auc_before']:.3f} → "
                 f"{res['domain_auc_after']:.3f} (0.5: mixed). Activate it from Model versions.")
     return {"model": name, "model_id": mid, "source": row_s.name, "target": row_t.name, **metrics,

@@ -298,6 +298,7 @@ def save_model(model: TriModalCLIP, path: str | os.PathLike, extra: dict | None 
         torch.save({**meta, "state_dict": state}, tmp)
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps({**_without_arrays(meta), "sha256": file_sha256(path)}, indent=2, default=str))
+    model.checkpoint_meta = meta  # the model in hand now describes itself as load_model would
     return path
 
 

@@ -481,6 +481,7 @@ class Trainer:
         result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": sum(p.epochs for p in plan)}
         if self.rank == 0:
             result.update(self._finish(evals))
+            result["model"] = self.model  # the trained model itself, for a caller that goes on with it
         if self.world > 1:
             dist.barrier()
         return result

@@ -1,6 +1,7 @@
 """Jobs through the real huey queue and `galaxalign worker`: re-training end to end, and a worker
 killed mid-job."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from sqlalchemy import func, select
 
 from conftest import GZ2_ROUND, GZ2_STAR
 from galaxalign.data import load_survey
+from galaxalign.errors import GalaxalignError
 from galaxalign.jobs import enqueue, retrain
 from galaxalign.store import (RetirementRule, activate_model, active_model, add_volunteer, get_job, list_jobs,
                               list_model_versions, open_store, record_classification, register_survey)
@@ -202,3 +204,20 @@ def test_the_queue_runs_on_redis_when_configured(ws, tmp_path, monkeypatch):
         get_huey.cache_clear()
     assert job.state == "succeeded", job.log_tail
     assert r.llen("huey.redis.galaxalign") == 0
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"epochs": 3}, "unknown parameter(s) epochs"),
+    ({"stage2_epochs": -1}, "stage2_epochs must be a whole number"),
+    ({"stage1_epochs": "4"}, "stage1_epochs must be a whole number"),
+    ({"tolerance": 5}, "tolerance must be a number between -1 and 1"),
+    ({"lr_scale": 0}, "lr_scale must be a number"),
+])
+def test_retrain_parameters_are_typed_and_checked_before_any_work(params, message):
+    from galaxalign.jobs import RetrainParams
+
+    with pytest.raises(GalaxalignError, match=re.escape(message)):
+        RetrainParams.from_dict(params)
+    p = RetrainParams.from_dict({"survey": "demo", "stage1_epochs": 2, "force_activate": True})
+    assert p.to_dict() == {"survey": "demo", "stage1_epochs": 2, "force_activate": True, "tolerance": 0.005,
+                           "lr_scale": 0.1}
