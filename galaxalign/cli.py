@@ -184,6 +184,38 @@ def adapt(survey: str = typer.Option(..., help="The registered survey to adapt t
         typer.echo(f"queued job {enqueue(store, 'adapt', params, workspace=ws)}; `galaxalign worker` runs it")
 
 
+@app.command()
+def simulate(survey: str = typer.Option(..., help="A registered survey with the flat workflow and known truth"),
+             out: Path = typer.Option(Path("campaign.json"), help="JSON of every round (a PNG plot beside it)"),
+             workspace: Path = typer.Option(None, help="Workspace folder"),
+             rounds: int = typer.Option(5, help="Rounds of votes, each followed by a re-training job"),
+             votes_per_round: int = typer.Option(300, help="Simulated votes per round"),
+             strategy: str = typer.Option("entropy", help="Queue: entropy, margin or random"),
+             anchoring: float = typer.Option(0.3, help="Chance a simulated volunteer takes a shown proposal"),
+             blind_fraction: float = typer.Option(0.1, help="Share of tasks that hide the proposal (the control)"),
+             config: Optional[Path] = typer.Option(None, help="Training config for the re-training jobs"),
+             stage1_epochs: Optional[int] = typer.Option(None), stage2_epochs: Optional[int] = typer.Option(None),
+             seed: int = typer.Option(0, help="Seed of the volunteers, their answers and the queue")):
+    """Simulate a volunteer campaign through the real queue, store and re-training job; score it."""
+    from .simulate import CampaignCfg, run_campaign, write_campaign
+    from .store import open_store
+    from .validate import check_output_file
+
+    check_output_file(out, (".json",))
+    retrain_params = {k: v for k, v in (("config", str(config) if config else None), ("stage1_epochs", stage1_epochs),
+                                        ("stage2_epochs", stage2_epochs)) if v is not None}
+    cfg = CampaignCfg(rounds=rounds, votes_per_round=votes_per_round, strategy=strategy, anchoring=anchoring,
+                      blind_fraction=blind_fraction, seed=seed, retrain=retrain_params).check()
+    ws = _workspace(workspace)
+    res = run_campaign(open_store(ws.database_url), ws, survey, cfg)
+    write_campaign(res, out)
+    last, a = res["rounds"][-1], res["anchoring"]
+    typer.echo(f"{last['human_votes']} votes: model accuracy {res['rounds'][0]['model_accuracy']:.3f} → "
+               f"{last['model_accuracy']:.3f}, {last['retired']} retired (consensus accuracy "
+               f"{last['consensus_accuracy'] or 0:.3f}); anchoring {a['anchoring'] if a['anchoring'] is not None else '–'}"
+               f" → {out}")
+
+
 user_app = typer.Typer(help="Accounts: volunteers, researchers, admins.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 

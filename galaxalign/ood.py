@@ -138,3 +138,38 @@ def proposal_decision(confidence: float, ood: float | None, gate: dict | None) -
         return False, (f"the model is unsure ({confidence:.0%}; its proposals were right "
                        f"{gate.get('target_precision', TARGET_PRECISION):.0%} of the time only above {floor:.0%})")
     return True, None
+
+
+@dataclass(frozen=True)
+class TaskProposal:
+    """What one volunteer's task shows, and what its vote records (the Classify page and the simulated
+    campaigns both decide through :func:`task_proposal`).
+
+    ``record``: the model's ``(class, confidence)`` stored with the vote — also for a blind control
+    task, where it was hidden; ``shown``: pre-selected on screen; ``blind``: a control task of the
+    anchoring measurement (not announced to the volunteer); ``reason``: why nothing is shown when the
+    gate withheld it (told to the volunteer)."""
+
+    record: tuple[int, float] | None = None
+    model_version_id: int | None = None
+    shown: bool = False
+    blind: bool = False
+    reason: str | None = None
+
+
+def task_proposal(pred, model_version, blind_fraction: float, volunteer_id: int, galaxy_id: int) -> TaskProposal:
+    """The decision for one task: no model or prediction → nothing; the gate (:func:`proposal_decision`)
+    withholds unfamiliar galaxies and unsure proposals, with a reason; of the rest, a ``blind_fraction``
+    of tasks (:func:`galaxalign.store.is_blind`, by volunteer and galaxy) hide the proposal as the
+    anchoring control — only among tasks that would show one, so that blind and shown tasks compare
+    like with like."""
+    from .store import is_blind
+
+    if pred is None or model_version is None:
+        return TaskProposal()
+    ok, reason = proposal_decision(pred.confidence, pred.ood, (model_version.metrics or {}).get("proposal"))
+    if not ok:
+        return TaskProposal(reason=reason)
+    record = (int(pred.top_class), float(pred.confidence))
+    blind = is_blind(blind_fraction, volunteer_id, galaxy_id)
+    return TaskProposal(record=record, model_version_id=model_version.id, shown=not blind, blind=blind)

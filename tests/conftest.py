@@ -91,7 +91,7 @@ def built_workspace(tmp_path_factory, synth_h5):
     """Survey registered, three accounts, a tiny model trained, embedded, indexed and active."""
     from galaxalign.data import load_survey
     from galaxalign.jobs import retrain
-    from galaxalign.store import add_volunteer, open_store, register_survey, set_proposal_gate
+    from galaxalign.store import add_volunteer, open_store, register_survey, set_blind_fraction, set_proposal_gate
     from galaxalign.workspace import Workspace
 
     root = tmp_path_factory.mktemp("appws")
@@ -99,6 +99,7 @@ def built_workspace(tmp_path_factory, synth_h5):
     shutil.copy(synth_h5, w.demo_survey)
     store = open_store(w.database_url)
     register_survey(store, load_survey(w.demo_survey), "demo", known_fraction=0.5, gold_fraction=0.05)
+    set_blind_fraction(store, "demo", 0.0)  # deterministic pages; the blind control has its own AppTest
     add_volunteer(store, "vera", "volunteer", "volunteer-pw")
     add_volunteer(store, "rosa", "researcher", "researcher-pw")
     add_volunteer(store, "adam", "admin", "admin-password")

@@ -201,3 +201,41 @@ def test_a_familiar_galaxy_keeps_its_proposal(workspace):
     at = signed_in("vera", "volunteer-pw")
     assert any("Model proposal" in m.value for m in at.markdown)
     assert not any("No model proposal" in i.value for i in at.info)
+
+
+def test_a_blind_control_task_shows_nothing_and_records_the_hidden_proposal(workspace):
+    from sqlalchemy import select
+
+    from galaxalign.store import open_store, set_blind_fraction
+    from galaxalign.store.models import Classification
+    from galaxalign.workspace import Workspace
+
+    _gate(workspace, ood=0.5, ood_max=1.0, confidence_floor=0.0)
+    store = open_store(Workspace(workspace).database_url)
+    set_blind_fraction(store, "demo", 1.0)  # every task a control
+    at = signed_in("vera", "volunteer-pw")
+    assert not any("Model proposal" in m.value for m in at.markdown)
+    assert not any("No model proposal" in i.value for i in at.info)  # a control is not announced
+    for key in ("ans_t01_smooth", "ans_t07_round", "ans_t06_no"):
+        at.button(key=key).click().run()
+    with store.read() as s:
+        c = s.scalars(select(Classification)).one()
+    assert c.blind is True and c.proposal_class is not None and c.accepted is None
+    store.dispose()
+
+
+def test_admin_sees_the_anchoring_control(workspace):
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "admin.py")).run()
+    assert not at.exception
+    assert any(h.value == "Anchoring control" for h in at.subheader)
+    assert any("Not enough votes yet" in i.value for i in at.info)  # a fresh workspace has no blind votes
+    at.slider(key="adm_blind").set_value(0.25).run()
+    assert not at.exception
+
+    from galaxalign.store import get_survey, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    assert get_survey(store, "demo").blind_fraction == 0.25
+    store.dispose()

@@ -91,5 +91,5 @@ def test_training_calibrates_and_the_embedding_job_scores_every_galaxy(built_wor
 def test_the_gate_refuses_out_of_range_values():
     from galaxalign.store import StoreError, set_proposal_gate  # noqa: F401
 
-    with pytest.raises(StoreError, match="confidence_floor must be between 0 and 1"):
+    with pytest.raises(StoreError, match=r"confidence_floor 1.5: must be a number in \[0, 1\]"):
         set_proposal_gate(None, "x", confidence_floor=1.5)

@@ -11,7 +11,8 @@ from galaxalign.importer import MAX_IMPORT_BYTES
 from galaxalign.jobs import enqueue, reap_stale_jobs
 from galaxalign.prepare import STRETCHES, Preparation
 from galaxalign.taxonomy import LABEL_SETS
-from galaxalign.store import activate_model, list_jobs, list_model_versions, list_surveys, require_role, volunteer_stats
+from galaxalign.store import (activate_model, anchoring_estimate, list_jobs, list_model_versions, list_surveys,
+                              require_role, set_blind_fraction, volunteer_stats)
 
 user = require("admin")
 st.title("Admin")
@@ -181,3 +182,32 @@ stats = volunteer_stats(store())
 if len(stats):
     st.dataframe(stats[["volunteer", "role", "votes", "crowd_agreement", "accept_rate", "gold", "gold_accuracy"]],
                  hide_index=True, width="stretch")
+
+st.subheader("Anchoring control")
+st.caption("A blind fraction of tasks shows no proposal. Comparing them with the shown ones, on galaxies whose "
+           "answer is known, measures how often a shown wrong proposal is taken instead of the volunteer's own "
+           "answer (95 % interval, bootstrap over volunteers).")
+surveys_now = list_surveys(store())
+if surveys_now:
+    pick = st.selectbox("Survey", [s.name for s in surveys_now], key="adm_anchor_survey")
+    row = next(s for s in surveys_now if s.name == pick)
+    frac = st.slider("Blind fraction", 0.0, 0.5, float(row.blind_fraction), 0.05, key="adm_blind")
+    if frac != row.blind_fraction:
+        require_role(store(), user["id"], "admin")
+        set_blind_fraction(store(), pick, frac)
+    est = anchoring_estimate(store(), pick)
+    pct = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
+    st.dataframe(pd.DataFrame({
+        "tasks": ["proposal shown", "blind (hidden)"], "votes": [est["n_shown"], est["n_blind"]],
+        "agree with the known answer": [pct(est["truth_agreement_shown"]), pct(est["truth_agreement_blind"])],
+        "agree with the model": [pct(est["model_agreement_shown"]), pct(est["model_agreement_blind"])],
+        "take a wrong proposal": [pct(est["follow_shown"]), pct(est["follow_blind"])]}),
+        hide_index=True, width="stretch")
+    if est["anchoring"] is None:
+        st.info("Not enough votes yet on galaxies with a known answer where the model was wrong, shown and blind.")
+    else:
+        lo, hi = est["anchoring_ci"]
+        st.metric("Anchoring", f"{est['anchoring']:.0%}", help="the share of answers that would have been "
+                  "otherwise but took the shown wrong proposal")
+        st.caption(f"95 % interval {lo:.0%} – {hi:.0%}, from {est['n_wrong_shown']} shown and "
+                   f"{est['n_wrong_blind']} blind votes on wrong proposals by {est['n_volunteers']} volunteers.")

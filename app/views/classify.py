@@ -11,7 +11,7 @@ import streamlit as st
 from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
 from galaxalign.store import (DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
                               record_classification, volunteer_stats)
-from galaxalign.ood import proposal_decision
+from galaxalign.ood import TaskProposal, task_proposal
 from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
 from galaxalign.viewing import VIEW_STRETCHES, ZOOMS, adjust_view
@@ -36,11 +36,10 @@ def new_galaxy() -> None:
 def commit(answers: list) -> None:
     """Write the vote, then move on. A second click on the same galaxy is the same vote."""
     gid = S["cls_galaxy"]
-    proposal = S.get("cls_proposal")
+    tp = S.get("cls_task") or TaskProposal()
     try:
         record_classification(store(), user["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
-                              proposal=None if proposal is None else (proposal[0], proposal[1]),
-                              model_version_id=None if proposal is None else proposal[2])
+                              proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
     except (DuplicateVote, RetiredGalaxy):
         pass  # already recorded (double click or a second tab) or retired meanwhile: no vote lost or doubled
     except Exception as e:  # noqa: BLE001 - shown as one line, the galaxy stays on screen
@@ -76,11 +75,10 @@ img = survey.image(g.idx)
 mv = active_model_row()
 pred = prediction_for(store(), g.id, mv.id) if mv else None
 # a wrong pre-selected answer anchors volunteers: an unfamiliar galaxy or an unsure model proposes nothing
-withheld = None
-if pred is not None:
-    shown, withheld = proposal_decision(pred.confidence, pred.ood, (mv.metrics or {}).get("proposal"))
-    pred = pred if shown else None
-S["cls_proposal"] = None if pred is None else (pred.top_class, pred.confidence, mv.id)
+# and a small blind fraction of tasks shows nothing at all: the control that measures anchoring
+S["cls_task"] = tp = task_proposal(pred, mv, row.blind_fraction, user["id"], g.id)
+withheld = tp.reason
+pred = pred if tp.shown else None
 proposal_path = ([tuple(s) for s in ls[pred.top_class].path] if (pred is not None and ls is not None) else None)
 
 left, right = st.columns([5, 6], gap="large")

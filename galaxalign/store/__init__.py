@@ -15,15 +15,15 @@ function takes the :class:`Store` first and does its work in one transaction; a 
 """
 from .accounts import *  # noqa: F401,F403
 from .accounts import __all__ as _accounts
-from .consensus import (consensus_labels, skill_weights, training_labels, volunteer_skill, volunteer_stats,
-                        vote_fractions)
+from .consensus import (anchoring_estimate, consensus_labels, skill_weights, training_labels, volunteer_skill,
+                        volunteer_stats, vote_fractions)
 from .db import Store, StoreError, migrate, open_store
 from .export import export_classifications, export_vote_fractions, neutralise, write_table
 from .jobs import *  # noqa: F401,F403
 from .jobs import __all__ as _jobs
 from .lookup import *  # noqa: F401,F403
 from .lookup import __all__ as _lookup
-from .queue import next_galaxy_for
+from .queue import QUEUE_STRATEGIES, next_galaxy_for
 from .surveys import *  # noqa: F401,F403
 from .surveys import __all__ as _surveys
 from .versions import *  # noqa: F401,F403
@@ -32,6 +32,6 @@ from .votes import *  # noqa: F401,F403
 from .votes import __all__ as _votes
 
 __all__ = [*_lookup, *_accounts, *_surveys, *_votes, *_versions, *_jobs, "Store", "StoreError", "open_store",
-           "migrate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
-           "skill_weights", "next_galaxy_for", "export_classifications", "export_vote_fractions", "neutralise",
+           "migrate", "anchoring_estimate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
+           "skill_weights", "next_galaxy_for", "QUEUE_STRATEGIES", "export_classifications", "export_vote_fractions", "neutralise",
            "write_table"]

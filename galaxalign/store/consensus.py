@@ -182,3 +182,68 @@ def training_labels(store: Store, survey: int | str, n: int) -> tuple[np.ndarray
                 labels[idx] = cons
                 from_consensus += 1
     return labels, from_consensus
+
+
+def _anchoring(stats: np.ndarray) -> tuple[float, float, float] | None:
+    """(follow_shown, follow_blind, anchoring) from per-volunteer rows ``[shown n, shown followed, blind n,
+    blind followed]`` over wrong proposals: each volunteer's blind rate weighted by their shown votes,
+    so that volunteers who happened to get more blind tasks do not tilt the comparison."""
+    ok = stats[:, 2] > 0
+    ns = stats[ok, 0].sum()
+    if ns == 0:
+        return None
+    fs = stats[ok, 1].sum() / ns
+    fb = float(np.sum(stats[ok, 0] * stats[ok, 3] / stats[ok, 2]) / ns)
+    return fs, fb, (fs - fb) / max(1 - fb, 1e-9)
+
+
+def anchoring_estimate(store: Store, survey: int | str, truth: np.ndarray | None = None, n_boot: int = 1000,
+                       seed: int = 0) -> dict:
+    """How much a shown proposal pulls volunteers, from the blind control tasks.
+
+    Votes whose task had a proposal, on galaxies with a known truth (the store's known labels, or
+    ``truth`` by survey index, -1 for none), split into shown and blind. For each group: agreement with
+    the truth and with the model. Among the votes whose proposal was **wrong**, per volunteer: the share
+    that answered the wrong class anyway when it was shown and when it was hidden. ``follow_shown`` and
+    ``follow_blind`` (the blind rate of each volunteer weighted by their shown votes), ``excess`` = their
+    difference, and ``anchoring`` = ``excess / (1 - follow_blind)``: the share of answers that would have
+    been otherwise but took the shown proposal — for volunteers who take a shown proposal with
+    probability *a*, it estimates *a*. Intervals: 95 %, bootstrap over volunteers (votes of one
+    volunteer are not independent)."""
+    with store.read() as s:
+        sv = survey_row(s, survey)
+        rows = s.execute(select(Classification.volunteer_id, Classification.resolved_class,
+                                Classification.proposal_class, Classification.blind, Galaxy.idx, Galaxy.known_label)
+                         .join(Galaxy, Galaxy.id == Classification.galaxy_id)
+                         .where(Galaxy.survey_id == sv.id, Classification.proposal_class.is_not(None))).all()
+    vol, ans, prop, blind, true = [], [], [], [], []
+    for v, answer, proposal, is_blind_, idx, known in rows:
+        t = (int(truth[idx]) if truth[idx] >= 0 else None) if truth is not None else known
+        if t is None or answer is None:
+            continue
+        vol.append(v), ans.append(answer), prop.append(proposal), blind.append(bool(is_blind_)), true.append(t)
+    vol, ans, prop, true = (np.asarray(a, np.int64) for a in (vol, ans, prop, true))
+    blind = np.asarray(blind, bool)
+    out: dict = {"n_shown": int((~blind).sum()), "n_blind": int(blind.sum())}
+    for name, mask in (("shown", ~blind), ("blind", blind)):
+        out[f"truth_agreement_{name}"] = float(np.mean(ans[mask] == true[mask])) if mask.any() else None
+        out[f"model_agreement_{name}"] = float(np.mean(ans[mask] == prop[mask])) if mask.any() else None
+    wrong, follow = prop != true, ans == prop
+    out.update(n_wrong_shown=int((wrong & ~blind).sum()), n_wrong_blind=int((wrong & blind).sum()))
+    vols = np.unique(vol[wrong])
+    stats = np.array([[np.sum(m & ~blind), np.sum(m & ~blind & follow), np.sum(m & blind), np.sum(m & blind & follow)]
+                      for m in (wrong & (vol == v) for v in vols)], float).reshape(-1, 4)
+    point = _anchoring(stats) if len(stats) else None
+    empty = {"follow_shown": None, "follow_blind": None, "excess": None, "anchoring": None, "anchoring_ci": None,
+             "excess_ci": None, "n_volunteers": int(len(vols))}
+    if point is None:
+        return {**out, **empty}
+    rng = np.random.default_rng(seed)
+    boot = [b for b in (_anchoring(stats[rng.integers(0, len(stats), len(stats))]) for _ in range(n_boot))
+            if b is not None]
+    fs, fb, a = point
+    ex = np.percentile([b[0] - b[1] for b in boot], [2.5, 97.5])
+    an = np.percentile([b[2] for b in boot], [2.5, 97.5])
+    return {**out, "follow_shown": float(fs), "follow_blind": float(fb), "excess": float(fs - fb),
+            "excess_ci": [float(ex[0]), float(ex[1])], "anchoring": float(a), "anchoring_ci": [float(an[0]), float(an[1])],
+            "n_volunteers": int(len(vols))}

@@ -79,7 +79,9 @@ def export_classifications(store: Store, survey: int | str) -> pd.DataFrame:
         meta = {"seconds": c.seconds, "resolved_class": c.resolved_class,
                 "resolved_class_name": names[c.resolved_class] if c.resolved_class is not None else None,
                 "model_proposal": c.proposal_class, "model_confidence": c.proposal_confidence,
-                "model_version_id": c.model_version_id, "accepted_proposal": c.accepted}
+                "model_version_id": c.model_version_id, "accepted_proposal": c.accepted,
+                # the anchoring control: shown = the proposal was on screen; blind = hidden on purpose
+                "proposal_shown": c.proposal_class is not None and not c.blind, "blind": bool(c.blind)}
         subject = {str(c.galaxy_id): {"id_str": id_str, "index": idx, "ra": ra, "dec": dec, "retired": None,
                                       "known_label": known}}
         out.append({"classification_id": c.id, "user_name": user, "user_id": c.volunteer_id, "workflow_id": sid,

@@ -33,6 +33,8 @@ class SurveyRow(Base):
     preparation: Mapped[dict | None] = mapped_column(JSON)  # galaxalign.prepare.Preparation.to_dict()
     label_set_file: Mapped[str | None] = mapped_column(String(1000))  # a label-set YAML outside the built-ins
     train_config: Mapped[str | None] = mapped_column(String(1000))  # the config re-training uses
+    # the anchoring control: this fraction of tasks shows no proposal (galaxalign.store.votes.is_blind)
+    blind_fraction: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -81,6 +83,8 @@ class Classification(Base):
     proposal_confidence: Mapped[float | None] = mapped_column(Float)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     accepted: Mapped[bool | None] = mapped_column(Boolean)
+    # True: a control task — the model's proposal (proposal_class) was hidden on purpose; accepted is None
+    blind: Mapped[bool | None] = mapped_column(Boolean)
     seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     galaxy: Mapped[Galaxy] = relationship()

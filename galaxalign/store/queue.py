@@ -5,17 +5,22 @@ Never a galaxy they already classified, never a retired one. Gold-standard galax
 its class probabilities), with a random term of weight ``randomness`` so that volunteers working at
 the same time spread over the queue and no galaxy waits for ever; galaxies closer to retirement get a
 small bonus so that votes finish galaxies rather than scatter.
+
+``strategy`` chooses the uncertainty: ``entropy`` (the default), ``margin`` (one minus the gap between
+the two most probable classes), or ``random`` (no model: the baseline of the campaign benchmark).
 """
 from __future__ import annotations
 
 import numpy as np
 from sqlalchemy import and_, exists, select
 
-from .lookup import survey_row, volunteer_row
-from .db import Store
-from .models import Classification, Galaxy, ModelVersion, Prediction
+from .db import Store, StoreError
+from .lookup import active_model_row, survey_row, volunteer_row
+from .models import Classification, Galaxy, Prediction
 
-__all__ = ["next_galaxy_for", "queue_scores"]
+__all__ = ["next_galaxy_for", "queue_scores", "QUEUE_STRATEGIES"]
+
+QUEUE_STRATEGIES = ("entropy", "margin", "random")
 
 
 def queue_scores(entropy: np.ndarray, n_votes: np.ndarray, rng: np.random.Generator, randomness: float = 0.3,
@@ -24,21 +29,38 @@ def queue_scores(entropy: np.ndarray, n_votes: np.ndarray, rng: np.random.Genera
     return entropy + 0.1 * np.minimum(n_votes, retire_at) / retire_at + randomness * rng.random(len(entropy))
 
 
+def _uncertainty(strategy: str, entropy: list, probs: list) -> np.ndarray:
+    if strategy == "random":
+        return np.zeros(len(entropy))
+    if strategy == "margin":
+        def margin(p):
+            if not p:
+                return 0.5
+            top = np.sort(np.asarray(p, float))[::-1]
+            return 1.0 - (top[0] - (top[1] if len(top) > 1 else 0.0))
+        return np.array([margin(p) for p in probs], float)
+    return np.array([e if e is not None else 0.5 for e in entropy], float)
+
+
 def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: np.random.Generator | None = None,
-                    gold_rate: float = 0.1, randomness: float = 0.3) -> Galaxy | None:
+                    gold_rate: float = 0.1, randomness: float = 0.3, strategy: str = "entropy") -> Galaxy | None:
     """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them."""
+    if strategy not in QUEUE_STRATEGIES:
+        raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
     rng = rng or np.random.default_rng()
     with store.read() as s:
         v = volunteer_row(s, volunteer)
         sv = survey_row(s, survey)
-        active = s.scalar(select(ModelVersion.id).where(ModelVersion.status == "active"))
+        active_row = active_model_row(s)
+        active = active_row.id if active_row is not None else None
         done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == v.id)
         base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done)
         if gold_rate > 0 and rng.random() < gold_rate:
             gold = s.scalars(select(Galaxy.id).where(*base, Galaxy.gold.is_(True)).limit(200)).all()
             if gold:
                 return s.get(Galaxy, int(rng.choice(gold)))
-        q = select(Galaxy.id, Galaxy.n_votes, Prediction.entropy).where(*base)
+        q = select(Galaxy.id, Galaxy.n_votes, Prediction.entropy,
+                   Prediction.probs if strategy == "margin" else Prediction.entropy).where(*base)
         q = q.outerjoin(Prediction, and_(Prediction.galaxy_id == Galaxy.id,
                                          Prediction.model_version_id == (active if active is not None else -1)))
         rows = s.execute(q).all()
@@ -46,5 +68,6 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
             return None
         ids = np.array([r[0] for r in rows])
         votes = np.array([r[1] for r in rows], float)
-        ent = np.array([r[2] if r[2] is not None else 0.5 for r in rows], float)
-        return s.get(Galaxy, int(ids[np.argmax(queue_scores(ent, votes, rng, randomness))]))
+        unc = _uncertainty(strategy, [r[2] for r in rows], [r[3] for r in rows])
+        noise = 1.0 if strategy == "random" else randomness
+        return s.get(Galaxy, int(ids[np.argmax(queue_scores(unc, votes, rng, noise))]))

@@ -2,6 +2,7 @@
 galaxy's vote count, consensus and retirement refreshed in the same transaction."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,7 +17,7 @@ from .lookup import AccessDenied, NotFound, galaxy_row, survey_row, volunteer_ro
 from .models import Classification, Galaxy, ModelVersion, SurveyRow, utcnow
 
 __all__ = ["DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
-           "FLAT_TASK", "record_classification"]
+           "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction"]
 
 WORKFLOW_VERSION = "1.0"
 FLAT_TASK = "FLAT"
@@ -79,14 +80,18 @@ def _validate_answers(survey: SurveyRow, answers: Sequence) -> tuple[list[list],
 def record_classification(store: Store, volunteer: int | str, galaxy: int | str, answers: Sequence,
                           seconds: float | None = None, proposal: tuple[int, float] | None = None,
                           model_version_id: int | None = None, survey: int | str | None = None,
-                          rule: RetirementRule = RetirementRule()) -> VoteResult:
+                          rule: RetirementRule = RetirementRule(), blind: bool = False) -> VoteResult:
     """Record one volunteer's answers for one galaxy, update its vote count, consensus and retirement.
 
     ``proposal`` is the model's ``(class, confidence)`` that was pre-selected on screen; the vote is
-    "accepted" when the volunteer's class equals it. Refused (nothing written): an unknown volunteer or
-    galaxy, an invalid path, a second vote by the same volunteer, a vote for a retired galaxy.
+    "accepted" when the volunteer's class equals it. ``blind``: a control task (:func:`is_blind`) — the
+    proposal is what the model *would* have shown, hidden on purpose; ``accepted`` stays empty. Refused
+    (nothing written): an unknown volunteer or galaxy, an invalid path, a second vote by the same
+    volunteer, a vote for a retired galaxy.
     """
     seconds = check_seconds(seconds, StoreError)
+    if not isinstance(blind, bool):
+        raise InvalidAnswer(f"blind {short(blind)}: must be True or False")
     if model_version_id is not None and not is_integer(model_version_id):
         raise NotFound(f"model version {short(model_version_id)}: give its integer id")
 
@@ -109,8 +114,8 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
                            workflow_version=WORKFLOW_VERSION, answers=path, resolved_class=cls,
                            proposal_class=None if prop is None else prop[0],
                            proposal_confidence=None if prop is None else prop[1],
-                           model_version_id=model_version_id,
-                           accepted=None if prop is None else (cls == prop[0]), seconds=seconds)
+                           model_version_id=model_version_id, blind=blind if prop is not None else None,
+                           accepted=None if (prop is None or blind) else (cls == prop[0]), seconds=seconds)
         s.add(c)
         s.flush()
         _refresh_consensus(s, g, rule)
@@ -142,3 +147,23 @@ def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule) -> None:
             g.retired, g.retired_reason = True, "consensus"
         if g.retired:
             g.retired_at = utcnow()
+
+
+def is_blind(blind_fraction: float, volunteer_id: int, galaxy_id: int) -> bool:
+    """Whether this volunteer's task on this galaxy is a control that shows no proposal. Decided by a
+    hash of the two ids, so the same task is blind on every page load and in every process, and a
+    ``blind_fraction`` of all tasks are, independently of the galaxy's difficulty."""
+    digest = hashlib.blake2b(f"{int(volunteer_id)}:{int(galaxy_id)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < float(blind_fraction)
+
+
+def set_blind_fraction(store: Store, survey: int | str, fraction: float) -> float:
+    """Set the share of tasks in ``survey`` that show no proposal (the anchoring control; 0 turns it off)."""
+    from ..validate import check_fraction
+
+    fraction = check_fraction(fraction, "blind fraction", StoreError)
+
+    def fn(s: Session) -> float:
+        survey_row(s, survey).blind_fraction = fraction
+        return fraction
+    return store.write(fn)
