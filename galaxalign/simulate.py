@@ -20,7 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from .errors import GalaxalignError
+from .fsutil import atomic_path
+from .importer import open_registered
+from .jobs import retrain
+from .ood import task_proposal
+from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetiredGalaxy, active_model, add_volunteer,
+                    anchoring_estimate, consensus_labels, get_survey, get_volunteer, next_galaxy_for, prediction_for,
+                    record_classification, set_blind_fraction, set_proposal_gate)
 
 KINDS = {"skilled": 0.92, "average": 0.78, "careless": 0.6, "spammer": None}  # accuracy on the diagonal
 DEFAULT_CREW = ("skilled", "skilled", "average", "average", "average", "careless", "spammer")
@@ -76,8 +85,6 @@ class CampaignCfg:
     gate: dict | None = None  # override each new model's proposal gate (set_proposal_gate); None: as calibrated
 
     def check(self) -> "CampaignCfg":
-        from .store import QUEUE_STRATEGIES
-
         if self.strategy not in QUEUE_STRATEGIES:
             raise CampaignError(f"strategy {self.strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
         if self.rounds < 1 or self.votes_per_round < 1:
@@ -91,8 +98,6 @@ class CampaignCfg:
 
 def make_crew(store, cfg: CampaignCfg, n_classes: int, rng: np.random.Generator) -> list[SimVolunteer]:
     """The simulated volunteers, created as real accounts (``sim<seed>-<kind>-<i>``)."""
-    from .store import add_volunteer
-
     crew = []
     for i, kind in enumerate(cfg.crew):
         v = SimVolunteer(f"sim{cfg.seed}-{kind}-{i}", kind, confusion_for(kind, n_classes, rng), cfg.anchoring,
@@ -103,8 +108,6 @@ def make_crew(store, cfg: CampaignCfg, n_classes: int, rng: np.random.Generator)
 
 
 def _score(store, survey_name: str, truth: np.ndarray) -> dict:
-    from .store import consensus_labels
-
     df = consensus_labels(store, survey_name, retired_only=False)
     if df.empty or "retired" not in df:
         return {"retired": 0, "consensus_accuracy": None, "votes_per_retired": None}
@@ -119,15 +122,6 @@ def _score(store, survey_name: str, truth: np.ndarray) -> dict:
 def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress: bool = True) -> dict:
     """Play ``cfg.rounds`` rounds of ``cfg.votes_per_round`` votes on a registered survey, re-training
     after each; returns ``{"config", "rounds": [...], "anchoring": ...}`` scored against the file's truth."""
-    from tqdm.auto import tqdm
-
-    from .importer import open_registered
-    from .jobs import retrain
-    from .ood import task_proposal
-    from .store import (FLAT_TASK, DuplicateVote, RetiredGalaxy, active_model, anchoring_estimate, get_survey,
-                        get_volunteer, next_galaxy_for, prediction_for, record_classification, set_blind_fraction,
-                        set_proposal_gate)
-
     cfg.check()
     row = get_survey(store, survey_name)
     if row.workflow != "flat":
@@ -184,8 +178,6 @@ def write_campaign(result: dict, out: str | os.PathLike) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .fsutil import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:
