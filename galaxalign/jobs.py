@@ -34,8 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .adapt import AdaptCfg, adapt_model
+from . import data as survey_files
+from .data import load_survey
 from .errors import GalaxalignError
 from .fsutil import PARTIAL_PREFIX, remove_partial_dirs, staged_dir
+from .importer import import_path, open_registered
+from .index import SimilarityIndex
+from .inference import calibrate_familiarity, embed_survey, evaluate_model
+from .model import load_model, save_model
+from .train import TrainCfg, load_config, resolve_split, train
 from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, enqueue_job_row,
                     finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
                     list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
@@ -148,7 +156,6 @@ class _Heartbeat:
 
 def run_job(job_id: int, workspace: Workspace) -> None:
     """Execute job ``job_id`` (called by the huey task): claim, beat, run, record the outcome."""
-
     store = open_store(workspace.database_url, upgrade=False)
     try:
         job = claim_job(store, job_id, os.getpid())
@@ -174,7 +181,6 @@ def run_job(job_id: int, workspace: Workspace) -> None:
 
 def _reporter(store, job_id: int, lo: float, hi: float):
     """A progress callback mapping 0–1 of one phase onto ``lo``–``hi`` of the job; checks for cancel."""
-
     def report(frac: float, message: str) -> None:
         if get_job(store, job_id).state == "cancelled":
             raise JobCancelled(f"job {job_id} was cancelled")
@@ -184,8 +190,6 @@ def _reporter(store, job_id: int, lo: float, hi: float):
 
 def _survey_for(store, name: str | None):
     """The registered survey ``name`` (the first one when None): its row and the opened survey."""
-    from .importer import open_registered
-
     row = get_survey(store, name) if name else (list_surveys(store) or [None])[0]
     if row is None:
         raise GalaxalignError("no survey is registered; run `galaxalign demo` first")
@@ -196,10 +200,6 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
                   survey=None, model=None) -> dict:
     """Embed + predict + index a survey with model version ``params["model"]`` (name or id). A caller
     that already holds the opened survey and the loaded model (the re-train) passes them."""
-    from .index import SimilarityIndex
-    from .inference import embed_survey
-    from .model import load_model
-
     if survey is None:
         row, survey = _survey_for(store, params.get("survey"))
     else:
@@ -230,7 +230,6 @@ class RetrainParams:
     (macro-F1) still counts as "not worse"; ``lr_scale``: the config's lr is scaled by this when
     starting from the active model; ``name``: the model version's name (default: a time stamp).
     A negative ``tolerance`` asks the candidate to beat the active model by that margin."""
-
     survey: str | None = None
     config: str | None = None
     stage1_epochs: int | None = None
@@ -264,10 +263,6 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict | Retr
             show_bar: bool = False) -> dict:
     """See the module docstring and :class:`RetrainParams`. One way through: the survey and the model
     trained here go on to the embedding as they are, nothing is loaded back."""
-    from .inference import evaluate_model
-    from .model import load_model
-    from .train import load_config, resolve_split, train
-
     p = params if isinstance(params, RetrainParams) else RetrainParams.from_dict(params)
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
     row, survey = _survey_for(store, p.survey)
@@ -319,8 +314,6 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict | Retr
 
 def _source_split(model, source):
     """The source survey's training and held-out indices, as the model was trained on them."""
-    from .train import TrainCfg, resolve_split
-
     tc = TrainCfg.from_dict({k: v for k, v in (model.checkpoint_meta.get("train_cfg") or {}).items()
                              if k != "model"}, "checkpoint")
     tr, va, te = resolve_split(source, tc)
@@ -344,11 +337,6 @@ def _bar_reporter(total: int, desc: str):
 def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_bar: bool = False) -> dict:
     """See the module docstring. ``params``: ``survey`` (the target, required), ``model`` (default: the
     active one), ``epochs``, ``align`` (``ot``, ``mmd`` or ``none``), ``align_weight``, ``name``."""
-    from .adapt import AdaptCfg, adapt_model
-    from .importer import open_registered
-    from .inference import calibrate_familiarity
-    from .model import load_model, save_model
-
     report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
     if not params.get("survey"):
         raise GalaxalignError("adapt needs the target survey's name (params 'survey')")
@@ -409,8 +397,6 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
     ``survey``: ``demo`` (our synthetic Galaxy10 survey, the GZ2 workflow) or ``first`` (the real FIRST
     radio galaxies of the ``firstgalaxydata`` package, the flat workflow with radio symbols; its
     preparation is detected from the images and printed)."""
-    from .data import load_survey
-
     if survey not in DEMO_SURVEYS:
         raise GalaxalignError(f"embedded survey {survey!r} is not one of {', '.join(DEMO_SURVEYS)}")
     if survey == "demo":
@@ -422,13 +408,10 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
     try:
         registered = [s.name for s in list_surveys(store)]
         if survey == "first" and "first" not in registered:
-            from .data import first_package_dir
-            from .importer import import_path
-
             # volunteers are there to label what experts have not: a fifth of the train split is left to them
-            out["import"] = import_path(store, workspace, first_package_dir() / "galaxy_data_h5.zip", "first",
-                                        workflow="flat", train_config=config or FIRST_CONFIG, progress=progress,
-                                        known_fraction=0.8)
+            first_zip = survey_files.first_package_dir() / "galaxy_data_h5.zip"
+            out["import"] = import_path(store, workspace, first_zip, "first", workflow="flat",
+                                        train_config=config or FIRST_CONFIG, progress=progress, known_fraction=0.8)
         if survey == "demo" and "demo" not in registered:
             # volunteers are there to label what experts have not: a fifth of the demo is left to them
             register_survey(store, load_survey(workspace.demo_survey), "demo", known_fraction=0.8)
