@@ -14,7 +14,7 @@ import streamlit as st
 from PIL import Image
 
 from galaxalign.data import Survey, load_survey
-from galaxalign.errors import GalaxalignError
+from galaxalign.errors import GalaxalignError, os_error_message
 from galaxalign.symbols import render_symbol, symbol_path
 from galaxalign.viewing import upscale
 from galaxalign.workspace import Workspace, default_workspace
@@ -202,6 +202,6 @@ def show_error(e: Exception) -> None:
     if isinstance(e, GalaxalignError):
         st.error(str(e))
     elif isinstance(e, OSError):
-        st.error(f"{e.filename or 'file system'}: {e.strerror or e.__class__.__name__}")
+        st.error(os_error_message(e))
     else:
         st.error(f"{e.__class__.__name__}: {(str(e).splitlines() or [''])[0][:200]}")

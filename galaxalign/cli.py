@@ -14,7 +14,7 @@ from typing import Optional
 import click
 import typer
 
-from .errors import GalaxalignError
+from .errors import GalaxalignError, os_error_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="GalaxAlign galaxy morphology: synthetic surveys, symbols, training, annotation.")
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:  # a path that cannot be read or written: missing, a file where a folder is needed…
         if debug:
             raise
-        _fail(f"{e.filename or 'file system'}: {e.strerror or e.__class__.__name__}")
+        _fail(os_error_message(e))
     except ValueError as e:  # argument values the package rejects (sizes, counts…)
         if debug:
             raise

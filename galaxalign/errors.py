@@ -9,3 +9,8 @@ from __future__ import annotations
 
 class GalaxalignError(Exception):
     """Base class of user-facing errors: ``str(err)`` is a complete one-line message."""
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for a file-system failure: the path and the reason (``"x.csv: Permission denied"``)."""
+    return f"{e.filename or 'file system'}: {e.strerror or e.__class__.__name__}"

@@ -48,16 +48,18 @@ def staged_dir(dest: str | os.PathLike, owner: str = ""):
         raise
 
 
-def remove_partial_dirs(folder: str | os.PathLike, owners: set[str]) -> list[Path]:
-    """Remove the ``.partial-<owner>-…`` folders under ``folder`` left by the given owners (killed jobs)."""
+def remove_partial_dirs(folder: str | os.PathLike, owner_prefix: str, alive: set[str]) -> list[Path]:
+    """Remove the ``.partial-<owner>-…`` folders under ``folder`` whose owner starts with ``owner_prefix``
+    and is not in ``alive`` (killed jobs: ``remove_partial_dirs(models, "job", {"job12"})``). Folders of
+    other owners (a run in this process) are left to :func:`staged_dir`, which clears its own."""
     import shutil
 
     gone = []
     folder = Path(folder)
     if not folder.is_dir():
         return gone
-    for p in folder.iterdir():
-        if p.is_dir() and p.name.startswith(PARTIAL_PREFIX) and p.name[len(PARTIAL_PREFIX):].split("-")[0] in owners:
+    for p in folder.glob(PARTIAL_PREFIX + owner_prefix + "*"):
+        if p.is_dir() and p.name[len(PARTIAL_PREFIX):].split("-")[0] not in alive:
             shutil.rmtree(p, ignore_errors=True)
             gone.append(p)
     return gone

@@ -34,21 +34,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .adapt import AdaptCfg, adapt_model
 from . import data as survey_files
+from .adapt import AdaptCfg, adapt_model
 from .data import load_survey
 from .errors import GalaxalignError
-from .fsutil import PARTIAL_PREFIX, remove_partial_dirs, staged_dir
+from .fsutil import remove_partial_dirs, staged_dir
 from .importer import import_path, open_registered
 from .index import SimilarityIndex
 from .inference import calibrate_familiarity, embed_survey, evaluate_model
 from .model import load_model, save_model
-from .train import TrainCfg, load_config, resolve_split, train
 from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, enqueue_job_row,
                     finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
                     list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
                     store_predictions, training_labels, update_job)
 from .store.models import Job, utcnow
+from .train import TrainCfg, load_config, resolve_split, train
 from .workspace import Workspace, default_workspace
 
 __all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "bootstrap", "JOBS",
@@ -84,7 +84,6 @@ def get_huey(workspace_root: str):
 
     @huey.periodic_task(crontab(minute="*"), name="galaxalign.reap")
     def reap_task():
-
         ws = Workspace(workspace_root)
         reap_stale_jobs(open_store(ws.database_url, upgrade=False), workspace=ws)
 
@@ -94,8 +93,6 @@ def get_huey(workspace_root: str):
 
 def enqueue(store, kind: str, params: dict | None = None, requested_by=None, workspace: Workspace | None = None) -> int:
     """Record a job and put it on the queue; returns the job id."""
-
-
     if kind not in JOB_KINDS:
         raise GalaxalignError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
     if requested_by is not None:  # jobs started from the app: only admins may
@@ -111,7 +108,6 @@ def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: 
     the half-written model folders (``models/.partial-job<id>-…``) of every job that is not running."""
     from sqlalchemy import select
 
-
     cutoff = utcnow() - timedelta(seconds=stale_after)
 
     def fn(s):
@@ -124,8 +120,7 @@ def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: 
         return [j.id for j in stale], running
     reaped, running = store.write(fn)
     if workspace is not None:
-        owners = {p.name[len(PARTIAL_PREFIX):].split("-")[0] for p in workspace.models.glob(PARTIAL_PREFIX + "*")}
-        remove_partial_dirs(workspace.models, owners - running)
+        remove_partial_dirs(workspace.models, "job", running)
     return reaped
 
 
@@ -138,7 +133,6 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{job_id}")
 
     def _run(self):
-
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 update_job(self.store, self.job_id)
@@ -222,7 +216,8 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
 
 @dataclass(frozen=True)
 class RetrainParams:
-    """What a re-training job is asked to do; the job row stores it as a dict (:meth:`to_dict`).
+    """What a re-training job is asked to do. The job row keeps the dict it was queued with; the job
+    reads it through :meth:`from_dict`, which refuses unknown keys and out-of-range values.
 
     ``survey``: registered survey name (default: the first); ``config``: training YAML (default: the
     survey's own, else the starter's); epochs override the config's; ``from_scratch``: do not start

@@ -478,7 +478,7 @@ class Trainer:
                 evals.append(ev)
                 _write_jsonl(self.metrics_path, {"eval": {k: v for k, v in ev.items() if k != "confusion"},
                                                  "after_stage": plan[si].stage, "global_epoch": global_epoch})
-        result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": sum(p.epochs for p in plan)}
+        result = {"seconds": round(time.perf_counter() - t_start, 2), "epochs": self._total(plan)}
         if self.rank == 0:
             result.update(self._finish(evals))
             result["model"] = self.model  # the trained model itself, for a caller that goes on with it
@@ -551,9 +551,10 @@ class Trainer:
             self.gen.set_state(state["generator"])
         last_stage = si == len(plan) - 1
         loss_fn = GalaxAlignLoss(sp.pairs, cfg.class_aware)
+        total = max(1, self._total(plan))
         for epoch in range(first_epoch, sp.epochs):
             row = self._train_epoch(wrapped, sp, loss_fn, opt, sched, global_epoch + epoch, epoch)
-            self._after_epoch(row, sp, si, epoch, opt, sched, (global_epoch + epoch + 1) / max(1, self._total(plan)))
+            self._after_epoch(row, sp, si, epoch, opt, sched, (global_epoch + epoch + 1) / total)
             if cfg.patience and last_stage and len(self.valid_idx) and self.rank == 0 and self._stop_early(sp, epoch):
                 break
         if self.best is not None and last_stage:

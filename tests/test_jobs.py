@@ -221,3 +221,13 @@ def test_retrain_parameters_are_typed_and_checked_before_any_work(params, messag
     p = RetrainParams.from_dict({"survey": "demo", "stage1_epochs": 2, "force_activate": True})
     assert p.to_dict() == {"survey": "demo", "stage1_epochs": 2, "force_activate": True, "tolerance": 0.005,
                            "lr_scale": 0.1}
+
+
+def test_the_reaper_removes_only_the_folders_of_jobs_that_are_gone(tmp_path):
+    from galaxalign.fsutil import remove_partial_dirs
+
+    for name in (".partial-job3-v1", ".partial-job4-v2", ".partial-local-v3", "v0"):
+        (tmp_path / name).mkdir()
+    gone = remove_partial_dirs(tmp_path, "job", alive={"job4"})
+    assert [p.name for p in gone] == [".partial-job3-v1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-job4-v2", ".partial-local-v3", "v0"]

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from ..validate import check_name, short
 from .db import Store, StoreError
-from .lookup import AccessDenied, get_volunteer
+from .lookup import AccessDenied, NotFound, get_volunteer
 from .models import ROLES, Volunteer
 
 __all__ = ["add_volunteer", "add_admin", "authenticate", "require_role", "account_for_sign_on", "sign_on_name"]
@@ -95,8 +95,6 @@ def sign_on_name(claim: str) -> str:
 def account_for_sign_on(store: Store, claim: str) -> Volunteer:
     """The volunteer for an identity the single-sign-on provider vouched for (its e-mail or subject),
     created on the first sign-in as a volunteer without a password."""
-    from .lookup import NotFound
-
     name = sign_on_name(claim)
     try:
         return get_volunteer(store, name)

@@ -29,17 +29,19 @@ def queue_scores(entropy: np.ndarray, n_votes: np.ndarray, rng: np.random.Genera
     return entropy + 0.1 * np.minimum(n_votes, retire_at) / retire_at + randomness * rng.random(len(entropy))
 
 
-def _uncertainty(strategy: str, entropy: list, probs: list) -> np.ndarray:
+def _uncertainty(strategy: str, values: list) -> np.ndarray:
+    """0–1 per galaxy from the active model's prediction (``values``: its entropy, or its class
+    probabilities for ``margin``; None without a prediction, scored 0.5)."""
     if strategy == "random":
-        return np.zeros(len(entropy))
+        return np.zeros(len(values))
     if strategy == "margin":
         def margin(p):
             if not p:
                 return 0.5
             top = np.sort(np.asarray(p, float))[::-1]
             return 1.0 - (top[0] - (top[1] if len(top) > 1 else 0.0))
-        return np.array([margin(p) for p in probs], float)
-    return np.array([e if e is not None else 0.5 for e in entropy], float)
+        return np.array([margin(p) for p in values], float)
+    return np.array([e if e is not None else 0.5 for e in values], float)
 
 
 def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: np.random.Generator | None = None,
@@ -59,8 +61,8 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
             gold = s.scalars(select(Galaxy.id).where(*base, Galaxy.gold.is_(True)).limit(200)).all()
             if gold:
                 return s.get(Galaxy, int(rng.choice(gold)))
-        q = select(Galaxy.id, Galaxy.n_votes, Prediction.entropy,
-                   Prediction.probs if strategy == "margin" else Prediction.entropy).where(*base)
+        q = select(Galaxy.id, Galaxy.n_votes, Prediction.probs if strategy == "margin" else Prediction.entropy
+                   ).where(*base)
         q = q.outerjoin(Prediction, and_(Prediction.galaxy_id == Galaxy.id,
                                          Prediction.model_version_id == (active if active is not None else -1)))
         rows = s.execute(q).all()
@@ -68,6 +70,6 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
             return None
         ids = np.array([r[0] for r in rows])
         votes = np.array([r[1] for r in rows], float)
-        unc = _uncertainty(strategy, [r[2] for r in rows], [r[3] for r in rows])
+        unc = _uncertainty(strategy, [r[2] for r in rows])
         noise = 1.0 if strategy == "random" else randomness
         return s.get(Galaxy, int(ids[np.argmax(queue_scores(unc, votes, rng, noise))]))

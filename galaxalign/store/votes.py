@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..taxonomy import GZ2_TREE, PathError, get_label_set
-from ..validate import check_proposal, check_seconds, is_integer, short
+from ..validate import check_fraction, check_proposal, check_seconds, is_integer, short
 from .db import Store, StoreError
-from .lookup import AccessDenied, NotFound, galaxy_row, survey_row, volunteer_row
-from .models import Classification, Galaxy, ModelVersion, SurveyRow, utcnow
+from .lookup import AccessDenied, NotFound, galaxy_row, model_version_row, survey_row, volunteer_row
+from .models import Classification, Galaxy, SurveyRow, utcnow
 
 __all__ = ["DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
            "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction"]
@@ -62,8 +62,7 @@ def _validate_answers(survey: SurveyRow, answers: Sequence) -> tuple[list[list],
             or not all(isinstance(a, (list, tuple)) and len(a) == 2 for a in answers)):
         raise InvalidAnswer(f"answers {short(answers)}: expected a list of [task, answer] pairs")
     if survey.workflow == "flat":
-        if (not isinstance(answers, (list, tuple)) or len(answers) != 1 or len(answers[0]) != 2
-                or answers[0][0] != FLAT_TASK):
+        if len(answers) != 1 or answers[0][0] != FLAT_TASK:
             raise InvalidAnswer(f"a flat-workflow answer is [[{FLAT_TASK!r}, class index]], got {answers!r}")
         k = answers[0][1]
         if not is_integer(k) or not 0 <= int(k) < len(survey.class_names):
@@ -105,8 +104,8 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
             raise RetiredGalaxy(f"galaxy {g.id_str!r} is retired ({g.retired_reason}); it takes no more votes")
         path, cls = _validate_answers(g.survey, answers)
         prop = check_proposal(proposal, len(g.survey.class_names), InvalidAnswer)
-        if model_version_id is not None and s.get(ModelVersion, int(model_version_id)) is None:
-            raise NotFound(f"model version {int(model_version_id)} does not exist")
+        if model_version_id is not None:
+            model_version_row(s, int(model_version_id))  # NotFound when there is no such version
         if s.scalar(select(Classification.id).where(Classification.galaxy_id == g.id,
                                                      Classification.volunteer_id == v.id)) is not None:
             raise DuplicateVote(f"volunteer {v.name!r} has already classified galaxy {g.id_str!r}")
@@ -159,8 +158,6 @@ def is_blind(blind_fraction: float, volunteer_id: int, galaxy_id: int) -> bool:
 
 def set_blind_fraction(store: Store, survey: int | str, fraction: float) -> float:
     """Set the share of tasks in ``survey`` that show no proposal (the anchoring control; 0 turns it off)."""
-    from ..validate import check_fraction
-
     fraction = check_fraction(fraction, "blind fraction", StoreError)
 
     def fn(s: Session) -> float:
