@@ -489,6 +489,7 @@ def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_c
                  epochs: Optional[int] = typer.Option(None, help="Override the config's epochs"),
                  n_synthetic: Optional[int] = typer.Option(None, help="Diverse-sky galaxies rendered for the pool"),
                  seed: Optional[int] = typer.Option(None, help="Override the config's seed"),
+                 minutes: Optional[float] = typer.Option(None, help="Train for this long instead of a number of epochs"),
                  workdir: Optional[Path] = typer.Option(None, help="Where the rendered pool is kept (default: beside OUT)")):
     """Self-supervised (SimCLR) pretraining of the image tower on unlabelled galaxies."""
     import shlex
@@ -500,7 +501,7 @@ def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_c
     check_output_file(out)
 
     raw = read_settings(config, missing="no such pretraining config") if config is not None else {}
-    for k, v in (("epochs", epochs), ("n_synthetic", n_synthetic), ("seed", seed)):
+    for k, v in (("epochs", epochs), ("n_synthetic", n_synthetic), ("seed", seed), ("minutes", minutes)):
         if v is not None:
             raw[k] = v
     if survey:
@@ -511,7 +512,7 @@ def pretrain_cmd(out: Path = typer.Option(..., help="Checkpoint to write (open_c
                           for p in survey]
     cfg = PretrainCfg.from_dict(raw)
     res = pretrain(cfg, out, workdir, command="galaxalign " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    typer.echo(f"pretrained on {res['n_images']} galaxies in {res['seconds']:.0f} s "
+    typer.echo(f"pretrained on {res['n_images']} galaxies, {res['steps']} steps in {res['seconds']:.0f} s on {res['device']} "
                f"(SimCLR loss {res['loss_per_epoch'][0]:.3f} → {res['loss_per_epoch'][-1]:.3f}) → {out}")
 
 

@@ -26,8 +26,15 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from .data import load_survey
 from .errors import GalaxalignError
+from .fsutil import atomic_path
+from .model import ModelCfg, create_model, file_sha256
+from .prepare import detect_for_survey
+from .synth import synth_survey
+from .train import _cosine, _device, cpu_has_bf16
 
 __all__ = ["PretrainCfg", "sky_views", "encode_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint"]
 
@@ -47,7 +54,11 @@ class PretrainCfg:
     image_size: int = 64
     surveys: list = field(default_factory=list)  # extra unlabelled surveys (paths), prepared as training would
     seed: int = 0
-    amp: bool = False
+    amp: bool = False            # bf16 autocast: on a GPU, or a CPU with native bf16
+    device: str = "auto"         # "auto": the GPU when there is one, else the CPU
+    minutes: float = 0.0         # > 0: train for this long instead of ``epochs`` (the schedule is fitted
+                                 # to the step rate measured in the first warm-up steps)
+    workers: int = 0             # processes rendering the pool; 0: one per core
 
     @classmethod
     def from_dict(cls, d: dict) -> "PretrainCfg":
@@ -56,6 +67,8 @@ class PretrainCfg:
         if bad:
             raise GalaxalignError(f"unknown pretraining option(s): {', '.join(sorted(bad))}")
         cfg = cls(**d)
+        if cfg.minutes < 0 or cfg.workers < 0:
+            raise GalaxalignError("pretraining minutes and workers must not be negative")
         for name in ("epochs", "batch_size", "n_synthetic"):
             if getattr(cfg, name) < (0 if name == "n_synthetic" else 1):
                 raise GalaxalignError(f"pretraining {name} must be positive, got {getattr(cfg, name)}")
@@ -69,7 +82,7 @@ class PretrainCfg:
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Per-image Gaussian blur (a wider PSF), ``sigma`` (B,) in pixels; 0 leaves the image alone."""
     r = 3
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t[None] / sigma.clamp(min=1e-3)[:, None]) ** 2)
     k = k / k.sum(1, keepdim=True)  # (B, 7)
     b, c, h, w = x.shape
@@ -86,11 +99,11 @@ def sky_views(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
     Any rotation and a flip, a shift of up to 6 % of the side and a zoom of 0.85–1.15 (one affine
     resampling, reflection at the border), a PSF blur of σ 0–1.2 px, dimming to 55–100 %, Gaussian
-    noise of σ 0–0.05 and a per-band gain of ±8 %.
+    noise of σ 0–0.05 and a per-band gain of ±8 %. ``gen`` lives on the images' device.
     """
     x = images.permute(0, 3, 1, 2).float() / 255.0
     b = x.shape[0]
-    u = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    u = lambda *s: torch.rand(*s, generator=gen, device=x.device)  # noqa: E731
     ang = u(b) * 2 * math.pi
     flip = torch.where(u(b) < 0.5, -1.0, 1.0)
     zoom = 0.85 + 0.3 * u(b)
@@ -102,7 +115,7 @@ def sky_views(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     x = _blur(x, u(b) * 1.2)
     x = x * (0.55 + 0.45 * u(b))[:, None, None, None]
     x = x * (1 + (u(b, 3) - 0.5) * 0.16)[:, :, None, None]
-    x = x + torch.randn(x.shape, generator=gen) * (u(b) * 0.05)[:, None, None, None]
+    x = x + torch.randn(x.shape, generator=gen, device=x.device) * (u(b) * 0.05)[:, None, None, None]
     return x.clamp(0, 1)
 
 
@@ -128,9 +141,13 @@ def encode_views(model, x: torch.Tensor) -> torch.Tensor:
     return model.encode_image((x - model.mean) / model.std)
 
 
-def ssl_step(net: SSLHead, loss_fn, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """The SimCLR loss of one batch of uint8 images: two views each, contrasted within the batch."""
-    return loss_fn(net(sky_views(batch, gen)), net(sky_views(batch, gen)))
+def ssl_step(net: SSLHead, loss_fn, batch: torch.Tensor, gen: torch.Generator, amp: bool = False) -> torch.Tensor:
+    """The SimCLR loss of one batch of uint8 images: two views each, contrasted within the batch.
+    With ``amp`` only the tower runs in bf16: the views and the loss stay in fp32."""
+    a, b = sky_views(batch, gen), sky_views(batch, gen)
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=amp):
+        za, zb = net(a), net(b)
+    return loss_fn(za.float(), zb.float())
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -138,17 +155,14 @@ def ssl_step(net: SSLHead, loss_fn, batch: torch.Tensor, gen: torch.Generator) -
 def pretraining_pool(cfg: PretrainCfg, workdir: Path, progress: bool = True) -> np.ndarray:
     """Unlabelled images (N, S, S, 3) uint8: the rendered diverse sky plus each survey in ``cfg.surveys``
     through its detected preparation (the same one an import would choose), its test split left out."""
-    from .data import load_survey
-    from .prepare import detect_for_survey
-    from .synth import synth_survey
-
     surveys = [load_survey(path) for path in cfg.surveys]  # a bad path fails now, not after the rendering
     parts = []
     if cfg.n_synthetic:
         pool = workdir / f"pool-{cfg.n_synthetic}-{cfg.image_size}-{cfg.synthetic_seed}.h5"
         if not pool.exists():
             workdir.mkdir(parents=True, exist_ok=True)
-            synth_survey(pool, n=cfg.n_synthetic, size=cfg.image_size, seed=cfg.synthetic_seed, progress=progress)
+            synth_survey(pool, n=cfg.n_synthetic, size=cfg.image_size, seed=cfg.synthetic_seed, progress=progress,
+                         workers=cfg.workers or os.cpu_count() or 1)
         s = load_survey(pool)
         parts.append(s.images(np.arange(len(s))))
     for s in surveys:
@@ -169,9 +183,6 @@ def save_open_clip_checkpoint(clip: torch.nn.Module, path: Path, card: dict, hal
     """The CLIP state dict in the layout open_clip's ``load_checkpoint`` reads (``{"state_dict": …}``),
     fp16 to keep the file small; written to a temporary name and renamed. The card goes beside it as
     ``<name>.card.json`` with the file's sha256."""
-    from .fsutil import atomic_path
-    from .model import file_sha256
-
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
           for k, v in clip.state_dict().items()}
@@ -183,59 +194,109 @@ def save_open_clip_checkpoint(clip: torch.nn.Module, path: Path, card: dict, hal
     return path
 
 
+CALIBRATION = (5, 25)  # with ``minutes``: the step rate is measured between these steps (after warm-up)
+
+
 def pretrain(cfg: PretrainCfg, out: str | os.PathLike, workdir: str | os.PathLike | None = None,
              progress: bool = True, report: Callable[[float, str], None] | None = None,
              command: str | None = None) -> dict:
-    """Pretrain ``cfg.arch``'s image tower with SimCLR and write the open_clip checkpoint ``out``."""
-    from lightly.loss import NTXentLoss
-    from tqdm.auto import tqdm
+    """Pretrain ``cfg.arch``'s image tower with SimCLR and write the open_clip checkpoint ``out``.
 
-    from .model import ModelCfg, create_model
-    from .train import _cosine, cpu_has_bf16
+    On a GPU the pool, the views and the steps all stay on the device. With ``cfg.minutes`` the run
+    lasts that long: the step rate is measured on the first steps and the cosine schedule is fitted to
+    the number of steps that fits, so the learning rate still ends at zero."""
+    from lightly.loss import NTXentLoss
 
     out = Path(out)
     workdir = Path(workdir) if workdir else out.parent / "pretrain-work"
     torch.manual_seed(cfg.seed)
-    images = torch.from_numpy(pretraining_pool(cfg, workdir, progress))
-    model = create_model(ModelCfg(cfg.arch, image_size=cfg.image_size, norm=cfg.norm)).train()
-    net = SSLHead(model)
-    loss_fn = NTXentLoss(temperature=cfg.temperature)
-    params = list(model.clip.visual.parameters()) + list(net.head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(images) // cfg.batch_size
-    total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total, cfg.warmup_steps))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    use_amp = cfg.amp and cpu_has_bf16()
-    history, t0 = [], time.perf_counter()
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(len(images), generator=gen)
-        bar = tqdm(range(steps_per_epoch), desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not progress, leave=False)
-        total_loss = 0.0
-        for step in bar:
-            batch = images[perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_amp):
-                loss = ssl_step(net, loss_fn, batch, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            total_loss += float(loss.detach())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        history.append(round(total_loss / max(1, steps_per_epoch), 4))
-        msg = f"pretrain epoch {epoch + 1}/{cfg.epochs}: SimCLR loss {history[-1]:.4f}"
-        if progress:
-            tqdm.write(msg)
-        if report:
-            report((epoch + 1) / cfg.epochs, msg)
-    seconds = round(time.perf_counter() - t0, 1)
+    device = _device(cfg.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
+    images = torch.from_numpy(pretraining_pool(cfg, workdir, progress)).to(device)
+    model = create_model(ModelCfg(cfg.arch, image_size=cfg.image_size, norm=cfg.norm)).to(device).train()
+    net = SSLHead(model).to(device)
+    run = _SSLRun(cfg, net, NTXentLoss(temperature=cfg.temperature), images, device)
+    history = run.train(progress, report)
     card = {"what": f"{cfg.arch} image tower pretrained with SimCLR (lightly NTXentLoss) on unlabelled galaxies",
-            "command": command, "recipe": asdict(cfg), "n_images": int(len(images)), "steps": total,
-            "loss_per_epoch": history, "seconds": seconds, "torch": torch.__version__,
+            "command": command, "recipe": asdict(cfg), "n_images": int(len(images)), "steps": run.total,
+            "loss_per_epoch": history, "seconds": run.seconds, "device": _device_name(device),
+            "views_per_second": round(2 * cfg.batch_size * run.total / max(run.seconds, 1e-9), 1),
+            "torch": torch.__version__,
             "load": f"model: {{arch: {cfg.arch}, norm: {cfg.norm}, pretrained: <this file>}} in a training config "
                     "(open_clip's pretrained= path; a GroupNorm tower through open_clip.load_checkpoint after "
                     "its conversion)"}
     save_open_clip_checkpoint(model.clip, out, card)
-    return {"path": str(out), "seconds": seconds, "loss_per_epoch": history, "n_images": int(len(images))}
+    return {"path": str(out), "seconds": run.seconds, "loss_per_epoch": history, "n_images": int(len(images)),
+            "steps": run.total, "device": card["device"]}
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+class _SSLRun:
+    """The step loop of one pretraining run: optimiser, schedule, the generator of the views."""
+
+    def __init__(self, cfg: PretrainCfg, net: SSLHead, loss_fn, images: torch.Tensor, device: torch.device):
+
+        self.cfg, self.net, self.loss_fn, self.images, self.device = cfg, net, loss_fn, images, device
+        self.params = list(net.model.clip.visual.parameters()) + list(net.head.parameters())
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = max(1, len(images) // cfg.batch_size)
+        # with a time budget the length is unknown until the step rate is measured
+        self.total = 10 ** 9 if cfg.minutes else self.steps_per_epoch * cfg.epochs
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _cosine(s, self.total, cfg.warmup_steps))
+        self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.amp = cfg.amp and (device.type == "cuda" or cpu_has_bf16())
+        self.seconds = 0.0
+
+    def step(self, batch: torch.Tensor) -> torch.Tensor:
+        loss = ssl_step(self.net, self.loss_fn, batch, self.gen, self.amp)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
+
+    def _sync(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _fit_to_budget(self, step: int, t0: float, t_cal: float) -> None:
+        """Called at the end of the calibration: as many steps as fit in what is left of the budget."""
+        now = self._sync()
+        rate = (CALIBRATION[1] - CALIBRATION[0]) / max(now - t_cal, 1e-9)
+        left = self.cfg.minutes * 60 - (now - t0)
+        self.total = max(step + 1, step + round(left * rate))
+
+    def train(self, progress: bool, report: Callable[[float, str], None] | None) -> list[float]:
+
+        bs, n = self.cfg.batch_size, len(self.images)
+        step, history, t0, t_cal = 0, [], self._sync(), 0.0
+        bar = tqdm(total=None if self.cfg.minutes else self.total, desc="pretrain", unit="step", disable=not progress)
+        while step < self.total:
+            perm = torch.randperm(n, generator=self.gen, device=self.device)
+            epoch_loss, done = torch.zeros((), device=self.device), 0
+            for i in range(self.steps_per_epoch):
+                if step >= self.total:
+                    break
+                epoch_loss += self.step(self.images[perm[i * bs:(i + 1) * bs]])
+                step, done = step + 1, done + 1
+                bar.update(1)
+                if self.cfg.minutes and step == CALIBRATION[0]:
+                    t_cal = self._sync()
+                elif self.cfg.minutes and step == CALIBRATION[1]:
+                    self._fit_to_budget(step, t0, t_cal)
+                    bar.total = self.total
+            history.append(round(float(epoch_loss) / max(1, done), 4))
+            msg = f"pretrain epoch {len(history)} (step {step}/{self.total}): SimCLR loss {history[-1]:.4f}"
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
+            if progress:
+                tqdm.write(msg)
+            if report:
+                report(min(1.0, step / self.total), msg)
+        bar.close()
+        self.total, self.seconds = step, round(self._sync() - t0, 1)
+        return history

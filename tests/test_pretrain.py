@@ -96,14 +96,57 @@ def test_a_config_names_its_pretrained_file_relative_to_itself(tmp_path, tiny_ch
 
 
 def test_committed_pretrained_checkpoint_matches_its_card():
-    card_file = ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.card.json"
+    card_file = ROOT / "models" / "pretrained" / "galaxalign-tiny-sky-gpu.card.json"
     card = json.loads(card_file.read_text())
     ckpt = card_file.parent / card["file"]
     assert file_sha256(ckpt) == card["sha256"]
     assert card["command"].startswith("galaxalign pretrain") and card["recipe"]["seed"] is not None
+    assert card["steps"] > 0 and len(card["loss_per_epoch"]) >= 1
+
+
+def test_the_starter_recipe_names_the_committed_tower():
     from galaxalign.train import load_config
 
-    assert load_config(ROOT / "configs" / "starter-cpu.yaml").model.pretrained == str(ckpt)
+    assert load_config(ROOT / "configs" / "starter-cpu.yaml").model.pretrained == str(
+        ROOT / "models" / "pretrained" / "galaxalign-tiny-sky-gpu.pt")
+
+
+def test_a_time_budget_fits_the_schedule_to_the_measured_step_rate(monkeypatch, tmp_path):
+    """A clock that advances 0.1 s per step: calibration (steps 5 to 25) measures 10 steps/s, so a
+    6-second budget ends after 60 steps, whatever the epochs setting says, and the schedule ends at 0."""
+    from galaxalign import pretrain as pt
+
+    clock = {"t": 0.0}
+    real_step = pt._SSLRun.step
+    lrs = []
+
+    def step(self, batch):
+        clock["t"] += 0.1
+        loss = real_step(self, batch)
+        lrs.append(self.opt.param_groups[0]["lr"])
+        return loss
+
+    monkeypatch.setattr(pt._SSLRun, "_sync", lambda self: clock["t"])
+    monkeypatch.setattr(pt._SSLRun, "step", step)
+    cfg = PretrainCfg(n_synthetic=32, epochs=1, minutes=0.1, batch_size=16, warmup_steps=2, image_size=32)
+    res = pretrain(cfg, tmp_path / "b.pt", progress=False)
+    assert res["steps"] == 60 and len(lrs) == 60
+    assert len(res["loss_per_epoch"]) == 30  # 32 images in batches of 16: two steps an epoch
+    assert lrs[-1] < 0.01 * cfg.lr < max(lrs)  # the cosine reached its end at the budget's last step
+    card = json.loads((tmp_path / "b.card.json").read_text())
+    assert card["steps"] == 60 and card["recipe"]["minutes"] == 0.1 and card["device"] == "cpu"
+
+
+def test_with_amp_only_the_tower_runs_in_bf16():
+    from lightly.loss import NTXentLoss
+
+    from galaxalign.model import ModelCfg, create_model
+    from galaxalign.pretrain import SSLHead, ssl_step
+
+    net = SSLHead(create_model(ModelCfg("galaxalign-tiny-rn", image_size=32, norm="group")))
+    imgs = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8))
+    loss = ssl_step(net, NTXentLoss(temperature=0.2), imgs, torch.Generator().manual_seed(0), amp=True)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
 def test_bad_pretraining_settings_are_refused():
@@ -111,6 +154,8 @@ def test_bad_pretraining_settings_are_refused():
         PretrainCfg.from_dict({"epoch": 3})
     with pytest.raises(GalaxalignError, match="batch_size must be at least 2"):
         PretrainCfg.from_dict({"batch_size": 1})
+    with pytest.raises(GalaxalignError, match="minutes and workers must not be negative"):
+        PretrainCfg.from_dict({"minutes": -1})
     r = subprocess.run([sys.executable, "-m", "galaxalign", "pretrain", "--out", "x.pt", "--config", "nope.yaml"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nope.yaml: no such pretraining config" in r.stderr
