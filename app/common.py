@@ -6,6 +6,7 @@ holds data frames and projections.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,10 +16,13 @@ from PIL import Image
 
 from galaxalign.data import Survey, load_survey
 from galaxalign.errors import GalaxalignError, os_error_message
+from galaxalign.index import SimilarityIndex
+from galaxalign.inference import load_embeddings
+from galaxalign.model import load_model
+from galaxalign.store import account_for_sign_on, active_model, authenticate, list_surveys, open_store, require_role
 from galaxalign.symbols import render_symbol, symbol_path
 from galaxalign.viewing import upscale
 from galaxalign.workspace import Workspace, default_workspace
-
 
 # --- resources ---------------------------------------------------------------------------------------
 
@@ -29,8 +33,6 @@ def get_workspace() -> Workspace:
 
 @st.cache_resource(show_spinner=False)
 def get_store(url: str):
-    from galaxalign.store import open_store
-
     return open_store(url)
 
 
@@ -43,29 +45,21 @@ def get_survey(path: str, label_set: str | None = None, preparation: str | None 
     """Shared by all sessions: a Survey opens its HDF5 file per read, so it is thread-safe. The
     registered survey's label set and preparation (JSON) are part of the key: volunteers see the same
     prepared pixels the model was trained on."""
-    import json
-
     return load_survey(path, label_set=label_set, preparation=json.loads(preparation) if preparation else None)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
 def get_model(checkpoint: str, sha256: str):
-    from galaxalign.model import load_model
-
     return load_model(checkpoint)
 
 
 @st.cache_resource(show_spinner="Loading the similarity index…", max_entries=6)
 def get_index(folder: str):
-    from galaxalign.index import SimilarityIndex
-
     return SimilarityIndex.load(folder)
 
 
 @st.cache_data(show_spinner=False, max_entries=6)
 def get_embeddings(folder: str):
-    from galaxalign.inference import load_embeddings
-
     return load_embeddings(folder)
 
 
@@ -89,8 +83,6 @@ def display(img: np.ndarray, size: int = 160) -> np.ndarray:
 
 def survey_row():
     """The survey picked in the sidebar (registered surveys), or the demo file before any is registered."""
-    from galaxalign.store import list_surveys
-
     rows = list_surveys(store())
     if not rows:
         return None
@@ -115,8 +107,6 @@ def current_survey(row=_NO_ROW) -> Survey | None:
     try:
         if row is None:
             return get_survey(str(path))
-        import json
-
         return get_survey(str(path), row.label_set_file or row.label_set,
                           json.dumps(row.preparation, sort_keys=True) if row.preparation else None)
     except GalaxalignError as e:
@@ -125,8 +115,6 @@ def current_survey(row=_NO_ROW) -> Survey | None:
 
 
 def active_model_row():
-    from galaxalign.store import active_model
-
     return active_model(store())
 
 
@@ -145,8 +133,6 @@ def current_user() -> dict | None:
     if user is not None:
         return user
     if _oidc_configured() and getattr(st.user, "is_logged_in", False):
-        from galaxalign.store import account_for_sign_on
-
         v = account_for_sign_on(store(), str(st.user.get("email") or st.user.get("sub")))
         st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
         return st.session_state["user"]
@@ -154,8 +140,6 @@ def current_user() -> dict | None:
 
 
 def sign_in_page() -> None:
-    from galaxalign.store import authenticate
-
     st.title("galaxalign")
     st.caption("Galaxy morphology by citizen scientists, with a model that learns from you.")
     with st.form("signin"):
@@ -183,8 +167,6 @@ def sign_out() -> None:
 
 def require(role: str) -> dict:
     """Stop the page unless the signed-in user has ``role`` or above (checked against the store)."""
-    from galaxalign.store import require_role
-
     user = current_user()
     if user is None:
         st.error("Please sign in.")

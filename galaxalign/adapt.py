@@ -30,6 +30,8 @@ import torch.nn.functional as F
 
 from .data import Survey
 from .errors import GalaxalignError
+from .inference import embed_images
+from .pretrain import SSLHead, encode_views, sky_views
 
 __all__ = ["AdaptCfg", "domain_auc", "adapt_model", "ALIGN", "mmd", "ot_distance"]
 
@@ -92,8 +94,6 @@ def ot_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _embed(model, survey: Survey, idx: np.ndarray) -> np.ndarray:
-    from .inference import embed_images
-
     return embed_images(model, survey, idx)
 
 
@@ -102,8 +102,6 @@ def adapt_model(model, source: Survey, source_idx: np.ndarray, target: Survey, c
     """Adapt ``model`` (in place) from the labelled ``source`` galaxies at ``source_idx`` to the
     unlabelled ``target`` survey. Returns the domain AUC before and after and the loss history."""
     from lightly.loss import NTXentLoss
-
-    from .pretrain import SSLHead, encode_views, sky_views
 
     cfg.check()
     if source.image_shape != target.image_shape:

@@ -22,8 +22,11 @@ what is wrong with it.
 """
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,10 +34,13 @@ from typing import Callable, Sequence
 import h5py
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from .errors import GalaxalignError
+from .fsutil import atomic_path
 from .prepare import Preparation
-from .taxonomy import FIRST, GALAXY10, GALAXY_MNIST, LABEL_SETS, LabelSet
+from .taxonomy import FIRST, GALAXY10, GALAXY_MNIST, LABEL_SETS, LabelSet, get_label_set
 
 __all__ = ["Survey", "SurveyError", "load_survey", "stratified_split", "survey_summary", "UNLABELLED",
            "IMAGE_SUFFIXES"]
@@ -425,8 +431,6 @@ GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I", "F")
 
 def _read_image_file(path: Path, size: tuple[int, int] | None, grey: bool = False) -> np.ndarray:
     """One image file → (H, W, 3) uint8, or (H, W) of its own depth when ``grey`` (a one-band survey)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             if im.width > MAX_IMAGE_SIDE or im.height > MAX_IMAGE_SIDE:
@@ -451,8 +455,6 @@ def _read_image_file(path: Path, size: tuple[int, int] | None, grey: bool = Fals
 
 
 def _is_grey(path: Path) -> bool:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return im.mode in GREY_MODES
@@ -495,8 +497,6 @@ def _load_folder(root: Path, catalog: Path, class_names: list[str] | None) -> Su
 
 
 def _verify_image(path: Path) -> None:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.verify()
@@ -536,7 +536,6 @@ def _read_fits(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     noise = np.median(np.abs(r - np.median(r))) * 1.4826 or 1.0  # robust sky sigma
     rgb = make_lupton_rgb(z / noise, r / noise, g / noise, minimum=-0.5, stretch=12, Q=8)
     if size is not None and rgb.shape[:2] != tuple(size):
-        from PIL import Image
         rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR))
     return rgb
 
@@ -549,9 +548,7 @@ FIRST_CLASSES = FIRST.class_names  # label codes 0–3 of the package: FRI, FRII
 def first_package_dir() -> Path:
     """Where the installed ``firstgalaxydata`` package keeps its zips (no download, no import of its
     module, which needs matplotlib). Raises :class:`SurveyError` saying how to install it."""
-    from importlib.util import find_spec
-
-    spec = find_spec("firstgalaxydata")
+    spec = importlib.util.find_spec("firstgalaxydata")
     if spec is None or not spec.submodule_search_locations:
         raise SurveyError("firstgalaxydata: not installed; pip install 'galaxalign[first]' (or firstgalaxydata) "
                           "to use the FIRST radio galaxies")
@@ -627,9 +624,6 @@ def _memory_reader(images: np.ndarray):
 def _load_first_zip(path: Path) -> Survey:
     """The package's zips: ``galaxy_data_h5.zip`` (the HDF5 inside, read without unpacking to disk)
     or ``galaxy_data.zip`` (PNGs under ``galaxy_data/<split>/<class>/<ra>_<dec>_<label>_<source>.png``)."""
-    import io
-    import zipfile
-
 
     try:
         z = zipfile.ZipFile(path)
@@ -648,8 +642,6 @@ def _load_first_zip(path: Path) -> Survey:
 
 
 def _load_first_png_zip(path: Path, z, names: list[str]) -> Survey:
-    from PIL import Image
-
     rows, images = [], []
     for n in sorted(names):
         parts = n.split("/")
@@ -689,10 +681,6 @@ def write_survey_h5(survey: Survey, out: str | os.PathLike, progress: bool = Fal
     """Write any survey's raw images and catalog as one compressed HDF5 in our schema (``images``,
     ``ans``, ``ra``, ``dec``, ``split``, ``source``, ``id_str``; attributes ``class_names`` and
     ``label_set``), streamed ``chunk`` galaxies at a time, to a temporary name then renamed."""
-    from tqdm.auto import tqdm
-
-    from .fsutil import atomic_path
-
     out = Path(out)
     n = len(survey)
     first = survey.raw_images([0])
@@ -738,8 +726,6 @@ def load_survey(path: str | os.PathLike, class_names: list[str] | None = None,
 
 
 def _with_label_set(survey: Survey, label_set) -> Survey:
-    from .taxonomy import get_label_set
-
     ls = label_set if isinstance(label_set, LabelSet) else get_label_set(str(label_set))
     if survey.label_set is ls:
         return survey

@@ -3,6 +3,7 @@ leaves either the old file or the new one, never half of one."""
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,8 +33,6 @@ def staged_dir(dest: str | os.PathLike, owner: str = ""):
     ``.partial-<owner>-v7`` beside its destination and renamed to ``v7`` when the block succeeds; removed
     when it fails. A process killed inside the block leaves the ``.partial-`` folder, which
     :func:`remove_partial_dirs` clears once its owner is known to be gone."""
-    import shutil
-
     dest = Path(dest)
     if dest.exists():
         raise FileExistsError(17, "already exists", str(dest))
@@ -52,8 +51,6 @@ def remove_partial_dirs(folder: str | os.PathLike, owner_prefix: str, alive: set
     """Remove the ``.partial-<owner>-…`` folders under ``folder`` whose owner starts with ``owner_prefix``
     and is not in ``alive`` (killed jobs: ``remove_partial_dirs(models, "job", {"job12"})``). Folders of
     other owners (a run in this process) are left to :func:`staged_dir`, which clears its own."""
-    import shutil
-
     gone = []
     folder = Path(folder)
     if not folder.is_dir():

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .data import Survey, load_survey, write_survey_h5
 from .errors import GalaxalignError
-from .prepare import Preparation
+from .prepare import Preparation, detect_for_survey
+from .store import list_surveys, register_survey
 from .validate import check_name, short
 from .workspace import Workspace
 
@@ -122,10 +123,6 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
     loaded (with ``label_set``) by a caller that needed it first, so it is not read twice. Returns a
     summary with the preparation and the reasons for it.
     """
-    from .prepare import detect_for_survey
-    from .store import register_survey
-    from .store import list_surveys
-
     check_name(name, "survey name", SurveyImportError)
     if any(r.name.lower() == name.lower() for r in list_surveys(store)):
         raise SurveyImportError(f"a survey called {name!r} was already imported (or registered)")
@@ -153,7 +150,7 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
 
 
 def open_registered(row) -> Survey:
-    """A registered survey (a ``SurveyRow``) with its label set and preparation."""
+    """A registered survey (a ``RegisteredSurvey``) with its label set and preparation."""
     label_set = row.label_set_file or row.label_set
     return load_survey(row.path, label_set=label_set, preparation=Preparation.from_dict(row.preparation)
                        if row.preparation else None)

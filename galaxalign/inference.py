@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from .fsutil import atomic_path
 from .data import Survey
+from .fsutil import atomic_path
 from .metrics import classification_report, retrieval_map
 from .model import ModelError, TriModalCLIP
+from .ood import MAX_REFERENCE, Familiarity
 from .symbols import render_symbol
 
 __all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey",
@@ -123,9 +126,6 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     calibration, ``p_<class>``…) into folder ``out``,
     each under a temporary name then renamed. Returns what it wrote (``"embeddings"``, ``"predictions"``)
     with ``{"n", "dim", "seconds", "images_per_second", "path"}``, so that nobody reads it back."""
-    import pandas as pd
-    from tqdm.auto import tqdm
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(survey), desc="embedding", unit="img", disable=not progress)
@@ -152,8 +152,6 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
 def familiarity_of(model: TriModalCLIP):
     """The checkpoint's out-of-distribution calibration (:class:`galaxalign.ood.Familiarity`), or
     ``None`` for a model saved before calibration existed."""
-    from .ood import Familiarity
-
     d = getattr(model, "checkpoint_meta", {}).get("familiarity")
     return Familiarity.from_dict(d) if d else None
 
@@ -162,8 +160,6 @@ def calibrate_familiarity(model: TriModalCLIP, survey: Survey, labels: np.ndarra
                           held_idx: np.ndarray, seed: int = 0):
     """Fit :class:`galaxalign.ood.Familiarity` for ``model``: up to ``MAX_REFERENCE`` training galaxies
     as reference, the labelled galaxies of ``held_idx`` (not trained on) for the limit and the floor."""
-    from .ood import MAX_REFERENCE, Familiarity
-
     train_idx = np.asarray(train_idx)
     ref = train_idx if len(train_idx) <= MAX_REFERENCE else np.sort(
         np.random.default_rng(seed).choice(train_idx, MAX_REFERENCE, replace=False))
@@ -176,8 +172,6 @@ def calibrate_familiarity(model: TriModalCLIP, survey: Survey, labels: np.ndarra
 
 def load_embeddings(folder: str | os.PathLike):
     """``(embeddings (N, D), predictions DataFrame)`` written by :func:`embed_survey`."""
-    import pandas as pd
-
     folder = Path(folder)
     try:
         return np.load(folder / "embeddings.npy"), pd.read_parquet(folder / "predictions.parquet")

@@ -24,6 +24,7 @@ so the active model stays as it was.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 import traceback
@@ -33,6 +34,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import select
+from tqdm.auto import tqdm
 
 from . import data as survey_files
 from .adapt import AdaptCfg, adapt_model
@@ -106,8 +109,6 @@ def enqueue(store, kind: str, params: dict | None = None, requested_by=None, wor
 def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: Workspace | None = None) -> list[int]:
     """Mark ``running`` jobs whose heartbeat is older than ``stale_after`` seconds as failed, and remove
     the half-written model folders (``models/.partial-job<id>-…``) of every job that is not running."""
-    from sqlalchemy import select
-
     cutoff = utcnow() - timedelta(seconds=stale_after)
 
     def fn(s):
@@ -317,8 +318,6 @@ def _source_split(model, source):
 
 def _bar_reporter(total: int, desc: str):
     """A progress callback drawing a tqdm bar (the CLI's ``--wait``)."""
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, desc=desc, unit="epoch")
 
     def report(frac: float, message: str) -> None:
@@ -415,8 +414,6 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
         try:
             get_volunteer(store, "admin")
         except NotFound:
-            import secrets
-
             pw = secrets.token_urlsafe(12)
             add_admin(store, "admin", pw)
             admin_pw_file.write_text(pw + "\n")

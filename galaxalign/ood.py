@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .store import is_blind
+
 __all__ = ["Familiarity", "knn_distance", "confidence_floor", "proposal_decision", "DEFAULT_K", "QUANTILE",
            "TARGET_PRECISION"]
 
@@ -163,8 +165,6 @@ def task_proposal(pred, model_version, blind_fraction: float, volunteer_id: int,
     of tasks (:func:`galaxalign.store.is_blind`, by volunteer and galaxy) hide the proposal as the
     anchoring control — only among tasks that would show one, so that blind and shown tasks compare
     like with like."""
-    from .store import is_blind
-
     if pred is None or model_version is None:
         return TaskProposal()
     ok, reason = proposal_decision(pred.confidence, pred.ood, (model_version.metrics or {}).get("proposal"))

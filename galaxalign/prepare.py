@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from .errors import GalaxalignError
 
@@ -182,8 +183,6 @@ class Preparation:
             if out.shape[-1] == 1:
                 out = np.repeat(out, 3, -1)
         if self.size is not None and out.shape[0] != self.size:
-            from PIL import Image
-
             resample = Image.BOX if out.shape[0] > self.size else Image.BICUBIC
             out = np.asarray(Image.fromarray(out).resize((self.size, self.size), resample))
         return out
@@ -323,8 +322,6 @@ def preview_sheet(raw: np.ndarray, prep: Preparation, labels: list[str] | None =
                   centres: np.ndarray | None = None):
     """A before/after contact sheet (PIL image): each column one galaxy, the raw image (linearly
     scaled, the cut-out marked) above its prepared picture."""
-    from PIL import Image, ImageDraw
-
     raw = np.asarray(raw)
     if raw.ndim == 3:
         raw = raw[..., None]

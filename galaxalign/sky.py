@@ -35,6 +35,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
+from PIL import Image
+
+from .taxonomy import GALAXY10
 
 __all__ = ["Nuisance", "render_sky", "SKY_TRUTH_COLUMNS", "SKY_TEXT_COLUMNS", "BAND_SETS", "HELD_OUT", "VARIANTS"]
 
@@ -331,8 +334,6 @@ def _stretch(rng, bands: list[np.ndarray], sigma: float, kind: str, p: dict) -> 
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
@@ -342,7 +343,6 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 
 def _morphology(galsim, cls: int, rng, nz: Nuisance, p: dict):
     from .synth import _galaxy
-    from .taxonomy import GALAXY10
 
     comps, q = _galaxy(galsim, cls, rng, 0.8, p)
     hlr = p["hlr_arcsec"]

@@ -28,9 +28,10 @@ from typing import Iterator
 import h5py
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from .taxonomy import GALAXY10
 from .fsutil import atomic_path
+from .taxonomy import GALAXY10
 
 __all__ = ["GALAXY10_COUNTS", "SKIES", "render_galaxy", "synth_survey", "load_truth", "class_counts_for"]
 
@@ -318,8 +319,6 @@ def synth_survey(out: str | os.PathLike, n: int = 1000, size: int = 64, seed: in
     The file is written under a temporary name and renamed, so an interrupted run leaves no partial
     survey behind. Returns ``{"n", "size", "seconds", "galaxies_per_second", "path"}``.
     """
-    from tqdm.auto import tqdm
-
     from .sky import SKY_TEXT_COLUMNS, SKY_TRUTH_COLUMNS, Nuisance
 
     if n < 1:

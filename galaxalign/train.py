@@ -33,14 +33,18 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
 
 from .data import Survey, load_survey, stratified_split
 from .errors import GalaxalignError
-from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
-from .model import ModelCfg, TriModalCLIP, create_model, save_model
-from .symbols import render_symbol
-from .taxonomy import make_prompt
 from .fsutil import atomic_path
+from .inference import calibrate_familiarity, class_probabilities, embed_images, evaluate_model
+from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
+from .model import ModelCfg, TriModalCLIP, create_model, load_model, save_model
+from .symbols import render_symbol
+from .taxonomy import LabelSetError, make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
            "class_text_for", "encode_batch", "augment_images", "resolve_split", "cpu_has_bf16", "amp_enabled",
@@ -153,8 +157,6 @@ class TrainCfg:
 def read_settings(path: str | os.PathLike, missing: str = "no such config file") -> dict:
     """A YAML file of settings as a dict; a missing file, bad YAML or a non-mapping is one-line
     :class:`ConfigError` naming the file (``missing`` words the first case)."""
-    import yaml
-
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -224,8 +226,6 @@ def class_text_for(survey: Survey) -> tuple[list[str], list[str], list[str], str
 
 def _check_trimodal(survey: Survey, model: TriModalCLIP) -> None:
     """A run with symbol terms needs a symbol and a prompt of its own for every class."""
-    from .taxonomy import LabelSetError
-
     if survey.label_set is None:
         raise ConfigError(f"{survey.path}: its classes ({', '.join(survey.class_names)}) have no label set, so they "
                           "would share one generic symbol; give a label-set file (--labelset) or train --variant clip")
@@ -286,8 +286,6 @@ def augment_images(x: torch.Tensor, gen: torch.Generator, rotation: str = "any",
     if rotation == "quarter":
         x = _augment(x, gen)
     elif rotation == "any" or shift > 0:
-        import torch.nn.functional as F
-
         b = x.shape[0]
         ang = torch.rand(b, generator=gen) * (2 * math.pi if rotation == "any" else 0.0)
         flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
@@ -490,8 +488,6 @@ class Trainer:
         """A fresh model from the config (its ``pretrained`` tower), or a finished one to re-train."""
         cfg = self.cfg
         if self.init_from:
-            from .model import load_model
-
             # re-training from a finished model: its towers (one or two) go on as they are
             model = load_model(self.init_from, self.device).train()
         else:
@@ -503,8 +499,6 @@ class Trainer:
         return model
 
     def _write_run_config(self) -> None:
-        import yaml
-
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.out / "config.yaml") as tmp:
             tmp.write_text(yaml.safe_dump({**self.cfg.to_dict(), "survey": str(self.survey.path),
@@ -567,8 +561,6 @@ class Trainer:
 
     def _train_epoch(self, wrapped, sp: StagePlan, loss_fn, opt, sched, order_epoch: int, epoch: int) -> dict:
         """The step loop of one epoch; returns the epoch's row for ``metrics.jsonl``."""
-        from tqdm.auto import tqdm
-
         cfg, model = self.cfg, self.model
         use_amp = amp_enabled(cfg, self.device)
         need_sym = any("sym" in p for p in sp.pairs)
@@ -607,8 +599,6 @@ class Trainer:
 
     def _after_epoch(self, row: dict, sp: StagePlan, si: int, epoch: int, opt, sched, fraction: float) -> None:
         """Log the epoch, save ``last.pt`` (resume point) and report progress."""
-        from tqdm.auto import tqdm
-
         if self.rank == 0:
             _write_jsonl(self.metrics_path, row)
             _atomic_torch_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
@@ -622,8 +612,6 @@ class Trainer:
 
     def _stop_early(self, sp: StagePlan, epoch: int) -> bool:
         """Score the valid split, keep the best weights; True when ``patience`` epochs have not beaten it."""
-        from tqdm.auto import tqdm
-
         acc = self._valid_accuracy()
         _write_jsonl(self.metrics_path, {"valid_accuracy": acc, "stage": sp.stage, "epoch": epoch + 1})
         if self.best is None or acc > self.best[0]:
@@ -653,8 +641,6 @@ class Trainer:
         return out
 
     def _valid_accuracy(self) -> float:
-        from .inference import class_probabilities, embed_images
-
         emb = embed_images(self.model, self.survey, self.valid_idx)
         pred = class_probabilities(self.model, emb).argmax(1)
         self.model.train()
@@ -664,14 +650,10 @@ class Trainer:
         """When the Classify page may pre-select this model's proposal (:mod:`galaxalign.ood`): the
         limit and the confidence floor from galaxies not trained on — the valid split, or the test
         split when the survey has no valid part."""
-        from .inference import calibrate_familiarity
-
         held, held_on = (self.valid_idx, "valid") if len(self.valid_idx) else (self.test_idx, "test")
         return calibrate_familiarity(self.model, self.survey, self.labels, self.train_idx, held, self.cfg.seed), held_on
 
     def evaluate(self) -> dict:
-        from .inference import evaluate_model
-
         labelled = self.test_idx[self.survey.labels[self.test_idx] >= 0]
         if len(labelled) == 0:
             return {}

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .synth import synth_survey
+
 __all__ = ["Workspace", "default_workspace", "DEMO_SURVEY_SIZE", "DEMO_SURVEY_N"]
 
 DEMO_SURVEY_N = 2000
@@ -55,8 +57,6 @@ class Workspace:
 
     def ensure_demo_survey(self, n: int = DEMO_SURVEY_N, size: int = DEMO_SURVEY_SIZE, progress: bool = True):
         """Render the demo survey if it is missing; returns the synth stats, or ``None`` if it existed."""
-        from .synth import synth_survey
-
         self.create()
         if self.demo_survey.exists():
             return None

@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-
 from common import (active_model_row, current_survey, display, get_embeddings, get_index, get_model, require,
                     show_error, store, survey_row, symbol_image)
+
 from galaxalign.errors import GalaxalignError
+from galaxalign.projection import cached_projection, grid_assignment
+from galaxalign.store import consensus_labels
 from galaxalign.symbols import list_symbols
 from galaxalign.viewing import read_query_image, thumbnail_sheet
+
 require("researcher")
 st.title("Explore the embedding space")
 row = survey_row()
@@ -35,22 +38,16 @@ st.caption(f"Model **{mv.name}** · {len(emb):,} galaxies · {emb.shape[1]}-d em
 
 @st.cache_data(show_spinner="Projecting…", max_entries=12)
 def projection(folder: str, method: str, version: str) -> np.ndarray:
-    from galaxalign.projection import cached_projection
-
     return cached_projection(folder, get_embeddings(folder)[0], method)
 
 
 @st.cache_data(show_spinner=False, max_entries=4, ttl=30)  # votes keep arriving: refresh every 30 s
 def consensus_frame(survey_id: int) -> pd.DataFrame:
-    from galaxalign.store import consensus_labels
-
     return consensus_labels(store(), survey_id)
 
 
 @st.cache_data(show_spinner="Arranging thumbnails…", max_entries=4)
 def thumbnail_grid(folder: str, version: str, rows: int, cols: int, cell: int = 48) -> bytes:
-    from galaxalign.projection import grid_assignment
-
     cells = grid_assignment(projection(folder, "pca", version), rows, cols)
     return thumbnail_sheet(cells, current_survey().images, cell)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import GalaxalignError
+from ..workspace import default_workspace
 
 __all__ = ["Store", "open_store", "StoreError", "migrate"]
 
@@ -103,8 +104,6 @@ def open_store(url: str | None = None, upgrade: bool = True) -> Store:
     ``postgresql+psycopg://user:pass@127.0.0.1/galaxalign``. Default: the workspace's database
     (``$GALAXALIGN_DATABASE_URL`` wins)."""
     if url is None:
-        from ..workspace import default_workspace
-
         ws = default_workspace().create()
         url = ws.database_url
     if url.startswith("sqlite"):

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ..model import file_sha256
 from ..validate import check_fraction, check_name, short
 from .db import Store, StoreError
 from .lookup import NotFound, active_model_row, jsonable, model_version_row, survey_row
@@ -22,8 +23,6 @@ def register_model(store: Store, name: str, checkpoint_path: str, config: dict, 
                    survey: int | str | None = None, parent_id: int | None = None,
                    embeddings_path: str | None = None) -> int:
     """Record a trained model as a ``candidate``; its checkpoint's sha256 is computed here."""
-    from ..model import file_sha256
-
     check_name(name, "model version name", StoreError)
     p = Path(checkpoint_path)
     if p.is_dir():
