@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import yaml
+
 from .errors import GalaxalignError
+from .symbols import is_glyph
 
 __all__ = [
     "Answer", "Task", "DecisionTree", "GalaxyClass", "LabelSet", "PathError",
@@ -282,13 +285,6 @@ class LabelSet:
     def symbols(self) -> list[str]:
         return [c.symbol for c in self.classes]
 
-    def index_of(self, name_or_slug: str) -> int:
-        key = name_or_slug.strip().lower()
-        for c in self.classes:
-            if key in (c.name.lower(), c.slug):
-                return c.index
-        raise KeyError(f"{self.name} has no class {name_or_slug!r}")
-
     def resolve(self, path: Iterable[Sequence[str]]) -> int | None:
         """The class a completed tree path stands for, or ``None`` when the path describes no class
         of this set (a star, a featureless disk…). The first matching rule wins."""
@@ -344,8 +340,6 @@ def load_label_set(file: str | os.PathLike) -> LabelSet:
     answer ids, and ``rules`` map any completed path back to a class. Raises :class:`LabelSetError`
     naming the file and the problem.
     """
-    import yaml
-
     file = Path(file)
     try:
         raw = yaml.safe_load(file.read_text())
@@ -359,8 +353,6 @@ def load_label_set(file: str | os.PathLike) -> LabelSet:
 
 
 def label_set_from_dict(raw: Any, file: Path) -> LabelSet:
-    from .symbols import is_glyph
-
     def err(msg: str) -> LabelSetError:
         return LabelSetError(f"{file}: {msg}")
 
