@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..validate import is_integer, short
 from .db import Store, StoreError
-from .models import Galaxy, Job, ModelVersion, SurveyRow, Volunteer
+from .models import Galaxy, Job, ModelVersion, RegisteredSurvey, Volunteer
 
 __all__ = ["NotFound", "AccessDenied", "get_volunteer", "get_survey", "list_surveys", "get_galaxy", "get_model_version",
            "active_model", "list_model_versions", "get_job", "list_jobs"]
@@ -55,18 +55,18 @@ def get_volunteer(store: Store, who: int | str) -> Volunteer:
         return volunteer_row(s, who)
 
 
-def survey_row(s: Session, which: int | str) -> SurveyRow:
-    return _named_row(s, SurveyRow, which, "survey", "is not registered")
+def survey_row(s: Session, which: int | str) -> RegisteredSurvey:
+    return _named_row(s, RegisteredSurvey, which, "survey", "is not registered")
 
 
-def get_survey(store: Store, which: int | str) -> SurveyRow:
+def get_survey(store: Store, which: int | str) -> RegisteredSurvey:
     with store.read() as s:
         return survey_row(s, which)
 
 
-def list_surveys(store: Store) -> list[SurveyRow]:
+def list_surveys(store: Store) -> list[RegisteredSurvey]:
     with store.read() as s:
-        return list(s.scalars(select(SurveyRow).order_by(SurveyRow.id)))
+        return list(s.scalars(select(RegisteredSurvey).order_by(RegisteredSurvey.id)))
 
 
 def galaxy_row(s: Session, galaxy: int | str, survey_id: int | None = None, lock: bool = False) -> Galaxy:

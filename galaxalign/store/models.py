@@ -20,7 +20,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class SurveyRow(Base):
+class RegisteredSurvey(Base):
     __tablename__ = "surveys"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -56,7 +56,7 @@ class Galaxy(Base):
     retired_reason: Mapped[str | None] = mapped_column(String(40))
     consensus_label: Mapped[int | None] = mapped_column(Integer)
     consensus_agreement: Mapped[float | None] = mapped_column(Float)
-    survey: Mapped[SurveyRow] = relationship()
+    survey: Mapped[RegisteredSurvey] = relationship()
 
 
 class Volunteer(Base):

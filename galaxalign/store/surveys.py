@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ..taxonomy import LABELSET_DIR
 from ..validate import check_name
 from .db import Store, StoreError
-from .models import Galaxy, ModelVersion, SurveyRow
+from .models import Galaxy, ModelVersion, RegisteredSurvey
 
 __all__ = ["register_survey", "relocate_paths"]
 
@@ -45,13 +45,13 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
     dec = cat["dec"].to_numpy() if "dec" in cat else np.full(len(cat), np.nan)
 
     def fn(s: Session) -> int:
-        other = s.scalar(select(SurveyRow.name).where(func.lower(SurveyRow.name) == name.lower()))
+        other = s.scalar(select(RegisteredSurvey.name).where(func.lower(RegisteredSurvey.name) == name.lower()))
         if other is not None:
             raise StoreError(f"survey {name!r} is already registered" + (f" (as {other!r})" if other != name else ""))
         ls = survey.label_set
         builtin = ls is not None and ls.source is not None and Path(ls.source).parent == LABELSET_DIR
         prep = getattr(survey, "preparation", None)
-        row = SurveyRow(name=name, path=str(survey.path), kind=survey.kind,
+        row = RegisteredSurvey(name=name, path=str(survey.path), kind=survey.kind,
                         label_set=ls.name if ls else None, label_set_file=None if (ls is None or builtin) else ls.source,
                         class_names=list(survey.class_names), workflow=workflow, n_galaxies=len(survey),
                         preparation=prep.to_dict() if prep is not None else None, train_config=train_config)
@@ -78,7 +78,7 @@ def relocate_paths(store: Store, old_root: str, new_root: str) -> int:
 
     def fn(s: Session) -> int:
         n = 0
-        for obj in list(s.scalars(select(SurveyRow))) + list(s.scalars(select(ModelVersion))):
+        for obj in list(s.scalars(select(RegisteredSurvey))) + list(s.scalars(select(ModelVersion))):
             for col in ("path", "checkpoint_path", "embeddings_path", "label_set_file", "train_config"):
                 v = getattr(obj, col, None)
                 if isinstance(v, str) and (v == old_root or v.startswith(old_root + "/")):

@@ -14,7 +14,7 @@ from ..taxonomy import GZ2_TREE, PathError, get_label_set
 from ..validate import check_fraction, check_proposal, check_seconds, is_integer, short
 from .db import Store, StoreError
 from .lookup import AccessDenied, NotFound, galaxy_row, model_version_row, survey_row, volunteer_row
-from .models import Classification, Galaxy, SurveyRow, utcnow
+from .models import Classification, Galaxy, RegisteredSurvey, utcnow
 
 __all__ = ["DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
            "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction"]
@@ -56,7 +56,7 @@ class VoteResult:
     agreement: float | None
 
 
-def _validate_answers(survey: SurveyRow, answers: Sequence) -> tuple[list[list], int | None]:
+def _validate_answers(survey: RegisteredSurvey, answers: Sequence) -> tuple[list[list], int | None]:
     """Check an answer path for this survey's workflow; return it (as JSON lists) and its class."""
     if (not isinstance(answers, (list, tuple)) or not answers
             or not all(isinstance(a, (list, tuple)) and len(a) == 2 for a in answers)):
