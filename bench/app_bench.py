@@ -22,7 +22,6 @@ import h5py
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 APP = str(ROOT / "app" / "streamlit_app.py")
 

@@ -16,22 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from runlog import read_runs
+
+from galaxalign.data import load_survey
+from galaxalign.simulate import CampaignCfg, run_campaign
+from galaxalign.store import open_store, register_survey
+from galaxalign.synth import synth_survey
+from galaxalign.workspace import Workspace
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-from runlog import read_runs  # noqa: E402
-
-from galaxalign.data import load_survey  # noqa: E402
-from galaxalign.simulate import CampaignCfg, run_campaign  # noqa: E402
-from galaxalign.store import open_store, register_survey  # noqa: E402
-from galaxalign.synth import synth_survey  # noqa: E402
-from galaxalign.workspace import Workspace  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "campaign"
 RUNS = ROOT / "bench" / "results" / "campaign_runs.jsonl"

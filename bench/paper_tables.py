@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from runlog import read_runs
+
+from galaxalign.baselines import linear_probe, tower_features, train_supervised
+from galaxalign.data import load_survey
+from galaxalign.model import create_model, load_model
+from galaxalign.synth import synth_survey
+from galaxalign.train import load_config, resolve_split, train
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from runlog import read_runs  # noqa: E402
-
-from galaxalign.baselines import linear_probe, tower_features, train_supervised  # noqa: E402
-from galaxalign.data import load_survey  # noqa: E402
-from galaxalign.model import create_model, load_model  # noqa: E402
-from galaxalign.synth import synth_survey  # noqa: E402
-from galaxalign.train import load_config, resolve_split, train  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 RUNS = ROOT / "bench" / "results" / "paper_runs.jsonl"  # committed: the tables are rebuilt from it

@@ -6,15 +6,25 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
                                                 # docs/screenshots/classify_first.png
 """
 import argparse
+import importlib.util
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 
-from browser_flow import CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through  # noqa: E402
+
+def _browser_flow():
+    """The browser walk the tests use (tests/browser_flow.py), loaded from its file: one walk for both."""
+    spec = importlib.util.spec_from_file_location("browser_flow", ROOT / "tests" / "browser_flow.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_flow = _browser_flow()
+CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through = (_flow.CHROMIUM, _flow.CHROMIUM_ARGS,
+                                                          _flow.streamlit_server, _flow.walk_through)
 
 
 def first_classify(url: str, password: str, out: Path) -> None:

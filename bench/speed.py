@@ -10,22 +10,20 @@
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from galaxalign.data import load_survey
+from galaxalign.inference import embed_images
+from galaxalign.loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss
+from galaxalign.model import ModelCfg, create_model
+from galaxalign.synth import synth_survey
+from galaxalign.train import SymbolBank, class_text_for, encode_batch
 
-from galaxalign.data import load_survey  # noqa: E402
-from galaxalign.inference import embed_images  # noqa: E402
-from galaxalign.loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss  # noqa: E402
-from galaxalign.model import ModelCfg, create_model  # noqa: E402
-from galaxalign.synth import synth_survey  # noqa: E402
-from galaxalign.train import SymbolBank, class_text_for, encode_batch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "bench" / "out"
 BATCH, STEPS = 64, 20

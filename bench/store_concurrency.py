@@ -10,16 +10,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from galaxalign.data import load_survey  # noqa: E402
-from galaxalign.store import RetirementRule, add_volunteer, open_store, record_classification, register_survey  # noqa: E402
+from galaxalign.data import load_survey
+from galaxalign.store import RetirementRule, add_volunteer, open_store, record_classification, register_survey
 
 VOTES = 100
 ROUND = [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]]
