@@ -1,8 +1,11 @@
 """Similarity search over a survey's embeddings with FAISS.
 
-Embeddings are L2-normalised, so inner product = cosine similarity. ``IndexFlatIP`` is exact and is
-the default up to 200,000 galaxies; past that an ``IndexHNSWFlat`` (inner-product metric) trades a
-little recall for speed.
+Embeddings are L2-normalised, so inner product = cosine similarity. The index is chosen by size and
+by a recall target (:func:`choose_kind`): exact (``IndexFlatIP``) up to 200,000 galaxies; past that
+an inverted file (``IndexIVFFlat``, √N·4 lists, memory-mappable) or a graph (``IndexHNSWFlat``), whose
+search breadth (``nprobe`` / ``efSearch``) is tuned on held-out queries until recall@10 against the
+exact search reaches the target (:meth:`SimilarityIndex.tune`). What was chosen and measured is kept
+beside the index in ``index_meta.json``; galaxies are added without a rebuild (:meth:`add`).
 
 >>> idx = SimilarityIndex.build(embeddings, id_str)                  # doctest: +SKIP
 >>> idx.search(query_vec, k=8)                                       # doctest: +SKIP
@@ -14,18 +17,29 @@ image (:func:`query_image`), a text (:func:`query_text`) or a symbol (:func:`que
 """
 from __future__ import annotations
 
+import json
+import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import GalaxalignError
 from .fsutil import atomic_path
+from .symbols import render_symbol
 
-__all__ = ["SimilarityIndex", "Hit", "SearchError", "query_image", "query_text", "query_symbol", "EXACT_LIMIT"]
+__all__ = ["SimilarityIndex", "Hit", "SearchError", "IndexMeta", "choose_kind", "recall_at_k", "query_image",
+           "query_text", "query_symbol", "EXACT_LIMIT", "KINDS"]
 
 EXACT_LIMIT = 200_000
+KINDS = ("exact", "ivf", "hnsw")
+RECALL_TARGET = 0.95
+TUNE_QUERIES = 200
+# the search breadths tried, narrowest first; the first to reach the target is kept
+NPROBES = (8, 16, 32, 64, 128, 256, 512)
+EF_SEARCHES = (32, 64, 128, 256, 512, 1024)
 
 
 class SearchError(GalaxalignError):
@@ -39,12 +53,59 @@ class Hit:
     score: float
 
 
-class SimilarityIndex:
-    """A FAISS index plus the ``id_str`` of each row."""
+@dataclass
+class IndexMeta:
+    """What the index is and what was measured when it was built (``index_meta.json``)."""
 
-    def __init__(self, index, id_str: np.ndarray):
+    kind: str = "exact"
+    nlist: int = 0           # ivf: number of inverted lists
+    nprobe: int = 0          # ivf: lists searched per query
+    ef_search: int = 0       # hnsw: candidates kept per query
+    recall_at_10: float = 1.0
+    tuned_on: int = 0        # held-out queries the recall was measured on
+    build_seconds: float = 0.0
+    history: list = field(default_factory=list)  # [(breadth, recall@10), …] as tuned
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IndexMeta":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def choose_kind(n: int, kind: str = "auto") -> str:
+    """``auto``: exact up to :data:`EXACT_LIMIT` galaxies, an inverted file past it (it trains in a
+    minute at a million, memory-maps, and tunes to the recall target at a fraction of the exact scan)."""
+    if kind == "auto":
+        return "exact" if n <= EXACT_LIMIT else "ivf"
+    if kind not in KINDS:
+        raise SearchError(f"index kind {kind!r}: not one of auto, {', '.join(KINDS)}")
+    return kind
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    """Mean share of the true top-``k`` rows that the approximate search found (rows as (Q, ≥k))."""
+    hits = [len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth)]
+    return float(np.mean(hits) / k)
+
+
+def _drop_self(rows_found: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
+    """Each query's answer without the query's own row, cut to ``k``."""
+    return np.array([[r for r in found if r != own][:k] for found, own in zip(rows_found.tolist(), query_rows)])
+
+
+def _normalised(embeddings: np.ndarray) -> np.ndarray:
+    z = np.ascontiguousarray(embeddings, dtype=np.float32)
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+class SimilarityIndex:
+    """A FAISS index plus the ``id_str`` of each row and its :class:`IndexMeta`."""
+
+    def __init__(self, index, id_str: np.ndarray, meta: IndexMeta | None = None, read_only: bool = False):
         self.index = index
         self.id_str = np.asarray(id_str).astype(str)
+        self.meta = meta or IndexMeta()
+        self.read_only = read_only
         self._row_of = {s: i for i, s in enumerate(self.id_str)}
 
     @property
@@ -55,21 +116,106 @@ class SimilarityIndex:
         return int(self.index.ntotal)
 
     @classmethod
-    def build(cls, embeddings: np.ndarray, id_str, exact: bool | None = None) -> "SimilarityIndex":
+    def build(cls, embeddings: np.ndarray, id_str, exact: bool | None = None, kind: str = "auto",
+              recall: float = RECALL_TARGET, seed: int = 0) -> "SimilarityIndex":
+        """Index ``embeddings`` (N, D). ``exact=True/False`` is the older switch (exact / HNSW)."""
         import faiss
 
-        z = np.ascontiguousarray(embeddings, dtype=np.float32)
+        z = _normalised(embeddings)
         if z.ndim != 2 or len(z) != len(id_str) or len(z) == 0:
             raise SearchError(f"embeddings must be (N, D) with N = {len(id_str)} ids and N > 0, got {z.shape}")
-        z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-        exact = len(z) <= EXACT_LIMIT if exact is None else exact
-        if exact:
-            index = faiss.IndexFlatIP(z.shape[1])
+        if len(set(map(str, id_str))) != len(z):
+            raise SearchError("the ids given to the index are not unique")
+        kind = ("exact" if exact else "hnsw") if exact is not None else choose_kind(len(z), kind)
+        t0 = time.perf_counter()
+        n, d = z.shape
+        meta = IndexMeta(kind=kind)
+        if kind == "exact":
+            index = faiss.IndexFlatIP(d)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = meta.ef_search = 128
         else:
-            index = faiss.IndexHNSWFlat(z.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = 128
+            meta.nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, meta.nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(seed)
+            sample = z[rng.choice(n, min(n, 64 * meta.nlist), replace=False)]
+            index.train(sample)
+            index.nprobe = meta.nprobe = min(meta.nlist, 32)
         index.add(z)
-        return cls(index, id_str)
+        if kind == "ivf":
+            index.make_direct_map()  # so a galaxy's own vector can be read back (search_row)
+        meta.build_seconds = round(time.perf_counter() - t0, 2)
+        idx = cls(index, id_str, meta)
+        if kind != "exact":
+            idx.tune(recall, seed=seed)
+        return idx
+
+    def _set_breadth(self, breadth: int) -> None:
+        if self.meta.kind == "ivf":
+            self.index.nprobe = self.meta.nprobe = int(breadth)
+        elif self.meta.kind == "hnsw":
+            self.index.hnsw.efSearch = self.meta.ef_search = int(breadth)
+
+    def tune(self, recall: float = RECALL_TARGET, queries: int = TUNE_QUERIES, seed: int = 0) -> IndexMeta:
+        """Widen the search until recall@10 against the exact scan reaches ``recall`` on ``queries``
+        of the index's own galaxies, each query's own row left out of both answers (as in
+        :meth:`search_row`). Keeps the narrowest breadth that does; the widest tried when none does
+        (its recall says so)."""
+        n = len(self)
+        k = min(10, n - 1)
+        if k < 1:
+            return self.meta
+        rows = np.random.default_rng(seed).choice(n, min(queries, n), replace=False)
+        q = np.stack([self.index.reconstruct(int(r)) for r in rows])
+        truth = _drop_self(self._exact_top(q, k + 1), rows, k)
+        steps = NPROBES if self.meta.kind == "ivf" else EF_SEARCHES
+        if self.meta.kind == "ivf":
+            steps = tuple(p for p in steps if p < self.meta.nlist) + (self.meta.nlist,)
+        self.meta.history = []
+        for breadth in steps:
+            self._set_breadth(breadth)
+            _, found = self.index.search(q, k + 1)
+            r = recall_at_k(_drop_self(found, rows, k), truth, k)
+            self.meta.history.append([int(breadth), round(r, 4)])
+            self.meta.recall_at_10 = round(r, 4)
+            if r >= recall:
+                break
+        self.meta.tuned_on = len(rows)
+        return self.meta
+
+    def _exact_top(self, q: np.ndarray, k: int, chunk: int = 100_000) -> np.ndarray:
+        """Exact top-``k`` rows for queries ``q``, reading the index's vectors a chunk at a time."""
+        best_s = np.full((len(q), 0), -np.inf, np.float32)
+        best_r = np.zeros((len(q), 0), np.int64)
+        for start in range(0, len(self), chunk):
+            block = self.index.reconstruct_n(start, min(chunk, len(self) - start))
+            s = np.concatenate([best_s, q @ block.T], 1)
+            r = np.concatenate([best_r, np.broadcast_to(np.arange(start, start + len(block)), (len(q), len(block)))], 1)
+            keep = np.argsort(-s, 1, kind="stable")[:, :k]
+            best_s, best_r = np.take_along_axis(s, keep, 1), np.take_along_axis(r, keep, 1)
+        return best_r
+
+    def add(self, embeddings: np.ndarray, id_str) -> None:
+        """Add galaxies without a rebuild (an IVF index files them under its trained lists)."""
+        if self.read_only:
+            raise SearchError("this index was loaded memory-mapped (read-only); load it with mmap=False to add")
+        z = _normalised(embeddings)
+        ids = np.asarray(id_str).astype(str)
+        if z.ndim != 2 or z.shape[1] != self.dim or len(z) != len(ids):
+            raise SearchError(f"new embeddings must be (N, {self.dim}) with one id each, got {z.shape} and {len(ids)}")
+        seen = set(self._row_of)
+        for s in ids.tolist():  # one already indexed, or one given twice
+            if s in seen:
+                raise SearchError(f"galaxy {s!r} is already in the index")
+            seen.add(s)
+        start = len(self)
+        self.index.add(z)
+        if self.meta.kind == "ivf":
+            self.index.make_direct_map()
+        self.id_str = np.concatenate([self.id_str, ids])
+        self._row_of.update({s: start + i for i, s in enumerate(ids)})
 
     def search(self, query: np.ndarray, k: int = 10, exclude_row: int | None = None) -> list[Hit]:
         """Top-``k`` galaxies by cosine similarity to ``query`` (D,)."""
@@ -91,7 +237,7 @@ class SimilarityIndex:
         return self.search(self.index.reconstruct(row), k, exclude_row=row)
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``index.faiss`` and ``index_ids.npy`` atomically into ``folder``."""
+        """Write ``index.faiss``, ``index_ids.npy`` and ``index_meta.json`` atomically into ``folder``."""
         import faiss
 
         folder = Path(folder)
@@ -99,24 +245,42 @@ class SimilarityIndex:
             np.save(f, self.id_str)
         with atomic_path(folder / "index.faiss") as tmp:
             faiss.write_index(self.index, str(tmp))
+        with atomic_path(folder / "index_meta.json") as tmp:
+            Path(tmp).write_text(json.dumps(asdict(self.meta), indent=1) + "\n")
         return folder / "index.faiss"
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "SimilarityIndex":
+    def load(cls, folder: str | os.PathLike, mmap: bool | None = None) -> "SimilarityIndex":
+        """Read an index saved by :meth:`save`. An inverted file is memory-mapped (read-only) unless
+        ``mmap=False``: its lists stay on disk and the page cache serves them."""
         import faiss
 
         folder = Path(folder)
         path = folder / "index.faiss"
         if not path.exists():
             raise SearchError(f"{path}: no similarity index there (the worker builds it after embedding)")
+        meta_file = folder / "index_meta.json"
         try:
-            index = faiss.read_index(str(path))
+            meta = IndexMeta.from_dict(json.loads(meta_file.read_text())) if meta_file.exists() else None
+        except (OSError, ValueError) as e:
+            raise SearchError(f"{meta_file}: unreadable ({e})") from None
+        use_mmap = bool(meta and meta.kind == "ivf") if mmap is None else (mmap and bool(meta and meta.kind == "ivf"))
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if use_mmap else 0
+        try:
+            index = faiss.read_index(str(path), flags)
         except RuntimeError as e:
             raise SearchError(f"{path}: unreadable index ({str(e).splitlines()[0][:120]})") from None
         ids = np.load(folder / "index_ids.npy")
         if len(ids) != index.ntotal:
             raise SearchError(f"{path}: {index.ntotal} vectors but {len(ids)} ids")
-        return cls(index, ids)
+        if meta is None:  # saved before index_meta.json existed
+            meta = IndexMeta(kind="hnsw" if "HNSW" in type(index).__name__ else "exact")
+        idx = cls(index, ids, meta, read_only=use_mmap)
+        if meta.kind == "ivf":
+            idx.index.nprobe = meta.nprobe
+        elif meta.kind == "hnsw" and meta.ef_search:
+            idx.index.hnsw.efSearch = meta.ef_search
+        return idx
 
 
 def query_image(model, image: np.ndarray, preparation=None) -> np.ndarray:
@@ -150,8 +314,6 @@ def query_text(model, text: str) -> np.ndarray:
 def query_symbol(model, name: str) -> np.ndarray:
     """(D,) embedding of a canonical symbol (``"t08_merger"``, ``"galaxy10/barred_spiral"``)."""
     import torch
-
-    from .symbols import render_symbol
 
     img = np.asarray(render_symbol(name, model.image_size))
     with torch.inference_mode():

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from galaxalign.index import SearchError, SimilarityIndex
+from galaxalign import index as index_module
+from galaxalign.index import SearchError, SimilarityIndex, choose_kind, recall_at_k
 from galaxalign.projection import cached_projection, grid_assignment, project
 
 
@@ -38,6 +39,73 @@ def test_search_errors_are_clear(clustered, tmp_path):
         idx.search(np.ones(3))
     with pytest.raises(SearchError, match="no similarity index"):
         SimilarityIndex.load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def many():
+    """5,000 galaxies in 20 anisotropic clusters on the sphere, as embeddings of a trained model sit."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(20, 32))
+    labels = rng.integers(0, 20, 5000)
+    z = centres[labels] + rng.normal(size=(5000, 32)) * rng.uniform(0.3, 1.0, 32)
+    return z.astype(np.float32), np.array([f"m{i:05d}" for i in range(5000)])
+
+
+def _exact_neighbours(z, rows, k=10):
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    s = zn[rows] @ zn.T
+    s[np.arange(len(rows)), rows] = -np.inf  # the query itself left out, as search_row does
+    return np.argsort(-s, 1)[:, :k]
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_an_approximate_index_is_tuned_to_the_recall_target(many, kind):
+    z, ids = many
+    idx = SimilarityIndex.build(z, ids, kind=kind, recall=0.95)
+    assert idx.meta.kind == kind and idx.meta.tuned_on == 200 and idx.meta.recall_at_10 >= 0.95
+    breadths = [b for b, _ in idx.meta.history]
+    assert breadths == sorted(breadths) and idx.meta.history[-1][1] == idx.meta.recall_at_10
+    if len(idx.meta.history) > 1:  # the narrower breadths tried first fell short of the target
+        assert all(r < 0.95 for _, r in idx.meta.history[:-1])
+    # on queries the tuning never saw, recall stays near the target
+    rows = np.random.default_rng(7).choice(len(z), 100, replace=False)
+    found = np.array([[h.row for h in idx.search_row(ids[r], 10)] for r in rows])
+    assert recall_at_k(found, _exact_neighbours(z, rows)) >= 0.9
+
+
+def test_auto_chooses_exact_up_to_the_limit_and_an_inverted_file_past_it(many, monkeypatch):
+    z, ids = many
+    assert choose_kind(200_000) == "exact" and choose_kind(200_001) == "ivf" and choose_kind(10, "hnsw") == "hnsw"
+    monkeypatch.setattr(index_module, "EXACT_LIMIT", 1000)
+    assert SimilarityIndex.build(z, ids).meta.kind == "ivf"
+    with pytest.raises(SearchError, match="index kind 'annoy': not one of auto, exact, ivf, hnsw"):
+        choose_kind(10, "annoy")
+
+
+def test_an_inverted_file_persists_memory_mapped_and_grows_without_a_rebuild(many, tmp_path):
+    z, ids = many
+    idx = SimilarityIndex.build(z[:4000], ids[:4000], kind="ivf")
+    idx.save(tmp_path)
+    mapped = SimilarityIndex.load(tmp_path)
+    assert mapped.read_only and mapped.meta.nprobe == idx.meta.nprobe == mapped.index.nprobe
+    assert [h.id_str for h in mapped.search_row("m00042", 5)] == [h.id_str for h in idx.search_row("m00042", 5)]
+    with pytest.raises(SearchError, match="memory-mapped .read-only.; load it with mmap=False to add"):
+        mapped.add(z[4000:], ids[4000:])
+    writable = SimilarityIndex.load(tmp_path, mmap=False)
+    writable.add(z[4000:], ids[4000:])  # the trained lists take the new galaxies
+    assert len(writable) == 5000
+    hits = writable.search(z[4500], k=1)
+    assert hits[0].id_str == "m04500" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(SearchError, match="galaxy 'm04500' is already in the index"):
+        writable.add(z[4500:4501], ids[4500:4501])
+
+
+def test_an_index_saved_before_its_metadata_existed_still_loads(clustered, tmp_path):
+    z, _, ids = clustered
+    SimilarityIndex.build(z, ids).save(tmp_path)
+    (tmp_path / "index_meta.json").unlink()
+    old = SimilarityIndex.load(tmp_path)
+    assert old.meta.kind == "exact" and not old.read_only and len(old.search_row("g001", 3)) == 3
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap"])
