@@ -71,6 +71,7 @@ def test_an_approximate_index_is_tuned_to_the_recall_target(many, kind):
     rows = np.random.default_rng(7).choice(len(z), 100, replace=False)
     found = np.array([[h.row for h in idx.search_row(ids[r], 10)] for r in rows])
     assert recall_at_k(found, _exact_neighbours(z, rows)) >= 0.9
+    assert idx.describe().startswith("5,000 galaxies, an ") and f"recall@10 {idx.meta.recall_at_10:.2f}" in idx.describe()
 
 
 def test_auto_chooses_exact_up_to_the_limit_and_an_inverted_file_past_it(many, monkeypatch):
@@ -106,6 +107,7 @@ def test_an_index_saved_before_its_metadata_existed_still_loads(clustered, tmp_p
     (tmp_path / "index_meta.json").unlink()
     old = SimilarityIndex.load(tmp_path)
     assert old.meta.kind == "exact" and not old.read_only and len(old.search_row("g001", 3)) == 3
+    assert old.describe() == "60 galaxies, exact search"
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "umap"])

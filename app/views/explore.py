@@ -108,6 +108,7 @@ with tab_grid:
 with tab_search:
     mode = st.radio("Search by", ["galaxy", "uploaded image", "text", "symbol"], horizontal=True, key="exp_mode")
     k = st.slider("Results", 4, 32, 12, key="exp_k")
+    st.caption(f"Index: {index.describe()}.")
     model = get_model(mv.checkpoint_path, mv.sha256)
     hits, query_img = None, None
     try:
