@@ -338,13 +338,17 @@ def embed(model: Path = typer.Option(..., help="Run folder or model.pt"),
           out: Path = typer.Option(..., help="Folder for embeddings.npy and predictions.parquet"),
           batch_size: int = typer.Option(256),
           labelset: Optional[str] = typer.Option(None, help="Label-set YAML file (or built-in name)"),
-          prepare: str = typer.Option("auto", help="auto (the model's own preparation), none, or a JSON file")):
+          prepare: str = typer.Option("auto", help="auto (the model's own preparation), none, or a JSON file"),
+          precision: str = typer.Option("fp32", help="fp32, bf16 (autocast), or auto (bf16 where it is native)")):
     """Embed and classify a whole survey, through the same preparation the model was trained with."""
-    from .inference import embed_survey
+    from .inference import PRECISIONS, embed_survey
     from .model import load_model
 
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"{precision!r}: not one of {', '.join(PRECISIONS)}", param_hint="--precision")
     m = load_model(model)
-    stats = embed_survey(m, _open_prepared(survey, labelset, prepare, m.checkpoint_meta), out, batch_size)
+    stats = embed_survey(m, _open_prepared(survey, labelset, prepare, m.checkpoint_meta), out, batch_size,
+                         precision=precision)
     typer.echo(f"embedded {stats['n']} galaxies ({stats['dim']}-d) in {stats['seconds']:.1f} s: "
                f"{stats['images_per_second']:.0f} images/s → {out}")
 

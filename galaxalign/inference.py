@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .data import Survey
 from .fsutil import atomic_path
 from .metrics import classification_report, retrieval_map
-from .model import ModelError, TriModalCLIP
+from .model import ModelError, TriModalCLIP, cpu_has_bf16
 from .ood import MAX_REFERENCE, Familiarity
 from .symbols import render_symbol
 
@@ -41,19 +41,37 @@ def _dihedral_mean(model: TriModalCLIP, x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(z, dim=-1)
 
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """``bf16``: autocast the tower to bfloat16; ``auto``: only where it is native (a GPU, or a CPU with
+    AVX-512 BF16 / AMX, where it runs faster; elsewhere it is emulated and slower); ``fp32``: never."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    return precision == "bf16"
+
+
 @torch.inference_mode()
 def embed_images(model: TriModalCLIP, survey: Survey, indices=None, batch_size: int = 256,
-                 progress: Callable[[int, int], None] | None = None, tta: bool = False) -> np.ndarray:
+                 progress: Callable[[int, int], None] | None = None, tta: bool = False,
+                 precision: str = "fp32") -> np.ndarray:
     """L2-normalised image embeddings (n, D) float32 of ``indices`` (default: the whole survey);
-    ``tta``: averaged over the eight quarter-turn rotations and flips of each image (8× the cost)."""
+    ``tta``: averaged over the eight quarter-turn rotations and flips of each image (8× the cost);
+    ``precision``: the tower's arithmetic (:func:`use_bf16`), the embeddings are float32 either way."""
     model.eval()
     idx = np.arange(len(survey)) if indices is None else np.asarray(indices)
+    device = next(model.parameters()).device
+    bf16 = use_bf16(precision, device)
     out = []
     done = 0
     for _, imgs in survey.iter_batches(batch_size, idx):
         x = model.preprocess(imgs)
-        z = _dihedral_mean(model, x) if tta else model.encode_image(x, normalize=True)
-        out.append(z.float().cpu().numpy())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            z = _dihedral_mean(model, x) if tta else model.encode_image(x, normalize=True)
+        out.append(torch.nn.functional.normalize(z.float(), dim=-1).cpu().numpy())
         done += len(imgs)
         if progress:
             progress(done, len(idx))
@@ -120,7 +138,7 @@ def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size
 
 
 def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, batch_size: int = 256,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, precision: str = "fp32") -> dict:
     """Embed and classify the whole survey; write ``embeddings.npy`` (N, D) float32 and
     ``predictions.parquet`` (``id_str``, ``pred``, ``confidence``, ``ood`` when the model carries its
     calibration, ``p_<class>``…) into folder ``out``,
@@ -130,7 +148,8 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(survey), desc="embedding", unit="img", disable=not progress)
     t0 = time.perf_counter()
-    emb = embed_images(model, survey, None, batch_size, progress=lambda d, n: bar.update(d - bar.n))
+    emb = embed_images(model, survey, None, batch_size, progress=lambda d, n: bar.update(d - bar.n),
+                       precision=precision)
     seconds = time.perf_counter() - t0
     bar.close()
     probs = class_probabilities(model, emb)

@@ -48,6 +48,15 @@ class ModelError(GalaxalignError):
     """A model that cannot be built or loaded."""
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def _open_clip():
     """Import open_clip once and register our architecture configs with it."""
     global _registered

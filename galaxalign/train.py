@@ -42,7 +42,7 @@ from .errors import GalaxalignError
 from .fsutil import atomic_path
 from .inference import calibrate_familiarity, class_probabilities, embed_images, evaluate_model
 from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
-from .model import ModelCfg, TriModalCLIP, create_model, load_model, save_model
+from .model import ModelCfg, TriModalCLIP, cpu_has_bf16, create_model, load_model, save_model
 from .symbols import render_symbol
 from .taxonomy import LabelSetError, make_prompt
 
@@ -315,15 +315,6 @@ def epoch_order(train_idx: np.ndarray, labels: np.ndarray, seed: int, epoch: int
     classes, counts = np.unique(y, return_counts=True)
     w = (1.0 / counts)[np.searchsorted(classes, y)]
     return rng.choice(train_idx, size=len(train_idx), replace=True, p=w / w.sum())
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def amp_enabled(cfg: "TrainCfg", device: torch.device) -> bool:

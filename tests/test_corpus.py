@@ -270,6 +270,8 @@ CLI_CASES = {
     "eval missing model": (lambda t: ["eval", "--model", t / "nomodel", "--survey", _g10(t)], "nomodel"),
     "embed model not a checkpoint": (lambda t: ["embed", "--model", _text(t / "m.pt", "junk"), "--survey", _g10(t),
                                                 "--out", t / "e.parquet"], "m.pt"),
+    "embed bad precision": (lambda t: ["embed", "--model", t / "m.pt", "--survey", _g10(t), "--out", t / "e",
+                                       "--precision", "int4"], "'int4': not one of fp32, bf16, auto"),
 }
 
 

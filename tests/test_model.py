@@ -147,3 +147,25 @@ def test_damaged_checkpoints_are_clear_errors(tmp_path):
         load_model(tmp_path / "other.pt")
     with pytest.raises(ModelError, match="no model checkpoint"):
         load_model(tmp_path / "missing")
+
+
+def test_bf16_embeddings_stay_unit_float32_vectors_close_to_fp32(tmp_path):
+    """bf16 autocast changes the tower's arithmetic, not what comes out: float32 unit vectors pointing
+    where the fp32 ones do; 'auto' takes bf16 only where it is native; a bad name is refused."""
+    from galaxalign.data import load_survey
+    from galaxalign.inference import embed_images, use_bf16
+    from galaxalign.synth import synth_survey
+
+    synth_survey(tmp_path / "s.h5", n=12, size=32, seed=3, workers=1, progress=False)
+    survey = load_survey(tmp_path / "s.h5")
+    torch.manual_seed(0)
+    model = create_model(ModelCfg("galaxalign-tiny-rn", image_size=32, norm="group"))
+    a = embed_images(model, survey, precision="fp32")
+    b = embed_images(model, survey, precision="bf16")
+    assert a.dtype == b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
+    assert (a * b).sum(1).min() > 0.99 and not np.array_equal(a, b)
+    from galaxalign.model import cpu_has_bf16
+
+    assert use_bf16("auto", torch.device("cpu")) == cpu_has_bf16() and use_bf16("auto", torch.device("cuda"))
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, auto, got 'int4'"):
+        embed_images(model, survey, precision="int4")

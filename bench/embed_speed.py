@@ -1,0 +1,118 @@
+"""Embedding at this machine's limit: fp32 against bf16 autocast, by batch size, against the measured
+matrix-multiply peak, with the change in accuracy.
+
+    python bench/sky.py            # first: the starter models and surveys this script reads
+    python bench/embed_speed.py
+
+The model is the starter from the GPU-pretrained tower (``bench/out/sky/models/starter_gpu-diverse-s0``,
+the CNN tower at 64 px); images/s over its 1,500-galaxy training survey, accuracy on the 500 fresh
+diverse-sky galaxies. FLOPs per image come from ``torch.utils.flop_counter``; the peak is a 2048³
+matrix product in the same precision and thread count, in the same run. int8 is not tried: PyTorch's
+dynamic quantisation covers linear layers, and this tower is convolutions. Writes
+``bench/results/embed_speed.json`` and the table in BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from galaxalign.data import load_survey
+from galaxalign.inference import class_probabilities, embed_images
+from galaxalign.model import cpu_has_bf16, load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SKY = ROOT / "bench" / "out" / "sky"
+RESULTS = ROOT / "bench" / "results" / "embed_speed.json"
+BEGIN, END = "<!-- embed-speed:start -->", "<!-- embed-speed:end -->"
+BATCHES = (64, 256, 1024)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def flops_per_image(model, size: int, batch: int = 64) -> float:
+    x = torch.rand(batch, 3, size, size)
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        model.encode_image(x)
+    return fc.get_total_flops() / batch
+
+
+def images_per_second(model, survey, batch: int, precision: str) -> float:
+    idx = np.arange(len(survey))
+    embed_images(model, survey, idx[:batch], batch, precision=precision)  # warm-up
+    t0 = time.perf_counter()
+    embed_images(model, survey, idx, batch, precision=precision)
+    return len(idx) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    model_dir = SKY / "models" / "starter_gpu-diverse-s0"
+    if not model_dir.exists():
+        raise SystemExit(f"{model_dir}: not there; run `python bench/sky.py` first")
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_model(model_dir)
+    train, test = load_survey(SKY / "train-diverse.h5"), load_survey(SKY / "test-diverse.h5")
+    # the stored images are already at the model's size: preparation and decoding are not what is timed
+    gflop = flops_per_image(model, model.image_size) / 1e9
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    rows = []
+    for precision in ("fp32", "bf16"):
+        for b in BATCHES:
+            ips = images_per_second(model, train, b, precision)
+            rows.append({"precision": precision, "batch": b, "images_per_s": round(ips, 1),
+                         "gflops": round(ips * gflop, 1), "of_peak": round(ips * gflop / peaks[precision], 3)})
+            print(rows[-1], flush=True)
+    emb = {p: embed_images(model, test, None, 256, precision=p) for p in ("fp32", "bf16")}
+    pred = {p: class_probabilities(model, e).argmax(1) for p, e in emb.items()}
+    labels = test.labels
+    quality = {"accuracy_fp32": round(float((pred["fp32"] == labels).mean()), 4),
+               "accuracy_bf16": round(float((pred["bf16"] == labels).mean()), 4),
+               "same_prediction": round(float((pred["fp32"] == pred["bf16"]).mean()), 4),
+               "mean_cosine_fp32_bf16": round(float((emb["fp32"] * emb["bf16"]).sum(1).mean()), 5)}
+    out = {"machine": f"{os.cpu_count()} cores, native bf16: {cpu_has_bf16()}", "gflop_per_image": round(gflop, 4),
+           "peak_gflops": {k: round(v, 1) for k, v in peaks.items()}, "rows": rows, "quality": quality}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
+    write_report(out)
+
+
+def write_report(r: dict) -> None:
+    lines = [f"Tower: `galaxalign-tiny-rn` at 64 px, {r['gflop_per_image']:.3f} GFLOP per image; matrix-multiply "
+             f"peak measured in the same run: {r['peak_gflops']['fp32']:.0f} GFLOP/s fp32, "
+             f"{r['peak_gflops']['bf16']:.0f} GFLOP/s bf16 ({r['machine']}).", "",
+             "| precision | batch | images / s | GFLOP/s | of the peak |", "|---|---:|---:|---:|---:|"]
+    base = next(x["images_per_s"] for x in r["rows"] if x["precision"] == "fp32" and x["batch"] == 256)
+    for x in r["rows"]:
+        lines.append(f"| {x['precision']} | {x['batch']} | {x['images_per_s']:.0f} ({x['images_per_s'] / base:.2f}×) | "
+                     f"{x['gflops']:.0f} | {100 * x['of_peak']:.0f} % |")
+    q = r["quality"]
+    lines += ["", f"Accuracy on 500 fresh diverse-sky galaxies: fp32 {q['accuracy_fp32']:.3f}, bf16 "
+                  f"{q['accuracy_bf16']:.3f}; the same class for {100 * q['same_prediction']:.1f} % of galaxies; "
+                  f"mean cosine between the two embeddings {q['mean_cosine_fp32_bf16']:.4f}."]
+    body = "\n".join(lines)
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
+    else:
+        text += f"\n{BEGIN}\n{body}\n{END}\n"
+    path.write_text(text)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
