@@ -358,3 +358,20 @@ def test_a_galaxy_of_another_survey_is_refused_by_integer_id(seeded, synth_h5):
     with pytest.raises(StoreError, match="belongs to another survey"):
         vote_fractions(store, g.id, survey="demo")
     assert n_rows(store, Classification) == before
+
+
+def test_a_survey_registers_in_chunks_with_every_galaxy_once(store, synth_h5, monkeypatch):
+    """Bounded memory for a survey of millions: galaxies go in INSERT_CHUNK at a time, in one
+    transaction; every row arrives once, in order, with its known and gold flags."""
+    import galaxalign.store.surveys as surveys_module
+
+    survey = load_survey(synth_h5)
+    monkeypatch.setattr(surveys_module, "INSERT_CHUNK", 7)
+    sid = register_survey(store, survey, "chunked", gold_fraction=0.1)
+    with store.read() as s:
+        rows = s.execute(select(Galaxy.idx, Galaxy.id_str, Galaxy.known_label, Galaxy.gold)
+                         .where(Galaxy.survey_id == sid).order_by(Galaxy.idx)).all()
+    assert [r.idx for r in rows] == list(range(len(survey)))
+    assert [r.id_str for r in rows] == [str(x) for x in survey.id_str]
+    assert sum(r.gold for r in rows) == round(0.1 * (survey.labels >= 0).sum())
+    assert all(r.known_label == survey.labels[r.idx] for r in rows if r.known_label is not None)

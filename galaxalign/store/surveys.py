@@ -16,6 +16,8 @@ from .models import Galaxy, ModelVersion, RegisteredSurvey
 
 __all__ = ["register_survey", "relocate_paths"]
 
+INSERT_CHUNK = 50_000  # galaxy rows per INSERT when a survey is registered
+
 
 def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold_fraction: float = 0.05,
                     known_fraction: float = 1.0, seed: int = 0, train_config: str | None = None) -> int:
@@ -52,15 +54,19 @@ def register_survey(store: Store, survey, name: str, workflow: str = "gz2", gold
         builtin = ls is not None and ls.source is not None and Path(ls.source).parent == LABELSET_DIR
         prep = getattr(survey, "preparation", None)
         row = RegisteredSurvey(name=name, path=str(survey.path), kind=survey.kind,
-                        label_set=ls.name if ls else None, label_set_file=None if (ls is None or builtin) else ls.source,
-                        class_names=list(survey.class_names), workflow=workflow, n_galaxies=len(survey),
-                        preparation=prep.to_dict() if prep is not None else None, train_config=train_config)
+                               label_set=ls.name if ls else None,
+                               label_set_file=None if (ls is None or builtin) else ls.source,
+                               class_names=list(survey.class_names), workflow=workflow, n_galaxies=len(survey),
+                               preparation=prep.to_dict() if prep is not None else None, train_config=train_config)
         s.add(row)
         s.flush()
-        s.execute(Galaxy.__table__.insert(), [
-            {"survey_id": row.id, "id_str": str(i_s), "idx": i, "ra": _f(ra[i]), "dec": _f(dec[i]),
-             "known_label": int(labels[i]) if i in known else None, "gold": i in gold, "n_votes": 0,
-             "retired": False} for i, i_s in enumerate(survey.id_str)])
+        ids = survey.id_str
+        # in chunks, inside the one transaction: the memory stays bounded for a survey of millions
+        for start in range(0, len(ids), INSERT_CHUNK):
+            s.execute(Galaxy.__table__.insert(), [
+                {"survey_id": row.id, "id_str": str(ids[i]), "idx": i, "ra": _f(ra[i]), "dec": _f(dec[i]),
+                 "known_label": int(labels[i]) if i in known else None, "gold": i in gold, "n_votes": 0,
+                 "retired": False} for i in range(start, min(len(ids), start + INSERT_CHUNK))])
         return row.id
 
     return store.write(fn)
