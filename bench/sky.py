@@ -30,26 +30,32 @@ from pathlib import Path
 
 import numpy as np
 
+from runlog import read_runs
+
+from galaxalign.data import load_survey
+from galaxalign.inference import evaluate_model
+from galaxalign.model import load_model
+from galaxalign.sky import HELD_OUT, Nuisance
+from galaxalign.synth import synth_survey
+from galaxalign.train import load_config, train
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from runlog import read_runs  # noqa: E402
-
-from galaxalign.data import load_survey  # noqa: E402
-from galaxalign.inference import evaluate_model  # noqa: E402
-from galaxalign.model import load_model  # noqa: E402
-from galaxalign.sky import HELD_OUT, Nuisance  # noqa: E402
-from galaxalign.synth import synth_survey  # noqa: E402
-from galaxalign.train import load_config, train  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "sky"
 RUNS = ROOT / "bench" / "results" / "sky_runs.jsonl"
 RECIPES = {"starter": ROOT / "configs" / "starter-cpu.yaml", "starter_scratch": ROOT / "configs" / "starter-cpu.yaml",
-           "wave1": ROOT / "configs" / "tiny-cpu.yaml"}
+           "starter_gpu": ROOT / "configs" / "starter-cpu.yaml", "wave1": ROOT / "configs" / "tiny-cpu.yaml"}
+# the image tower each starter row starts from: the CPU checkpoint (configs/pretrain-cpu.yaml; in git
+# history, see models/pretrained/README.md), the GPU one the starter config names now
+# (configs/pretrain-gpu.yaml), or random weights
+TOWERS = {"starter": ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.pt",
+          "starter_gpu": ROOT / "models" / "pretrained" / "galaxalign-tiny-sky-gpu.pt", "starter_scratch": None}
+LABELS = {"starter": "starter, CPU-pretrained tower", "starter_gpu": "starter, GPU-pretrained tower",
+          "starter_scratch": "starter, random weights", "wave1": "wave-1 recipe"}
 # (recipe, training sky, seeds), in order of importance
 N_TRAIN, N_TEST, N_SWEEP, SEEDS = 1500, 500, 200, (0, 1, 2)
-MAIN = [("starter", "diverse", SEEDS), ("starter_scratch", "diverse", SEEDS), ("wave1", "classic", (0,))]
+MAIN = [("starter_gpu", "diverse", SEEDS), ("starter", "diverse", SEEDS), ("starter_scratch", "diverse", SEEDS),
+        ("wave1", "classic", (0,))]
 SWEEPS = {
     "psf_over_hlr": [0.1, 0.4, 1.2],
     "snr": [5.0, 30.0, 400.0],
@@ -87,7 +93,8 @@ def scores(model, path: Path) -> dict:
 
 
 def fit(recipe: str, name: str, train_path: Path, seed: int) -> tuple[object, dict, float]:
-    over = {"model": {"pretrained": None}} if recipe == "starter_scratch" else {}
+    tower = TOWERS.get(recipe, "")
+    over = {"model": {"pretrained": str(tower) if tower else None}} if recipe in TOWERS else {}
     cfg = replace(load_config(RECIPES[recipe], **over), seed=seed, split_seed=seed)
     out = OUT / "models" / f"{name}-s{seed}"
     t0 = time.perf_counter()
@@ -140,7 +147,7 @@ def report() -> str:
     for recipe, sky, _ in MAIN:
         rs = [r for r in rows if r["name"] == f"{recipe}-{sky}"]
         if rs:
-            lines.append(f"| {recipe} | {sky} sky | {len(rs)} | {_ms([r['own_accuracy'] for r in rs])} | "
+            lines.append(f"| {LABELS[recipe]} | {sky} sky | {len(rs)} | {_ms([r['own_accuracy'] for r in rs])} | "
                          f"{_ms([r['diverse_accuracy'] for r in rs])} | {_ms([r['classic_accuracy'] for r in rs])} | "
                          f"{np.mean([r['seconds'] for r in rs]) / 60:.1f} |")
     held: dict[str, list[dict]] = {}
@@ -157,7 +164,7 @@ def report() -> str:
                      f"{np.mean(outside) / max(np.mean(inside), 1e-9):.2f} |")
     div = [r for r in rows if r["name"] == "starter-diverse"]
     if div:
-        lines += ["", "| sweep (starter recipe, 200 galaxies per point; values in brackets) | low | middle | high |"]
+        lines += ["", "| sweep (starter, CPU-pretrained tower, 200 galaxies per point; values in brackets) | low | middle | high |"]
         lines.append("|---|" + "---:|" * len(SWEEPS["snr"]))
         for factor, values in SWEEPS.items():
             lines.append(f"| {factor} (" + ", ".join(f"{v:g}" for v in values) + ") | " +
@@ -183,7 +190,7 @@ def _plot(div: list[dict]) -> None:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"accuracy (mean ± std, {len(div)} seeds)")
-    fig.suptitle("Starter recipe (diverse sky, pretrained tower): accuracy against one nuisance at a time")
+    fig.suptitle("Starter recipe (diverse sky, CPU-pretrained tower): accuracy against one nuisance at a time")
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "sky_sweep.png", dpi=110)
 
