@@ -38,8 +38,9 @@ KINDS = ("exact", "ivf", "hnsw")
 RECALL_TARGET = 0.95
 TUNE_QUERIES = 200
 # the search breadths tried, narrowest first; the first to reach the target is kept
-NPROBES = (8, 16, 32, 64, 128, 256, 512)
-EF_SEARCHES = (32, 64, 128, 256, 512, 1024)
+# (steps of about 1.5×: the cost of a query grows with the breadth, so a coarse ladder overshoots)
+NPROBES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+EF_SEARCHES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
 class SearchError(GalaxalignError):
