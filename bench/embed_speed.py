@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from runlog import write_section
+
 from galaxalign.data import load_survey
 from galaxalign.inference import class_probabilities, embed_images
 from galaxalign.model import cpu_has_bf16, load_model
@@ -29,7 +31,6 @@ from galaxalign.model import cpu_has_bf16, load_model
 ROOT = Path(__file__).resolve().parent.parent
 SKY = ROOT / "bench" / "out" / "sky"
 RESULTS = ROOT / "bench" / "results" / "embed_speed.json"
-BEGIN, END = "<!-- embed-speed:start -->", "<!-- embed-speed:end -->"
 BATCHES = (64, 256, 1024)
 
 
@@ -103,14 +104,7 @@ def write_report(r: dict) -> None:
                   f"{q['accuracy_bf16']:.3f}; the same class for {100 * q['same_prediction']:.1f} % of galaxies; "
                   f"mean cosine between the two embeddings {q['mean_cosine_fp32_bf16']:.4f}."]
     body = "\n".join(lines)
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
-    else:
-        text += f"\n{BEGIN}\n{body}\n{END}\n"
-    path.write_text(text)
+    write_section(ROOT / "BENCHMARKS.md", "embed-speed", body)
     print(body)
 
 

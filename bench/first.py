@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runlog import read_runs
+from runlog import read_runs, write_section
 
 from galaxalign.baselines import train_supervised
 from galaxalign.data import first_package_dir, load_survey
@@ -253,10 +253,7 @@ def report() -> None:
     (OUT / "first_tables.md").write_text(text + "\n")
     print(text)
     bm = ROOT / "BENCHMARKS.md"  # keep BENCHMARKS.md in step: the table lives between two markers
-    start, end = "<!-- first-tables:start -->", "<!-- first-tables:end -->"
-    doc = bm.read_text()
-    if start in doc and end in doc:
-        bm.write_text(doc[: doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):])
+    write_section(bm, "first-tables", text)
     figures(runs)
 
 

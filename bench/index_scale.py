@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from runlog import write_section
+
 from galaxalign.index import SimilarityIndex, recall_at_k
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "index_scale.json"
-BEGIN, END = "<!-- index-scale:start -->", "<!-- index-scale:end -->"
 DIM, QUERIES, K = 128, 200, 10
 
 
@@ -107,15 +108,8 @@ def table(rows: list[dict]) -> str:
 
 
 def write_report(rows: list[dict]) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
     body = table(rows)
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + body + "\n" + END + rest.split(END, 1)[1]
-    else:
-        text += f"\n{BEGIN}\n{body}\n{END}\n"
-    path.write_text(text)
+    write_section(ROOT / "BENCHMARKS.md", "index-scale", body)
     print(body)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs
+from runlog import read_runs, write_section
 
 from galaxalign.baselines import linear_probe, tower_features, train_supervised
 from galaxalign.data import load_survey
@@ -147,10 +147,7 @@ def report() -> str:
     (OUT / "paper_tables.md").write_text(text)
     # keep BENCHMARKS.md in step: its tables live between two markers
     bm = ROOT / "BENCHMARKS.md"
-    start, end = "<!-- paper-tables:start -->", "<!-- paper-tables:end -->"
-    doc = bm.read_text()
-    if start in doc and end in doc:
-        bm.write_text(doc[: doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):])
+    write_section(bm, "paper-tables", text)
     return text
 
 

@@ -14,3 +14,18 @@ def read_runs(path: Path) -> dict:
             r = json.loads(line)
             out[(r["name"], r["seed"])] = r
     return out
+
+
+def write_section(doc: Path, name: str, body: str) -> None:
+    """Put ``body`` between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``doc`` (a Markdown
+    file such as BENCHMARKS.md), or append the marked section when it is not there yet; the file is
+    written to a temporary name and renamed."""
+    begin, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = doc.read_text()
+    if begin in text and end in text:
+        text = text[:text.index(begin) + len(begin)] + "\n" + body + "\n" + text[text.index(end):]
+    else:
+        text += f"\n{begin}\n{body}\n{end}\n"
+    tmp = doc.with_name(doc.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(doc)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs
+from runlog import read_runs, write_section
 
 from galaxalign.data import load_survey
 from galaxalign.inference import evaluate_model
@@ -62,7 +62,6 @@ SWEEPS = {
     "neighbours": [0, 6, 14],
 }
 HELD = "--held-out" in sys.argv  # the held-out-factor runs (about 10 more minutes) only when asked
-BEGIN, END = "<!-- sky-tables:start -->", "<!-- sky-tables:end -->"
 
 
 def survey(name: str, n: int, seed: int, sky: str = "diverse", nuisance: Nuisance | None = None) -> Path:
@@ -197,14 +196,7 @@ def _plot(div: list[dict]) -> None:
 
 def write_report() -> None:
     table = report()
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1]
-    else:
-        text += f"\n{BEGIN}\n{table}\n{END}\n"
-    path.write_text(text)
+    write_section(ROOT / "BENCHMARKS.md", "sky-tables", table)
     print(table)
 
 
