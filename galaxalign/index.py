@@ -36,6 +36,7 @@ __all__ = ["SimilarityIndex", "Hit", "SearchError", "IndexMeta", "choose_kind", 
 EXACT_LIMIT = 200_000
 KINDS = ("exact", "ivf", "hnsw")
 RECALL_TARGET = 0.95
+SCAN_LIMIT = 8  # "auto": an inverted file that must search over 1/8 of its lists falls back to exact
 TUNE_QUERIES = 200
 # the search breadths tried, narrowest first; the first to reach the target is kept
 # (steps of about 1.5×: the cost of a query grows with the breadth, so a coarse ladder overshoots)
@@ -66,6 +67,7 @@ class IndexMeta:
     tuned_on: int = 0        # held-out queries the recall was measured on
     build_seconds: float = 0.0
     history: list = field(default_factory=list)  # [(breadth, recall@10), …] as tuned
+    note: str = ""           # why the index is what it is, when it is not what the size suggested
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexMeta":
@@ -117,7 +119,7 @@ class SimilarityIndex:
         """One line for the researcher: how the index searches and how well it was measured to."""
         m, n = self.meta, f"{len(self):,} galaxies"
         if m.kind == "exact":
-            return f"{n}, exact search"
+            return f"{n}, exact search" + (f" ({m.note})" if m.note else "")
         how = (f"an inverted file (searching {m.nprobe} of {m.nlist} lists)" if m.kind == "ivf"
                else f"an HNSW graph (efSearch {m.ef_search})")
         measured = f"recall@10 {m.recall_at_10:.2f} against the exact search on {m.tuned_on} of them" if m.tuned_on \
@@ -138,6 +140,7 @@ class SimilarityIndex:
             raise SearchError(f"embeddings must be (N, D) with N = {len(id_str)} ids and N > 0, got {z.shape}")
         if len(set(map(str, id_str))) != len(z):
             raise SearchError("the ids given to the index are not unique")
+        auto = exact is None and kind == "auto"
         kind = ("exact" if exact else "hnsw") if exact is not None else choose_kind(len(z), kind)
         t0 = time.perf_counter()
         n, d = z.shape
@@ -162,6 +165,13 @@ class SimilarityIndex:
         idx = cls(index, id_str, meta)
         if kind != "exact":
             idx.tune(recall, seed=seed)
+        if auto and kind == "ivf" and idx.meta.nprobe > idx.meta.nlist // SCAN_LIMIT:
+            # the cloud has no structure the lists can use (recall needs a large share of them):
+            # scanning that share costs what the exact search costs, so search exactly
+            note = (f"an inverted file needed {idx.meta.nprobe} of {idx.meta.nlist} lists for recall@10 "
+                    f"{idx.meta.recall_at_10:.2f}; exact search instead")
+            idx = cls.build(z, id_str, kind="exact")
+            idx.meta.note = note
         return idx
 
     def _set_breadth(self, breadth: int) -> None:

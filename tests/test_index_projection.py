@@ -83,6 +83,19 @@ def test_auto_chooses_exact_up_to_the_limit_and_an_inverted_file_past_it(many, m
         choose_kind(10, "annoy")
 
 
+def test_auto_falls_back_to_exact_where_an_inverted_file_would_scan_as_much(monkeypatch):
+    """Directions with no structure (isotropic Gaussian in 64-d): the lists cannot narrow the search,
+    recall needs most of them, so 'auto' searches exactly and says why; asked for, ivf is kept."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4000, 64)).astype(np.float32)
+    ids = np.array([f"u{i}" for i in range(4000)])
+    monkeypatch.setattr(index_module, "EXACT_LIMIT", 1000)
+    auto = SimilarityIndex.build(z, ids)
+    assert auto.meta.kind == "exact" and "exact search instead" in auto.describe()
+    forced = SimilarityIndex.build(z, ids, kind="ivf")
+    assert forced.meta.kind == "ivf" and forced.meta.nprobe > forced.meta.nlist // 8
+
+
 def test_an_inverted_file_persists_memory_mapped_and_grows_without_a_rebuild(many, tmp_path):
     z, ids = many
     idx = SimilarityIndex.build(z[:4000], ids[:4000], kind="ivf")
