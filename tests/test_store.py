@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 
 from conftest import GZ2_CIGAR, GZ2_ROUND, GZ2_STAR
 from galaxalign.data import load_survey
@@ -35,7 +35,10 @@ def n_rows(store, model):
 
 def test_schema_comes_from_alembic(store):
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+    # the queue's indexes on large surveys come from migration 0005
+    assert "ix_galaxy_survey_idx" in {i["name"] for i in inspect(store.engine).get_indexes("galaxies")}
+    assert "ix_prediction_entropy" in {i["name"] for i in inspect(store.engine).get_indexes("predictions")}
     if store.dialect == "sqlite":
         with store.engine.connect() as c:
             assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -375,3 +378,35 @@ def test_a_survey_registers_in_chunks_with_every_galaxy_once(store, synth_h5, mo
     assert [r.id_str for r in rows] == [str(x) for x in survey.id_str]
     assert sum(r.gold for r in rows) == round(0.1 * (survey.labels >= 0).sum())
     assert all(r.known_label == survey.labels[r.idx] for r in rows if r.known_label is not None)
+
+
+def test_on_a_large_survey_the_queue_scores_a_bounded_pool(seeded, tmp_path, monkeypatch):
+    """With more eligible galaxies than POOL, a request reads the model's most uncertain galaxies and a
+    slice from a random row — POOL at most — and still never repeats, never serves a retired galaxy,
+    and still puts the one uncertain galaxy first."""
+    import galaxalign.store.queue as queue_module
+
+    store, survey = seeded
+    monkeypatch.setattr(queue_module, "POOL", 6)
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    mid = register_model(store, "m1", str(ckpt), {}, {"accuracy": 0.5}, survey="demo")
+    activate_model(store, mid)
+    probs = np.full((len(survey), 10), 0.001)
+    probs[:, 0] = 0.991
+    probs[len(survey) - 3] = 0.1  # near the end of the file: only the entropy order finds it
+    store_predictions(store, mid, "demo", probs)
+    scored = []
+    real = queue_module._candidates
+    monkeypatch.setattr(queue_module, "_candidates", lambda *a: scored.append(real(*a)) or scored[-1])
+    firsts = [next_galaxy_for(store, "vol1", "demo", rng=np.random.default_rng(k), gold_rate=0, randomness=0.3).idx
+              for k in range(5)]
+    assert firsts == [len(survey) - 3] * 5 and all(len(c) <= 6 for c in scored)
+    seen = set()
+    rng = np.random.default_rng(1)
+    for _ in range(len(survey)):
+        g = next_galaxy_for(store, "vol2", "demo", rng=rng, gold_rate=0.2, strategy="random")
+        assert g is not None and g.id_str not in seen and not g.retired
+        seen.add(g.id_str)
+        record_classification(store, "vol2", g.id, GZ2_ROUND, rule=RetirementRule(50, 50, 1.0))
+    assert next_galaxy_for(store, "vol2", "demo", rng=rng) is None

@@ -41,7 +41,8 @@ class RegisteredSurvey(Base):
 class Galaxy(Base):
     __tablename__ = "galaxies"
     __table_args__ = (UniqueConstraint("survey_id", "id_str", name="uq_galaxy_survey_id_str"),
-                      Index("ix_galaxy_queue", "survey_id", "retired", "n_votes"))
+                      Index("ix_galaxy_queue", "survey_id", "retired", "n_votes"),
+                      Index("ix_galaxy_survey_idx", "survey_id", "idx"))  # the queue's random slice
     id: Mapped[int] = mapped_column(primary_key=True)
     survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
     id_str: Mapped[str] = mapped_column(String(200))
@@ -109,7 +110,8 @@ class ModelVersion(Base):
 
 class Prediction(Base):
     __tablename__ = "predictions"
-    __table_args__ = (UniqueConstraint("model_version_id", "galaxy_id", name="uq_prediction"),)
+    __table_args__ = (UniqueConstraint("model_version_id", "galaxy_id", name="uq_prediction"),
+                      Index("ix_prediction_entropy", "model_version_id", "entropy"))  # the most uncertain first
     id: Mapped[int] = mapped_column(primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
     galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"), index=True)

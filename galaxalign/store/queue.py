@@ -8,6 +8,11 @@ small bonus so that votes finish galaxies rather than scatter.
 
 ``strategy`` chooses the uncertainty: ``entropy`` (the default), ``margin`` (one minus the gap between
 the two most probable classes), or ``random`` (no model: the baseline of the campaign benchmark).
+
+On a large survey a request never reads every eligible galaxy: when more than :data:`POOL` are left,
+the candidates are the active model's most uncertain ones (through the index on predictions by model
+and entropy) and a slice of the survey from a random row (through the index on galaxies by survey and
+row), :data:`POOL` in all; the scoring above then picks among them.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from .models import Classification, Galaxy, Prediction
 __all__ = ["next_galaxy_for", "queue_scores", "QUEUE_STRATEGIES"]
 
 QUEUE_STRATEGIES = ("entropy", "margin", "random")
+POOL = 2000  # candidates scored per request when more galaxies than this are eligible
 
 
 def queue_scores(entropy: np.ndarray, n_votes: np.ndarray, rng: np.random.Generator, randomness: float = 0.3,
@@ -61,11 +67,7 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
             gold = s.scalars(select(Galaxy.id).where(*base, Galaxy.gold.is_(True)).limit(200)).all()
             if gold:
                 return s.get(Galaxy, int(rng.choice(gold)))
-        q = select(Galaxy.id, Galaxy.n_votes, Prediction.probs if strategy == "margin" else Prediction.entropy
-                   ).where(*base)
-        q = q.outerjoin(Prediction, and_(Prediction.galaxy_id == Galaxy.id,
-                                         Prediction.model_version_id == (active if active is not None else -1)))
-        rows = s.execute(q).all()
+        rows = _candidates(s, base, sv, strategy, active, rng)
         if not rows:
             return None
         ids = np.array([r[0] for r in rows])
@@ -73,3 +75,28 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
         unc = _uncertainty(strategy, [r[2] for r in rows])
         noise = 1.0 if strategy == "random" else randomness
         return s.get(Galaxy, int(ids[np.argmax(queue_scores(unc, votes, rng, noise))]))
+
+
+def _candidates(s, base: tuple, sv, strategy: str, active: int | None, rng: np.random.Generator) -> list:
+    """(id, n_votes, entropy or probs) of the galaxies to score: every eligible one on a small survey;
+    on a large one the most uncertain ``POOL // 2`` and a slice from a random row, ``POOL`` in all."""
+    value = Prediction.probs if strategy == "margin" else Prediction.entropy
+    on_active = and_(Prediction.galaxy_id == Galaxy.id, Prediction.model_version_id == (active if active is not None
+                                                                                       else -1))
+    cols = (Galaxy.id, Galaxy.n_votes, value)
+    rows = s.execute(select(*cols).where(*base).outerjoin(Prediction, on_active).limit(POOL + 1)).all()
+    if len(rows) <= POOL:
+        return rows
+    picked: dict[int, tuple] = {}
+    if strategy != "random" and active is not None:
+        q = (select(*cols).join(Prediction, on_active).where(*base).order_by(Prediction.entropy.desc())
+             .limit(POOL // 2))
+        picked.update((r[0], r) for r in s.execute(q).all())
+    start = int(rng.integers(0, max(1, sv.n_galaxies)))
+    for cond in (Galaxy.idx >= start, Galaxy.idx < start):  # from the random row on, then round again
+        want = POOL - len(picked)
+        if want <= 0:
+            break
+        q = select(*cols).where(*base, cond).outerjoin(Prediction, on_active).order_by(Galaxy.idx).limit(want)
+        picked.update((r[0], r) for r in s.execute(q).all())
+    return list(picked.values())
