@@ -3,7 +3,7 @@
 # torchvision, timm, h5py, pandas, scipy, typer, …, but not these), unpacked from PyPI wheels for its
 # Python 3.12, debug symbols stripped and tests dropped so that the working tree still travels (64 MiB),
 # plus the one FIRST file the pretraining pool reads. bench/pretrain_gpu.sh unpacks it there.
-#   bash bench/devdata.sh            # here, once; .devdata/ is ignored by git (add it to .git/info/exclude)
+#   bash bench/devdata.sh            # here, once; .devdata/ is ignored by git
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WHL=$(mktemp -d)

@@ -3,8 +3,8 @@
 # what made models/pretrained/galaxalign-tiny-sky-gpu.pt. Run from the repository root:
 #   OUT=bench/out/pretrain-gpu bash bench/pretrain_gpu.sh
 # Where the machine lacks packages (galsim, open_clip, lightly, astropy), they come unpacked from
-# .devdata/site.tar.xz, which `bash bench/devdata.sh` builds here from PyPI wheels (carry .devdata). The rendered pool is sized to
-# what the machine's cores render in RENDER_S seconds; the training lasts MINUTES (the cosine schedule
+# .devdata/site.tar.xz, which `bash bench/devdata.sh` builds here from PyPI wheels (carry .devdata).
+# The rendered pool is sized to what the machine's cores render in RENDER_S seconds; the training lasts MINUTES (the cosine schedule
 # fitted to the steps that fit). The checkpoint comes back in two halves (image tower, the rest) because
 # the machine returns files of at most 16 MiB; bench/join_checkpoint.py puts them back together.
 set -euo pipefail
