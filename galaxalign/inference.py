@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -137,35 +139,80 @@ def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size
     return out
 
 
+CHUNK = 8192  # images embedded between two progress marks of embed_survey (what a crash can lose)
+
+
+def _weights_key(model: TriModalCLIP) -> str:
+    """A short fingerprint of the image tower's weights: a resumed embedding must come from the same ones."""
+    params = list(model.clip.visual.parameters())
+    h = hashlib.sha256()
+    for p in (params[0], params[-1]):
+        h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, batch_size: int = 256,
-                 progress: bool = True, precision: str = "fp32") -> dict:
+                 progress: bool = True, precision: str = "fp32", chunk: int | None = None) -> dict:
     """Embed and classify the whole survey; write ``embeddings.npy`` (N, D) float32 and
     ``predictions.parquet`` (``id_str``, ``pred``, ``confidence``, ``ood`` when the model carries its
-    calibration, ``p_<class>``…) into folder ``out``,
-    each under a temporary name then renamed. Returns what it wrote (``"embeddings"``, ``"predictions"``)
-    with ``{"n", "dim", "seconds", "images_per_second", "path"}``, so that nobody reads it back."""
+    calibration, ``p_<class>``…) into folder ``out``.
+
+    The embeddings stream to disk ``chunk`` images at a time (a memory-mapped ``.embeddings.partial.npy``
+    and a mark of how far it got), so a survey larger than memory fits, and a run stopped part-way (a
+    killed worker) resumes where it stopped — when the same weights, survey size and precision come
+    back; anything else starts over. Both files are renamed into place at the end. Returns what it
+    wrote (``"embeddings"``, memory-mapped, and ``"predictions"``) with ``{"n", "dim", "seconds",
+    "images_per_second", "path", "resumed_from"}``, so that nobody reads it back."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(survey), desc="embedding", unit="img", disable=not progress)
+    chunk = chunk or CHUNK
+    n, dim = len(survey), int(model.embed_dim)
+    partial, mark = out / ".embeddings.partial.npy", out / ".embeddings.partial.json"
+    key = {"n": n, "dim": dim, "weights": _weights_key(model), "precision": precision}
+    done = 0
+    if partial.exists() and mark.exists():
+        try:
+            state = json.loads(mark.read_text())
+            done = int(state["done"]) if {k: state.get(k) for k in key} == key else 0
+        except (OSError, ValueError, KeyError, TypeError):
+            done = 0
+    emb = (np.load(partial, mmap_mode="r+") if done else
+           np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim)))
+    resumed_from = done
+    bar = tqdm(total=n, initial=done, desc="embedding", unit="img", disable=not progress)
     t0 = time.perf_counter()
-    emb = embed_images(model, survey, None, batch_size, progress=lambda d, n: bar.update(d - bar.n),
-                       precision=precision)
+    while done < n:
+        idx = np.arange(done, min(n, done + chunk))
+        emb[idx] = embed_images(model, survey, idx, batch_size, precision=precision)
+        emb.flush()
+        done = int(idx[-1]) + 1
+        with atomic_path(mark) as tmp:
+            Path(tmp).write_text(json.dumps({**key, "done": done}))
+        bar.update(len(idx))
     seconds = time.perf_counter() - t0
     bar.close()
-    probs = class_probabilities(model, emb)
+    del emb
+    partial.replace(out / "embeddings.npy")
+    mark.unlink(missing_ok=True)
+    emb = np.load(out / "embeddings.npy", mmap_mode="r")
+    df = _prediction_table(model, survey, emb)
+    with atomic_path(out / "predictions.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    embedded = n - resumed_from
+    return {"n": n, "dim": dim, "seconds": round(seconds, 3), "resumed_from": resumed_from,
+            "images_per_second": round(embedded / max(seconds, 1e-9), 1), "path": str(out),
+            "embeddings": emb, "predictions": df}
+
+
+def _prediction_table(model: TriModalCLIP, survey: Survey, emb: np.ndarray) -> pd.DataFrame:
+    probs = class_probabilities(model, np.asarray(emb))
     df = pd.DataFrame({"id_str": survey.id_str, "pred": probs.argmax(1), "confidence": probs.max(1)})
     fam = familiarity_of(model)
     if fam is not None:  # unfamiliarity (> 1: out of distribution), see galaxalign.ood
-        df["ood"] = fam.scores(emb).astype(np.float32)
+        df["ood"] = fam.scores(np.asarray(emb)).astype(np.float32)
     for c, name in enumerate(model.class_names):
         df[f"p_{c}"] = probs[:, c].astype(np.float32)
-    with atomic_path(out / "embeddings.npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, emb.astype(np.float32))
-    with atomic_path(out / "predictions.parquet") as tmp:
-        df.to_parquet(tmp, index=False)
-    return {"n": len(survey), "dim": int(emb.shape[1]), "seconds": round(seconds, 3),
-            "images_per_second": round(len(survey) / max(seconds, 1e-9), 1), "path": str(out),
-            "embeddings": emb.astype(np.float32), "predictions": df}
+    return df
 
 
 def familiarity_of(model: TriModalCLIP):

@@ -169,3 +169,50 @@ def test_bf16_embeddings_stay_unit_float32_vectors_close_to_fp32(tmp_path):
     assert use_bf16("auto", torch.device("cpu")) == cpu_has_bf16() and use_bf16("auto", torch.device("cuda"))
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, auto, got 'int4'"):
         embed_images(model, survey, precision="int4")
+
+
+def test_an_interrupted_survey_embedding_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """embed_survey streams to disk a chunk at a time: killed after two of three chunks, the next run
+    embeds only the third and writes what an uninterrupted run writes; other weights start over."""
+    import galaxalign.inference as inference
+    from galaxalign.data import load_survey
+    from galaxalign.synth import synth_survey
+
+    synth_survey(tmp_path / "s.h5", n=12, size=32, seed=4, workers=1, progress=False)
+    survey = load_survey(tmp_path / "s.h5")
+    from galaxalign.train import class_text_for
+
+    torch.manual_seed(0)
+    model = create_model(ModelCfg("galaxalign-tiny-rn", image_size=32, norm="group"))
+    text = class_text_for(survey)
+    model.set_classes(*text)
+    whole = inference.embed_survey(model, survey, tmp_path / "whole", progress=False, chunk=4)
+    real, calls = inference.embed_images, []
+
+    def dies_on_the_third_chunk(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("worker killed")
+        return real(*a, **k)
+
+    monkeypatch.setattr(inference, "embed_images", dies_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        inference.embed_survey(model, survey, tmp_path / "run", progress=False, chunk=4)
+    assert not (tmp_path / "run" / "embeddings.npy").exists()  # nothing half-written in place
+    calls.clear()
+    again = inference.embed_survey(model, survey, tmp_path / "run", progress=False, chunk=4)
+    assert again["resumed_from"] == 8 and len(calls) == 1
+    assert np.allclose(np.load(tmp_path / "run" / "embeddings.npy"), whole["embeddings"], atol=1e-6)
+    assert again["predictions"]["pred"].tolist() == whole["predictions"]["pred"].tolist()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["embeddings.npy", "predictions.parquet"]
+    # a partial run of other weights is not resumed
+    monkeypatch.setattr(inference, "embed_images", real)
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(inference, "embed_images", dies_on_the_third_chunk)
+        calls.clear()
+        inference.embed_survey(model, survey, tmp_path / "other", progress=False, chunk=4)
+    monkeypatch.setattr(inference, "embed_images", real)
+    torch.manual_seed(1)
+    other = create_model(ModelCfg("galaxalign-tiny-rn", image_size=32, norm="group"))
+    other.set_classes(*text)
+    assert inference.embed_survey(other, survey, tmp_path / "other", progress=False, chunk=4)["resumed_from"] == 0
