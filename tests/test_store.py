@@ -156,6 +156,18 @@ def test_skill_from_gold_standard_and_weighted_fractions(seeded):
     assert consensus_labels(store, "demo", weighted=True).set_index("id_str").loc[target, "consensus_label"] == 4
 
 
+def _model_unsure_of_one(store, survey, tmp_path, row: int) -> None:
+    """An active model sure of every galaxy of "demo" but the one at ``row``."""
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"weights")
+    mid = register_model(store, "m1", str(ckpt), {}, {"accuracy": 0.5}, survey="demo")
+    activate_model(store, mid)
+    probs = np.full((len(survey), 10), 0.001)
+    probs[:, 0] = 0.991
+    probs[row] = 0.1
+    store_predictions(store, mid, "demo", probs)
+
+
 def test_queue_never_repeats_and_prefers_uncertain_galaxies(seeded, tmp_path):
     store, survey = seeded
     rng = np.random.default_rng(0)
@@ -167,14 +179,7 @@ def test_queue_never_repeats_and_prefers_uncertain_galaxies(seeded, tmp_path):
         record_classification(store, "vol0", g.id, GZ2_ROUND, rule=RetirementRule(50, 50, 1.0))
     assert next_galaxy_for(store, "vol0", "demo", rng=rng) is None
     # an active model that is sure about everything but one galaxy: that one comes first
-    ckpt = tmp_path / "model.pt"
-    ckpt.write_bytes(b"weights")
-    mid = register_model(store, "m1", str(ckpt), {}, {"accuracy": 0.5}, survey="demo")
-    activate_model(store, mid)
-    probs = np.full((len(survey), 10), 0.001)
-    probs[:, 0] = 0.991
-    probs[7] = 0.1
-    store_predictions(store, mid, "demo", probs)
+    _model_unsure_of_one(store, survey, tmp_path, 7)
     firsts = [next_galaxy_for(store, "vol1", "demo", rng=np.random.default_rng(k), gold_rate=0, randomness=0.3).idx
               for k in range(5)]
     assert firsts == [7] * 5
@@ -388,14 +393,7 @@ def test_on_a_large_survey_the_queue_scores_a_bounded_pool(seeded, tmp_path, mon
 
     store, survey = seeded
     monkeypatch.setattr(queue_module, "POOL", 6)
-    ckpt = tmp_path / "model.pt"
-    ckpt.write_bytes(b"weights")
-    mid = register_model(store, "m1", str(ckpt), {}, {"accuracy": 0.5}, survey="demo")
-    activate_model(store, mid)
-    probs = np.full((len(survey), 10), 0.001)
-    probs[:, 0] = 0.991
-    probs[len(survey) - 3] = 0.1  # near the end of the file: only the entropy order finds it
-    store_predictions(store, mid, "demo", probs)
+    _model_unsure_of_one(store, survey, tmp_path, len(survey) - 3)  # near the end: only the entropy order finds it
     scored = []
     real = queue_module._candidates
     monkeypatch.setattr(queue_module, "_candidates", lambda *a: scored.append(real(*a)) or scored[-1])
