@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from galaxalign.fsutil import atomic_path
+
 
 def read_runs(path: Path) -> dict:
     """``{(name, seed): row}`` of the runs already in ``path`` (empty if it does not exist)."""
@@ -26,6 +28,5 @@ def write_section(doc: Path, name: str, body: str) -> None:
         text = text[:text.index(begin) + len(begin)] + "\n" + body + "\n" + text[text.index(end):]
     else:
         text += f"\n{begin}\n{body}\n{end}\n"
-    tmp = doc.with_name(doc.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(doc)
+    with atomic_path(doc) as tmp:
+        Path(tmp).write_text(text)
