@@ -1,5 +1,6 @@
 """What the pages show, computed here where it is tested: the volunteer's zoom / stretch / invert of a
-galaxy, the PCA thumbnail sheet, a query image a researcher uploads. Pages only draw and call.
+galaxy, the PCA thumbnail sheet, a query image a researcher uploads, which galaxies a large map draws.
+Pages only draw and call.
 """
 from __future__ import annotations
 
@@ -15,10 +16,22 @@ from .errors import GalaxalignError
 VIEW_STRETCHES = ("linear", "asinh", "log")
 ZOOMS = (1.0, 1.5, 2.0, 3.0)
 MAX_QUERY_BYTES = 5 * 1024 * 1024
+MAP_POINTS = 100_000  # galaxies the embedding map draws at most; a larger survey shows a random sample
 
 
 class ViewError(GalaxalignError, ValueError):
     """A viewing setting or an uploaded query image that cannot be used."""
+
+
+def map_sample(n: int, max_points: int | None = None, seed: int = 0) -> np.ndarray:
+    """Rows of the galaxies the embedding map draws: all of them up to ``max_points``, else a random
+    sample of that many (the same one for a given seed, in survey order), so that the browser gets a
+    bounded number of points; search and selection still reach every galaxy. ``max_points``: by
+    default :data:`MAP_POINTS`."""
+    max_points = MAP_POINTS if max_points is None else max_points
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
 def upscale(img: np.ndarray, size: int = 160) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The Streamlit app under streamlit.testing.v1.AppTest: every page, as a volunteer, a researcher and
 an admin, against a small workspace with a tiny trained model."""
+import json
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,18 @@ def test_researcher_explores_map_grid_and_search(workspace):
     # projections are cached on disk per model version
     assert list((workspace / "embeddings" / "starter" / "demo").glob("proj_*.npy"))
     assert "Admin" not in str(at.sidebar)
+
+
+def test_a_survey_larger_than_the_map_limit_draws_a_sample(workspace, monkeypatch):
+    import galaxalign.viewing
+
+    monkeypatch.setattr(galaxalign.viewing, "MAP_POINTS", 50)
+    at = signed_in("rosa", "researcher-pw")
+    at.switch_page(str(VIEWS / "explore.py")).run()
+    assert not at.exception, at.exception
+    assert any("random sample of 50 of the" in c.value for c in at.caption)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(len(trace["hovertext"]) for trace in fig["data"]) == 50  # one hover name per galaxy drawn
 
 
 def test_admin_retrains_and_manages_versions(workspace):

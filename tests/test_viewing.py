@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from galaxalign.viewing import ViewError, adjust_view, read_query_image, thumbnail_sheet, upscale
+from galaxalign.viewing import ViewError, adjust_view, map_sample, read_query_image, thumbnail_sheet, upscale
 
 
 def test_zoom_crops_the_centre_and_stretches_lift_faint_light():
@@ -73,3 +73,11 @@ def test_a_sign_on_account_is_made_once(store):
     a = account_for_sign_on(store, "ada@example.org")
     b = account_for_sign_on(store, "ada@example.org")
     assert a.id == b.id and a.name == "ada" and a.role == "volunteer" and a.password_hash is None
+
+
+def test_a_large_map_draws_a_bounded_repeatable_sample():
+    assert map_sample(500, 1000).tolist() == list(range(500))
+    rows = map_sample(1_000_000, 100_000, seed=3)
+    assert len(rows) == len(set(rows.tolist())) == 100_000 and rows.min() >= 0 and rows.max() < 1_000_000
+    assert (np.diff(rows) > 0).all() and np.array_equal(rows, map_sample(1_000_000, 100_000, seed=3))
+    assert not np.array_equal(rows, map_sample(1_000_000, 100_000, seed=4))

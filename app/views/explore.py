@@ -17,7 +17,7 @@ from galaxalign.errors import GalaxalignError
 from galaxalign.projection import cached_projection, grid_assignment
 from galaxalign.store import consensus_labels
 from galaxalign.symbols import list_symbols
-from galaxalign.viewing import read_query_image, thumbnail_sheet
+from galaxalign.viewing import map_sample, read_query_image, thumbnail_sheet
 
 require("researcher")
 st.title("Explore the embedding space")
@@ -73,6 +73,11 @@ with tab_map:
     df["consensus"] = [names[int(cmap[i])] if i in cmap and pd.notna(cmap[i]) else "no votes" for i in df.id_str]
     df["volunteer–model disagreement"] = np.where(df.consensus == "no votes", "no votes",
                                                   np.where(df.consensus == df["model label"], "agree", "disagree"))
+    shown = map_sample(len(df))
+    if len(shown) < len(df):  # the browser gets a bounded number of points; rows keep their survey index
+        df = df.iloc[shown]
+        st.caption(f"The map draws a random sample of {len(df):,} of the {len(preds):,} galaxies; "
+                   "search reaches them all.")
     import plotly.express as px
 
     fig = px.scatter(df, x="x", y="y", color=colour, hover_name="id_str", custom_data=["id_str"],
