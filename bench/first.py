@@ -30,9 +30,9 @@ from runlog import read_runs, write_section
 
 from galaxalign.baselines import train_supervised
 from galaxalign.data import first_package_dir, load_survey
+from galaxalign.model import cpu_has_bf16
 from galaxalign.prepare import Preparation, detect_for_survey, preview_sheet
-from galaxalign.train import (SymbolBank, _param_groups, cpu_has_bf16, encode_batch, load_config,
-                              train)
+from galaxalign.train import SymbolBank, _param_groups, encode_batch, load_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

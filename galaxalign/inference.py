@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .data import Survey
 from .fsutil import atomic_path
 from .metrics import classification_report, retrieval_map
-from .model import ModelError, TriModalCLIP, cpu_has_bf16
+from .model import ModelError, TriModalCLIP, bf16_native
 from .ood import MAX_REFERENCE, Familiarity
 from .symbols import render_symbol
 
@@ -52,7 +52,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+        return bf16_native(device)
     return precision == "bf16"
 
 

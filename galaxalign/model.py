@@ -36,7 +36,7 @@ from .fsutil import atomic_path
 from .errors import GalaxalignError
 
 __all__ = ["ModelCfg", "TriModalCLIP", "ModelError", "create_model", "load_model", "save_model",
-           "add_model_config", "list_models", "file_sha256", "CHECKPOINT_NAME"]
+           "add_model_config", "list_models", "file_sha256", "CHECKPOINT_NAME", "cpu_has_bf16", "bf16_native"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 CHECKPOINT_NAME = "model.pt"
@@ -55,6 +55,11 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether bf16 arithmetic is native on ``device``: a GPU, or a CPU with AVX-512 BF16 / AMX."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
 
 
 def _open_clip():

@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 from .data import load_survey
 from .errors import GalaxalignError
 from .fsutil import atomic_path
-from .model import ModelCfg, create_model, file_sha256
+from .model import ModelCfg, bf16_native, create_model, file_sha256
 from .prepare import detect_for_survey
 from .synth import synth_survey
-from .train import _cosine, _device, cpu_has_bf16
+from .train import _cosine, _device
 
 __all__ = ["PretrainCfg", "sky_views", "encode_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint"]
 
@@ -247,7 +247,7 @@ class _SSLRun:
         self.total = 10 ** 9 if cfg.minutes else self.steps_per_epoch * cfg.epochs
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _cosine(s, self.total, cfg.warmup_steps))
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.amp = cfg.amp and (device.type == "cuda" or cpu_has_bf16())
+        self.amp = cfg.amp and bf16_native(device)
         self.seconds = 0.0
 
     def step(self, batch: torch.Tensor) -> torch.Tensor:

@@ -42,12 +42,12 @@ from .errors import GalaxalignError
 from .fsutil import atomic_path
 from .inference import calibrate_familiarity, class_probabilities, embed_images, evaluate_model
 from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
-from .model import ModelCfg, TriModalCLIP, cpu_has_bf16, create_model, load_model, save_model
+from .model import ModelCfg, TriModalCLIP, bf16_native, create_model, load_model, save_model
 from .symbols import render_symbol
 from .taxonomy import LabelSetError, make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
-           "class_text_for", "encode_batch", "augment_images", "resolve_split", "cpu_has_bf16", "amp_enabled",
+           "class_text_for", "encode_batch", "augment_images", "resolve_split", "amp_enabled",
            "epoch_order"]
 
 VARIANTS = ("galaxalign", "clip", "v1", "v2", "v3", "scratch", "no_text")
@@ -318,7 +318,7 @@ def epoch_order(train_idx: np.ndarray, labels: np.ndarray, seed: int, epoch: int
 
 
 def amp_enabled(cfg: "TrainCfg", device: torch.device) -> bool:
-    return bool(cfg.amp) and (device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()))
+    return bool(cfg.amp) and bf16_native(device)
 
 
 def resolve_split(survey: Survey, cfg: "TrainCfg", labels: np.ndarray | None = None):
