@@ -13,22 +13,16 @@ from pathlib import Path
 
 import torch
 
-from galaxalign.fsutil import atomic_path
-from galaxalign.model import file_sha256
+from galaxalign.pretrain import write_checkpoint
 
 
 def join(src: Path, out: Path) -> dict:
     sd = {**torch.load(src / "visual.pt", weights_only=True), **torch.load(src / "rest.pt", weights_only=True)}
     card = json.loads((src / "card.json").read_text())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        torch.save({"state_dict": sd}, tmp)
-    card.update(file=out.name, bytes=out.stat().st_size, sha256=file_sha256(out),
-                returned_as="two halves (the GPU machine returns files of at most 16 MiB), joined by "
-                            "bench/join_checkpoint.py")
-    with atomic_path(out.with_suffix(".card.json")) as tmp:
-        Path(tmp).write_text(json.dumps(card, indent=2, default=str) + "\n")
-    return card
+    card["returned_as"] = ("two halves (the GPU machine returns files of at most 16 MiB), joined by "
+                           "bench/join_checkpoint.py")
+    write_checkpoint(sd, out, card)
+    return json.loads(out.with_suffix(".card.json").read_text())
 
 
 if __name__ == "__main__":

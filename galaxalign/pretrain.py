@@ -36,7 +36,8 @@ from .prepare import detect_for_survey
 from .synth import synth_survey
 from .train import _cosine, _device
 
-__all__ = ["PretrainCfg", "sky_views", "encode_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint"]
+__all__ = ["PretrainCfg", "sky_views", "encode_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint",
+           "write_checkpoint"]
 
 
 @dataclass
@@ -180,14 +181,20 @@ def pretraining_pool(cfg: PretrainCfg, workdir: Path, progress: bool = True) -> 
 # --- the run -------------------------------------------------------------------------------------------
 
 def save_open_clip_checkpoint(clip: torch.nn.Module, path: Path, card: dict, half: bool = True) -> Path:
-    """The CLIP state dict in the layout open_clip's ``load_checkpoint`` reads (``{"state_dict": …}``),
-    fp16 to keep the file small; written to a temporary name and renamed. The card goes beside it as
-    ``<name>.card.json`` with the file's sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The CLIP state dict in the layout open_clip's ``load_checkpoint`` reads, fp16 to keep the file
+    small, with its card (:func:`write_checkpoint`)."""
     sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
           for k, v in clip.state_dict().items()}
+    return write_checkpoint(sd, path, card)
+
+
+def write_checkpoint(state_dict: dict, path: Path, card: dict) -> Path:
+    """``{"state_dict": …}`` to ``path`` and ``<name>.card.json`` beside it with the file's name, size
+    and sha256, each written to a temporary name and renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": sd}, tmp)
+        torch.save({"state_dict": state_dict}, tmp)
     card = {**card, "file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
     with atomic_path(path.with_suffix(".card.json")) as tmp:
         Path(tmp).write_text(json.dumps(card, indent=2, default=str) + "\n")
