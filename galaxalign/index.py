@@ -101,6 +101,30 @@ def _normalised(embeddings: np.ndarray) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
+def _new_index(z: np.ndarray, kind: str, seed: int):
+    """A filled FAISS index of ``kind`` over the normalised ``z`` and its :class:`IndexMeta` (untuned)."""
+    import faiss
+
+    n, d = z.shape
+    meta = IndexMeta(kind=kind)
+    if kind == "exact":
+        index = faiss.IndexFlatIP(d)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = meta.ef_search = 128
+    else:
+        meta.nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, meta.nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = z[np.random.default_rng(seed).choice(n, min(n, 64 * meta.nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = meta.nprobe = min(meta.nlist, 32)
+    index.add(z)
+    if kind == "ivf":
+        index.make_direct_map()  # so a galaxy's own vector can be read back (search_row)
+    return index, meta
+
+
 class SimilarityIndex:
     """A FAISS index plus the ``id_str`` of each row and its :class:`IndexMeta`."""
 
@@ -133,8 +157,6 @@ class SimilarityIndex:
     def build(cls, embeddings: np.ndarray, id_str, exact: bool | None = None, kind: str = "auto",
               recall: float = RECALL_TARGET, seed: int = 0) -> "SimilarityIndex":
         """Index ``embeddings`` (N, D). ``exact=True/False`` is the older switch (exact / HNSW)."""
-        import faiss
-
         z = _normalised(embeddings)
         if z.ndim != 2 or len(z) != len(id_str) or len(z) == 0:
             raise SearchError(f"embeddings must be (N, D) with N = {len(id_str)} ids and N > 0, got {z.shape}")
@@ -143,24 +165,7 @@ class SimilarityIndex:
         auto = exact is None and kind == "auto"
         kind = ("exact" if exact else "hnsw") if exact is not None else choose_kind(len(z), kind)
         t0 = time.perf_counter()
-        n, d = z.shape
-        meta = IndexMeta(kind=kind)
-        if kind == "exact":
-            index = faiss.IndexFlatIP(d)
-        elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-            index.hnsw.efSearch = meta.ef_search = 128
-        else:
-            meta.nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, meta.nlist, faiss.METRIC_INNER_PRODUCT)
-            rng = np.random.default_rng(seed)
-            sample = z[rng.choice(n, min(n, 64 * meta.nlist), replace=False)]
-            index.train(sample)
-            index.nprobe = meta.nprobe = min(meta.nlist, 32)
-        index.add(z)
-        if kind == "ivf":
-            index.make_direct_map()  # so a galaxy's own vector can be read back (search_row)
+        index, meta = _new_index(z, kind, seed)
         meta.build_seconds = round(time.perf_counter() - t0, 2)
         idx = cls(index, id_str, meta)
         if kind != "exact":
@@ -170,8 +175,9 @@ class SimilarityIndex:
             # scanning that share costs what the exact search costs, so search exactly
             note = (f"an inverted file needed {idx.meta.nprobe} of {idx.meta.nlist} lists for recall@10 "
                     f"{idx.meta.recall_at_10:.2f}; exact search instead")
-            idx = cls.build(z, id_str, kind="exact")
-            idx.meta.note = note
+            index, meta = _new_index(z, "exact", seed)
+            meta.note = note
+            idx = cls(index, id_str, meta)
         return idx
 
     def _set_breadth(self, breadth: int) -> None:
@@ -286,7 +292,7 @@ class SimilarityIndex:
             meta = IndexMeta.from_dict(json.loads(meta_file.read_text())) if meta_file.exists() else None
         except (OSError, ValueError) as e:
             raise SearchError(f"{meta_file}: unreadable ({e})") from None
-        use_mmap = bool(meta and meta.kind == "ivf") if mmap is None else (mmap and bool(meta and meta.kind == "ivf"))
+        use_mmap = meta is not None and meta.kind == "ivf" and mmap is not False
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if use_mmap else 0
         try:
             index = faiss.read_index(str(path), flags)
@@ -298,10 +304,8 @@ class SimilarityIndex:
         if meta is None:  # saved before index_meta.json existed
             meta = IndexMeta(kind="hnsw" if "HNSW" in type(index).__name__ else "exact")
         idx = cls(index, ids, meta, read_only=use_mmap)
-        if meta.kind == "ivf":
-            idx.index.nprobe = meta.nprobe
-        elif meta.kind == "hnsw" and meta.ef_search:
-            idx.index.hnsw.efSearch = meta.ef_search
+        if meta.nprobe or meta.ef_search:  # the breadth it was tuned to
+            idx._set_breadth(meta.nprobe or meta.ef_search)
         return idx
 
 
