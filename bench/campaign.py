@@ -1,15 +1,20 @@
-"""Simulated campaigns through the real loop (galaxalign.simulate): learning curves per queue strategy,
-and the anchoring estimate against the habit given to the simulated volunteers.
+"""Simulated campaigns through the real loop (galaxalign.simulate): learning curves per queue strategy
+and retirement rule, the votes each needs to reach a target, and the anchoring estimate against the
+habit given to the simulated volunteers.
 
-    python bench/campaign.py            # 3 strategies (+ entropy with the gate open) × 3 seeds, 600 galaxies (~25 min)
+    python bench/campaign.py            # every variant × 3 seeds on a 1,000-galaxy diverse sky (~50 min)
     python bench/campaign.py --report   # only rewrite the table and the figure from finished runs
 
-Each campaign: a fresh workspace, the survey registered with the flat workflow and 20 % of its labels
-known (the experts' seed set), 7 simulated volunteers (2 skilled, 3 average, 1 careless, 1 spammer)
-taking a shown proposal with probability 0.3, a 20 % blind control, 4 rounds of 150 votes, each
-followed by the real re-training job (the starter recipe, 2 + 6 epochs, from the active model). Every
-campaign appends one line to ``bench/results/campaign_runs.jsonl``; the figure is
-``docs/campaign_curves.png``.
+Each campaign: a fresh workspace, the survey registered with the flat workflow and 10 % of its labels
+known (the experts' seed set, 3 % of all as gold), 7 simulated volunteers (2 skilled, 3 average, 1
+careless, 1 spammer) taking a shown proposal with probability 0.3, a 10 % blind control, 5 rounds of
+180 votes, each followed by the real re-training job on every label so far (the starter recipe from
+our pretrained tower, 2 + 8 epochs). Per seed, a **reference** model trained the same way on every
+training galaxy's true label gives the ceiling. The anchoring variants open the proposal gate (every
+proposal shown but the blind ones) and play one round of 600 votes at habits 0.3 and 0.6.
+
+Every campaign appends one line to ``bench/results/campaign_runs.jsonl``; the table goes to
+BENCHMARKS.md, the figure to ``docs/campaign_curves.png``.
 """
 from __future__ import annotations
 
@@ -21,26 +26,35 @@ from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs
+from runlog import read_runs, write_section
 
 from galaxalign.data import load_survey
+from galaxalign.jobs import retrain
 from galaxalign.simulate import CampaignCfg, run_campaign
 from galaxalign.store import open_store, register_survey
 from galaxalign.synth import synth_survey
 from galaxalign.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
-
 OUT = ROOT / "bench" / "out" / "campaign"
 RUNS = ROOT / "bench" / "results" / "campaign_runs.jsonl"
-STRATEGIES = ("entropy", "margin", "random")
-# the same entropy campaign with the proposal gate opened: every proposal shown (but the blind 20 %), so
-# that the anchoring estimate has wrong proposals to measure against the volunteers' habit
-VARIANTS = {**{s: (s, None) for s in STRATEGIES},
-            "entropy_gate_open": ("entropy", {"confidence_floor": 0.0, "ood_max": 1e9})}
 SEEDS = (0, 1, 2)
-N_GALAXIES = 600
-HABIT = 0.3
+N_GALAXIES = 1000
+ROUNDS, VOTES = 5, 180
+RETRAIN = {"config": str(ROOT / "configs" / "starter-cpu.yaml"), "stage1_epochs": 2, "stage2_epochs": 8,
+           "from_scratch": True}
+OPEN_GATE = {"confidence_floor": 0.0, "ood_max": 1e9}
+# name → CampaignCfg fields; the learning-curve variants first, then the anchoring checks
+VARIANTS = {
+    "random": {"strategy": "random"},
+    "entropy": {"strategy": "entropy"},
+    "margin": {"strategy": "margin"},
+    "disagreement": {"strategy": "disagreement"},
+    "entropy_model_k2": {"strategy": "entropy", "retirement": {"model_votes": 2.0}},
+    "anchoring_0.3": {"strategy": "entropy", "anchoring": 0.3, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
+    "anchoring_0.6": {"strategy": "entropy", "anchoring": 0.6, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
+}
+CURVES = [v for v in VARIANTS if not v.startswith("anchoring")]
 
 
 def survey_file() -> Path:
@@ -51,70 +65,133 @@ def survey_file() -> Path:
     return path
 
 
-def one(name: str, seed: int) -> dict:
-    strategy, gate = VARIANTS[name]
-    ws_root = OUT / f"ws-{name}-{seed}"
-    shutil.rmtree(ws_root, ignore_errors=True)
-    ws = Workspace(ws_root).create()
+def _workspace(name: str, seed: int, known: float):
+    root = OUT / f"ws-{name}-{seed}"
+    shutil.rmtree(root, ignore_errors=True)
+    ws = Workspace(root).create()
     store = open_store(ws.database_url)
-    register_survey(store, load_survey(survey_file()), "sim", workflow="flat", known_fraction=0.2,
-                    gold_fraction=0.05, seed=seed)
-    cfg = CampaignCfg(rounds=4, votes_per_round=150, strategy=strategy, anchoring=HABIT, blind_fraction=0.2,
-                      seed=seed, gate=gate, retrain={"config": str(ROOT / "configs" / "starter-cpu.yaml"),
-                                                     "stage1_epochs": 2, "stage2_epochs": 6})
+    register_survey(store, load_survey(survey_file()), "sim", workflow="flat", known_fraction=known,
+                    gold_fraction=0.03, seed=seed)
+    return root, ws, store
+
+
+def reference(seed: int) -> dict:
+    """The ceiling: the same re-training job with every label known."""
+    root, ws, store = _workspace("reference", seed, 1.0)
+    t0 = time.perf_counter()
+    res = retrain(store, ws, None, {"survey": "sim", "force_activate": True, "name": "reference", **RETRAIN})
+    store.dispose()
+    shutil.rmtree(root, ignore_errors=True)
+    return {"name": "reference", "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
+            "model_accuracy": res["metrics"]["accuracy"], "model_macro_f1": res["metrics"]["macro_f1"]}
+
+
+def one(name: str, seed: int) -> dict:
+    root, ws, store = _workspace(name, seed, 0.1)
+    cfg = CampaignCfg(**{"rounds": ROUNDS, "votes_per_round": VOTES, "anchoring": 0.3, "blind_fraction": 0.1,
+                         "seed": seed, "retrain": RETRAIN, **VARIANTS[name]})
     t0 = time.perf_counter()
     res = run_campaign(store, ws, "sim", cfg, progress=False)
     store.dispose()
-    shutil.rmtree(ws_root, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
     return {"name": name, "seed": seed, "seconds": round(time.perf_counter() - t0, 1), "rounds": res["rounds"],
-            "anchoring": res["anchoring"]}
+            "anchoring": res["anchoring"], "habit": cfg.anchoring}
+
+
+def votes_to_reach(rounds: list[dict], key: str, target: float) -> float | None:
+    """Human votes at which ``key`` first reaches ``target``, linear between rounds; None if never."""
+    prev = None
+    for r in rounds:
+        v = r[key]
+        if v is not None and v >= target:
+            if prev is None or prev[1] is None:
+                return float(r["human_votes"])
+            (x0, y0), x1 = prev, r["human_votes"]
+            return float(x0 + (x1 - x0) * (target - y0) / max(v - y0, 1e-9))
+        prev = (r["human_votes"], v)
+    return None
+
+
+def _ms(v) -> str:
+    v = [x for x in v if x is not None]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else f"{np.mean(v):.3f}"
 
 
 def report() -> str:
-    rows = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()] if RUNS.exists() else []
-    if not rows:
+    runs = read_runs(RUNS)
+    if not runs:
         return "(no campaign runs yet)"
-    lines = ["| queue | seeds | model accuracy, start | after 600 votes | retired | consensus accuracy | "
-             "votes / retired | anchoring (habit 0.3) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    ms = lambda v: f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else f"{np.mean(v):.3f}"  # noqa: E731
-    for strategy in VARIANTS:
-        rs = [r for r in rows if r["name"] == strategy]
+    ref = {seed: r["model_accuracy"] for (n, seed), r in runs.items() if n == "reference"}
+    by = {name: [r for (n, _), r in sorted(runs.items()) if n == name] for name in VARIANTS}
+    # (a) the ceiling minus one point; (b) the random queue's final accuracy (a target every queue can reach)
+    rnd_final = {r["seed"]: r["rounds"][-1]["model_accuracy"] for r in by["random"]}
+    lines = [f"Reference (every training label known, same recipe): accuracy {_ms(list(ref.values()))} "
+             f"({len(ref)} seeds).", "",
+             "| variant | seeds | model accuracy, start | after 900 votes | labels from volunteers | "
+             "votes / retired | consensus accuracy | votes to reach random's final accuracy | "
+             "votes to reach reference − 0.01 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in CURVES:
+        rs = by[name]
         if not rs:
             continue
         last = [r["rounds"][-1] for r in rs]
-        anch = [r["anchoring"]["anchoring"] for r in rs if r["anchoring"]["anchoring"] is not None]
-        lines.append(f"| {strategy} | {len(rs)} | {ms([r['rounds'][0]['model_accuracy'] for r in rs])} | "
-                     f"{ms([x['model_accuracy'] for x in last])} | {np.mean([x['retired'] for x in last]):.0f} | "
-                     f"{ms([x['consensus_accuracy'] or 0 for x in last])} | "
-                     f"{np.mean([x['votes_per_retired'] or 0 for x in last]):.2f} | {ms(anch) if anch else '–'} |")
-    _plot(rows)
+        reach_rnd = [votes_to_reach(r["rounds"], "model_accuracy", rnd_final[r["seed"]]) for r in rs
+                     if r["seed"] in rnd_final]
+        reach_ref = [votes_to_reach(r["rounds"], "model_accuracy", ref[r["seed"]] - 0.01) for r in rs
+                     if r["seed"] in ref]
+        hit = [x for x in reach_ref if x is not None]
+        lines.append(
+            f"| {name} | {len(rs)} | {_ms([r['rounds'][0]['model_accuracy'] for r in rs])} | "
+            f"{_ms([x['model_accuracy'] for x in last])} | {np.mean([x.get('n_consensus_labels', 0) for x in last]):.0f} | "
+            f"{_ms([x['votes_per_retired'] for x in last])} | {_ms([x['consensus_accuracy'] for x in last])} | "
+            f"{_ms(reach_rnd) if all(x is not None for x in reach_rnd) else _ms(reach_rnd) + ' (some never)'} | "
+            f"{_ms(hit) + f' ({len(hit)} of {len(reach_ref)} seeds)' if hit else 'not within 900'} |")
+    lines += ["", "| anchoring habit | seeds | votes shown / blind | estimate, mean ± std | 95 % intervals | "
+              "intervals holding the habit |", "|---:|---:|---:|---:|---|---:|"]
+    for name in VARIANTS:
+        if not name.startswith("anchoring") or not by[name]:
+            continue
+        rs, habit = by[name], by[name][0]["habit"]
+        a = [r["anchoring"] for r in rs]
+        ci = [x["anchoring_ci"] for x in a if x["anchoring_ci"]]
+        lines.append(f"| {habit} | {len(rs)} | {np.mean([x['n_shown'] for x in a]):.0f} / "
+                     f"{np.mean([x['n_blind'] for x in a]):.0f} | {_ms([x['anchoring'] for x in a])} | "
+                     f"{', '.join(f'[{lo:.2f}, {hi:.2f}]' for lo, hi in ci)} | "
+                     f"{sum(lo <= habit <= hi for lo, hi in ci)} of {len(ci)} |")
+    _plot(by, ref)
     return "\n".join(lines)
 
 
-def _plot(rows: list[dict]) -> None:
+def _plot(by: dict, ref: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for strategy, colour in zip(VARIANTS, ("C0", "C1", "C7", "C3")):
-        rs = [r for r in rows if r["name"] == strategy]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, colour in zip(CURVES, ("C7", "C0", "C1", "C2", "C3")):
+        rs = by[name]
         if not rs:
             continue
         x = [p["human_votes"] for p in rs[0]["rounds"]]
-        for ax, key in zip(axes, ("model_accuracy", "consensus_accuracy")):
-            y = np.array([[p[key] if p[key] is not None else np.nan for p in r["rounds"]] for r in rs], float)
+        for ax, key in zip(axes, ("model_accuracy", "consensus_accuracy", "n_consensus_labels")):
+            y = np.array([[p.get(key) if p.get(key) is not None else np.nan for p in r["rounds"]] for r in rs], float)
             m = np.nanmean(y, 0)
-            ax.plot(x, m, "o-", color=colour, label=f"{strategy} ({len(rs)} seeds)")
+            ax.plot(x, m, "o-", color=colour, label=f"{name} ({len(rs)} seeds)")
             if len(rs) > 1:
-                ax.fill_between(x, m - np.nanstd(y, 0), m + np.nanstd(y, 0), color=colour, alpha=0.15)
+                ax.fill_between(x, m - np.nanstd(y, 0), m + np.nanstd(y, 0), color=colour, alpha=0.12)
+    if ref:
+        axes[0].axhline(np.mean(list(ref.values())), color="k", ls=":", lw=1, label="every label known")
     axes[0].set_title("model accuracy (test split)")
     axes[1].set_title("consensus accuracy (retired galaxies)")
+    axes[2].set_title("training labels from volunteers")
     for ax in axes:
         ax.set_xlabel("human votes")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "campaign_curves.png", dpi=120)
     plt.close(fig)
@@ -123,19 +200,22 @@ def _plot(rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--report", action="store_true", help="only rewrite the table and figure")
+    ap.add_argument("--only", nargs="*", help="variants to run (default: all, and the reference)")
     a = ap.parse_args()
     if not a.report:
-        done = read_runs(RUNS)
         for seed in SEEDS:
-            for strategy in VARIANTS:
-                if (strategy, seed) in done:
+            for name in ["reference", *VARIANTS]:
+                if (name, seed) in read_runs(RUNS) or (a.only and name not in a.only):
                     continue
-                row = one(strategy, seed)
+                row = reference(seed) if name == "reference" else one(name, seed)
                 RUNS.parent.mkdir(parents=True, exist_ok=True)
                 with open(RUNS, "a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
-                print(f"{strategy} seed {seed}: {json.dumps(row['rounds'][-1])}", flush=True)
-    print(report())
+                print(f"{name} seed {seed} ({row['seconds']:.0f} s): "
+                      f"{json.dumps(row['rounds'][-1] if 'rounds' in row else row)}", flush=True)
+    body = report()
+    write_section(ROOT / "BENCHMARKS.md", "campaign-tables", body)
+    print(body)
 
 
 if __name__ == "__main__":

@@ -190,7 +190,11 @@ def simulate(survey: str = typer.Option(..., help="A registered survey with the 
              workspace: Path = typer.Option(None, help="Workspace folder"),
              rounds: int = typer.Option(5, help="Rounds of votes, each followed by a re-training job"),
              votes_per_round: int = typer.Option(300, help="Simulated votes per round"),
-             strategy: str = typer.Option("entropy", help="Queue: entropy, margin or random"),
+             strategy: str = typer.Option("entropy", help="Queue: entropy, margin, disagreement or random"),
+             retirement: str = typer.Option("majority", help="Retirement: majority, or skill (SWAP-style, from gold)"),
+             model_votes: float = typer.Option(0.0, help="Count the active model as this many volunteers (0: off)"),
+             from_scratch: bool = typer.Option(False, help="Re-train each round from the config's start, not the "
+                                                           "active model"),
              anchoring: float = typer.Option(0.3, help="Chance a simulated volunteer takes a shown proposal"),
              blind_fraction: float = typer.Option(0.1, help="Share of tasks that hide the proposal (the control)"),
              config: Optional[Path] = typer.Option(None, help="Training config for the re-training jobs"),
@@ -203,9 +207,11 @@ def simulate(survey: str = typer.Option(..., help="A registered survey with the 
 
     check_output_file(out, (".json",))
     retrain_params = {k: v for k, v in (("config", str(config) if config else None), ("stage1_epochs", stage1_epochs),
-                                        ("stage2_epochs", stage2_epochs)) if v is not None}
+                                        ("stage2_epochs", stage2_epochs), ("from_scratch", from_scratch or None))
+                      if v is not None}
     cfg = CampaignCfg(rounds=rounds, votes_per_round=votes_per_round, strategy=strategy, anchoring=anchoring,
-                      blind_fraction=blind_fraction, seed=seed, retrain=retrain_params).check()
+                      blind_fraction=blind_fraction, seed=seed, retrain=retrain_params,
+                      retirement={"method": retirement, "model_votes": model_votes}).check()
     ws = _workspace(workspace)
     res = run_campaign(open_store(ws.database_url), ws, survey, cfg)
     write_campaign(res, out)
@@ -214,6 +220,24 @@ def simulate(survey: str = typer.Option(..., help="A registered survey with the 
                f"{last['model_accuracy']:.3f}, {last['retired']} retired (consensus accuracy "
                f"{last['consensus_accuracy'] or 0:.3f}); anchoring {a['anchoring'] if a['anchoring'] is not None else '–'}"
                f" → {out}")
+
+
+@app.command("retirement")
+def retirement_cmd(survey: str = typer.Argument(..., help="A registered survey"),
+                   workspace: Path = typer.Option(None, help="Workspace folder"),
+                   method: Optional[str] = typer.Option(None, help="majority, or skill (SWAP-style, from gold)"),
+                   n_votes: Optional[int] = typer.Option(None, help="Retire after this many votes in any case"),
+                   early_votes: Optional[int] = typer.Option(None, help="majority: retire early from this many votes"),
+                   early_agreement: Optional[float] = typer.Option(None, help="majority: … when the top class has this share"),
+                   skill_threshold: Optional[float] = typer.Option(None, help="skill: retire when the posterior reaches this"),
+                   model_votes: Optional[float] = typer.Option(None, help="Count the active model as this many volunteers")):
+    """Show or change a survey's retirement rule (for the votes to come)."""
+    from .store import open_store, set_retirement
+
+    changes = {k: v for k, v in (("method", method), ("n_votes", n_votes), ("early_votes", early_votes),
+                                 ("early_agreement", early_agreement), ("skill_threshold", skill_threshold),
+                                 ("model_votes", model_votes)) if v is not None}
+    _echo_json(set_retirement(open_store(_workspace(workspace).database_url), survey, **changes))
 
 
 user_app = typer.Typer(help="Accounts: volunteers, researchers, admins.", no_args_is_help=True)

@@ -204,9 +204,22 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
             "embeddings": emb, "predictions": df}
 
 
+def head_disagreement(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """BALD-like disagreement of two heads' class probabilities, per row, 0–1: the mutual information
+    between the answer and which head gives it, H(mean) − mean H — the Jensen–Shannon divergence of the
+    two, divided by its maximum ln 2. 0 when the heads agree, 1 when they are sure of different classes."""
+    def entropy(x):
+        return -np.sum(np.where(x > 0, x * np.log(np.clip(x, 1e-30, None)), 0.0), axis=1)
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    return np.clip((entropy((p + q) / 2) - (entropy(p) + entropy(q)) / 2) / np.log(2), 0.0, 1.0)
+
+
 def _prediction_table(model: TriModalCLIP, survey: Survey, emb: np.ndarray) -> pd.DataFrame:
     probs = class_probabilities(model, np.asarray(emb))
     df = pd.DataFrame({"id_str": survey.id_str, "pred": probs.argmax(1), "confidence": probs.max(1)})
+    if model.symbols:  # the second head: the same galaxies against the classes' symbols
+        df["disagreement"] = head_disagreement(probs, class_probabilities(model, np.asarray(emb), "symbol")
+                                               ).astype(np.float32)
     fam = familiarity_of(model)
     if fam is not None:  # unfamiliarity (> 1: out of distribution), see galaxalign.ood
         df["ood"] = fam.scores(np.asarray(emb)).astype(np.float32)

@@ -208,7 +208,8 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
     emb, preds = stats.pop("embeddings"), stats.pop("predictions")
     report(0.6, f"embedded at {stats['images_per_second']:.0f} images/s; storing predictions")
     probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
-    store_predictions(store, mv.id, row.name, probs, ood=preds["ood"].to_numpy() if "ood" in preds else None)
+    store_predictions(store, mv.id, row.name, probs, ood=preds["ood"].to_numpy() if "ood" in preds else None,
+                      disagreement=preds["disagreement"].to_numpy() if "disagreement" in preds else None)
     SimilarityIndex.build(emb, preds["id_str"].to_numpy()).save(out)
     set_model_embeddings(store, mv.id, str(workspace.embeddings / mv.name))
     report(1.0, f"predictions and index for {mv.name} ready")

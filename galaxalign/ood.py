@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gate import TARGET_PRECISION, proposal_decision
 from .store import is_blind
 
 __all__ = ["Familiarity", "knn_distance", "confidence_floor", "proposal_decision", "DEFAULT_K", "QUANTILE",
@@ -31,7 +32,6 @@ __all__ = ["Familiarity", "knn_distance", "confidence_floor", "proposal_decision
 
 DEFAULT_K = 10
 QUANTILE = 0.95          # held-out in-distribution galaxies within the limit
-TARGET_PRECISION = 0.90  # proposals shown must have been right this often on the valid split
 MAX_REFERENCE = 4096     # training embeddings kept in the checkpoint (float16: 1 MB at D = 128)
 
 
@@ -120,26 +120,6 @@ class Familiarity:
         return cls(np.asarray(d["reference"], np.float16), int(d["k"]), float(d["limit"]),
                    float(d["confidence_floor"]), float(d.get("quantile", QUANTILE)),
                    float(d.get("target_precision", TARGET_PRECISION)), int(d.get("n_calibration", 0)))
-
-
-def proposal_decision(confidence: float, ood: float | None, gate: dict | None) -> tuple[bool, str | None]:
-    """Whether to pre-select a proposal, and if not, the one-line reason shown to the volunteer.
-
-    ``gate`` is :meth:`Familiarity.summary`, possibly overridden by an admin
-    (:func:`galaxalign.store.set_proposal_gate`: ``confidence_floor``, ``ood_max``, default 1). A model
-    trained before calibration existed has none: its proposals are shown as before.
-    """
-    ood_max = (gate or {}).get("ood_max", 1.0)
-    if ood is not None and np.isfinite(ood) and ood > ood_max:
-        return False, (f"this galaxy looks unlike the galaxies the model learnt from (unfamiliarity {ood:.1f} × "
-                       f"the usual limit), so it proposes nothing")
-    if gate is not None and confidence < gate.get("confidence_floor", 0.0):
-        floor = gate["confidence_floor"]
-        if floor >= 1.0:
-            return False, "the model's proposals were not reliable enough on held-out galaxies to be shown"
-        return False, (f"the model is unsure ({confidence:.0%}; its proposals were right "
-                       f"{gate.get('target_precision', TARGET_PRECISION):.0%} of the time only above {floor:.0%})")
-    return True, None
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ from .fsutil import atomic_path
 from .importer import open_registered
 from .jobs import retrain
 from .ood import task_proposal
-from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetiredGalaxy, active_model, add_volunteer,
-                    anchoring_estimate, consensus_labels, get_survey, get_volunteer, next_galaxy_for, prediction_for,
-                    record_classification, set_blind_fraction, set_proposal_gate)
+from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetiredGalaxy, RetirementRule, StoreError,
+                    active_model, add_volunteer, anchoring_estimate, consensus_labels, get_survey, get_volunteer,
+                    next_galaxy_for, prediction_for, record_classification, set_blind_fraction, set_proposal_gate,
+                    set_retirement)
 
 KINDS = {"skilled": 0.92, "average": 0.78, "careless": 0.6, "spammer": None}  # accuracy on the diagonal
 DEFAULT_CREW = ("skilled", "skilled", "average", "average", "average", "careless", "spammer")
@@ -83,6 +84,8 @@ class CampaignCfg:
     seed: int = 0
     retrain: dict = field(default_factory=dict)  # RetrainParams fields for every round's re-training
     gate: dict | None = None  # override each new model's proposal gate (set_proposal_gate); None: as calibrated
+    retirement: dict = field(default_factory=dict)  # the survey's retirement rule (set_retirement), e.g. model_votes
+    gold_rate: float | None = None  # a fixed share of gold tasks; None: the queue's decaying rate
 
     def check(self) -> "CampaignCfg":
         if self.strategy not in QUEUE_STRATEGIES:
@@ -93,6 +96,10 @@ class CampaignCfg:
             raise CampaignError("anchoring and blind fraction must be between 0 and 1")
         for k in self.crew:
             confusion_for(k, 2, np.random.default_rng(0))
+        try:
+            RetirementRule.from_dict(self.retirement)
+        except StoreError as e:
+            raise CampaignError(str(e)) from None
         return self
 
 
@@ -131,6 +138,7 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
     truth = survey.labels
     rng = np.random.default_rng(cfg.seed)
     set_blind_fraction(store, survey_name, cfg.blind_fraction)
+    set_retirement(store, survey_name, **cfg.retirement)
     crew = make_crew(store, cfg, len(row.class_names), rng)
     ids = {v.name: get_volunteer(store, v.name).id for v in crew}
     rounds = []
@@ -150,7 +158,7 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
         mv = active_model(store)
         for k in range(cfg.votes_per_round):
             vol = crew[(votes + k) % len(crew)]
-            g = next_galaxy_for(store, vol.name, survey_name, rng, strategy=cfg.strategy)
+            g = next_galaxy_for(store, vol.name, survey_name, rng, gold_rate=cfg.gold_rate, strategy=cfg.strategy)
             if g is None:
                 continue
             tp = task_proposal(prediction_for(store, g.id, mv.id) if mv else None, mv, cfg.blind_fraction,

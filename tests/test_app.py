@@ -252,3 +252,22 @@ def test_admin_sees_the_anchoring_control(workspace):
     store = open_store(Workspace(workspace).database_url)
     assert get_survey(store, "demo").blind_fraction == 0.25
     store.dispose()
+
+
+def test_admin_sets_the_retirement_rule(workspace):
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "admin.py")).run()
+    assert any(h.value == "Retirement" for h in at.subheader)
+    at.radio(key="adm_ret_method").set_value("skill")
+    at.number_input(key="adm_ret_model").set_value(2.0)
+    at.button(key="adm_ret_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved the retirement rule of 'demo'" in s.value for s in at.success)
+
+    from galaxalign.store import get_survey, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    rule = get_survey(store, "demo").retirement
+    assert rule["method"] == "skill" and rule["model_votes"] == 2.0 and rule["n_votes"] == 5
+    store.dispose()

@@ -80,6 +80,14 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     assert r.returncode == 0 and pd.read_parquet(tmp_path / "f.parquet")["frac_Round Smooth"].tolist() == [1.0]
     r = run("export", str(tmp_path / "f.xlsx"), "--workspace", str(ws.root))
     assert r.returncode == 2 and "csv or .parquet" in r.stderr
+    # the retirement rule: shown, changed, and a bad value refused in one line with nothing changed
+    r = run("retirement", "demo", "--method", "skill", "--model-votes", "2", "--workspace", str(ws.root))
+    assert r.returncode == 0 and json.loads(r.stdout)["method"] == "skill", r.stderr
+    r = run("retirement", "demo", "--method", "vote", "--workspace", str(ws.root))
+    assert r.returncode == 2 and r.stderr.strip() == ("error: retirement method 'vote' must be one of majority, "
+                                                      "skill")
+    r = run("retirement", "demo", "--workspace", str(ws.root))
+    assert json.loads(r.stdout)["model_votes"] == 2.0 and json.loads(r.stdout)["method"] == "skill"
 
 
 @pytest.mark.parametrize("args", [["info"], ["synth", "--n", "abc", "--out", "x.h5"], ["nosuch"],

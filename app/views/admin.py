@@ -11,8 +11,9 @@ from galaxalign.importer import MAX_IMPORT_BYTES
 from galaxalign.jobs import enqueue, reap_stale_jobs
 from galaxalign.prepare import STRETCHES, Preparation
 from galaxalign.taxonomy import LABEL_SETS
-from galaxalign.store import (activate_model, anchoring_estimate, list_jobs, list_model_versions, list_surveys,
-                              require_role, set_blind_fraction, volunteer_stats)
+from galaxalign.store import (RETIREMENT_METHODS, activate_model, anchoring_estimate, list_jobs, list_model_versions,
+                              list_surveys, require_role, retirement_summary, set_blind_fraction, set_retirement,
+                              volunteer_stats)
 
 user = require("admin")
 st.title("Admin")
@@ -211,3 +212,35 @@ if surveys_now:
                   "otherwise but took the shown wrong proposal")
         st.caption(f"95 % interval {lo:.0%} – {hi:.0%}, from {est['n_wrong_shown']} shown and "
                    f"{est['n_wrong_blind']} blind votes on wrong proposals by {est['n_volunteers']} volunteers.")
+
+st.subheader("Retirement")
+st.caption("When a galaxy has had enough votes. **majority**: after a fixed number, or early when most agree. "
+           "**skill**: each answer weighed by its volunteer's record on gold galaxies (SWAP-style); the galaxy "
+           "retires when the most probable class reaches the threshold. **Model votes** count the active model "
+           "as that many volunteers where its proposal would be shown (never alone). Changes apply to the votes "
+           "to come.")
+if surveys_now:
+    pick_r = st.selectbox("Survey", [s.name for s in surveys_now], key="adm_ret_survey")
+    summary = retirement_summary(store(), pick_r)
+    rule = summary["rule"]
+    with st.form("adm_retirement"):
+        c1, c2, c3, c4 = st.columns(4)
+        method = c1.radio("Method", RETIREMENT_METHODS, index=RETIREMENT_METHODS.index(rule["method"]),
+                          key="adm_ret_method")
+        n_votes = c2.number_input("Votes at most", 1, 100, int(rule["n_votes"]), key="adm_ret_n")
+        threshold = c3.slider("Skill threshold", 0.5, 0.999, float(rule["skill_threshold"]), 0.005, key="adm_ret_thr")
+        model_votes = c4.number_input("Model votes", 0.0, 10.0, float(rule["model_votes"]), 0.5, key="adm_ret_model")
+        if st.form_submit_button("Save rule", key="adm_ret_save"):
+            try:
+                require_role(store(), user["id"], "admin")
+                set_retirement(store(), pick_r, method=method, n_votes=int(n_votes), skill_threshold=float(threshold),
+                               model_votes=float(model_votes),
+                               early_votes=min(int(rule["early_votes"]), int(n_votes)),
+                               skill_min_votes=min(int(rule["skill_min_votes"]), int(n_votes)))
+                st.success(f"Saved the retirement rule of {pick_r!r}.")
+                summary = retirement_summary(store(), pick_r)
+            except GalaxalignError as e:
+                show_error(e)
+    if summary["retired"]:
+        st.caption(f"{summary['retired']:,} galaxies retired, {summary['votes_per_retired']:.2f} human votes each on "
+                   "average; by reason: " + ", ".join(f"{k} {v:,}" for k, v in sorted(summary["by_reason"].items())))

@@ -15,7 +15,7 @@ function takes the :class:`Store` first and does its work in one transaction; a 
 """
 from .accounts import *  # noqa: F401,F403
 from .accounts import __all__ as _accounts
-from .consensus import (anchoring_estimate, consensus_labels, skill_weights, training_labels, volunteer_skill,
+from .consensus import (CONSENSUS_METHODS, anchoring_estimate, retirement_summary, consensus_labels, skill_weights, training_labels, volunteer_skill,
                         volunteer_stats, vote_fractions)
 from .db import Store, StoreError, migrate, open_store
 from .export import export_classifications, export_vote_fractions, neutralise, write_table
@@ -23,7 +23,7 @@ from .jobs import *  # noqa: F401,F403
 from .jobs import __all__ as _jobs
 from .lookup import *  # noqa: F401,F403
 from .lookup import __all__ as _lookup
-from .queue import QUEUE_STRATEGIES, next_galaxy_for
+from .queue import QUEUE_STRATEGIES, gold_rate_for, next_galaxy_for
 from .surveys import *  # noqa: F401,F403
 from .surveys import __all__ as _surveys
 from .versions import *  # noqa: F401,F403
@@ -33,5 +33,5 @@ from .votes import __all__ as _votes
 
 __all__ = [*_lookup, *_accounts, *_surveys, *_votes, *_versions, *_jobs, "Store", "StoreError", "open_store",
            "migrate", "anchoring_estimate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
-           "skill_weights", "next_galaxy_for", "QUEUE_STRATEGIES", "export_classifications", "export_vote_fractions", "neutralise",
+           "skill_weights", "next_galaxy_for", "gold_rate_for", "QUEUE_STRATEGIES", "CONSENSUS_METHODS", "retirement_summary", "export_classifications", "export_vote_fractions", "neutralise",
            "write_table"]

@@ -7,20 +7,27 @@
 - Volunteer skill comes from gold-standard galaxies (known expert label): a confusion matrix per
   volunteer and a smoothed accuracy (correct + 1) / (answered + 2) used as the vote weight when
   ``weighted=True``.
+- ``method="dawid_skene"`` aggregates a survey's flat votes with crowd-kit's Dawid–Skene EM (every
+  volunteer's confusion matrix estimated from all their votes at once, the gold galaxies' known labels
+  held fixed) — a batch view for export and training labels; retirement decides vote by vote
+  (:mod:`~.retirement`).
 """
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .lookup import galaxy_row, survey_row, volunteer_row
-from .db import Store
+from .db import Store, StoreError
 from .models import Classification, Galaxy, Volunteer
+from .retirement import RetirementRule
 
-__all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats"]
+__all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats",
+           "retirement_summary", "CONSENSUS_METHODS"]
 
 
 def skill_weights(store: Store, survey: int | str | None = None) -> dict[int, float]:
@@ -70,10 +77,20 @@ def vote_fractions(store: Store, galaxy: int | str, weighted: bool = False, surv
     return _fractions(votes, skill_weights(store, sid) if weighted else None)
 
 
-def consensus_labels(store: Store, survey: int | str, weighted: bool = False, retired_only: bool = False) -> pd.DataFrame:
+CONSENSUS_METHODS = ("majority", "weighted", "dawid_skene")
+
+
+def consensus_labels(store: Store, survey: int | str, weighted: bool = False, retired_only: bool = False,
+                     method: str | None = None) -> pd.DataFrame:
     """One row per galaxy with votes: ``id_str, idx, n_votes, retired, consensus_label, agreement,
     known_label, gold`` (plus ``frac_<class>`` columns). ``consensus_label`` is the top class (ties
-    go to the lower class index), ``None`` when the top "class" is no class."""
+    go to the lower class index), ``None`` when the top "class" is no class. ``method``: ``majority``,
+    ``weighted`` (gold skill as vote weight; also ``weighted=True``) or ``dawid_skene`` (the fractions
+    are then its posterior class probabilities; votes that name no class are left out)."""
+    method = method or ("weighted" if weighted else "majority")
+    if method not in CONSENSUS_METHODS:
+        raise StoreError(f"consensus method {method!r} must be one of {', '.join(CONSENSUS_METHODS)}")
+    weighted = method == "weighted"
     with store.read() as s:
         sv = survey_row(s, survey)
         rows = s.execute(
@@ -88,11 +105,14 @@ def consensus_labels(store: Store, survey: int | str, weighted: bool = False, re
         d = by_galaxy.setdefault(gid, {"id_str": id_str, "idx": idx, "retired": retired, "known_label": known,
                                        "gold": gold, "votes": []})
         d["votes"].append((vid, answers, cls))
+    posterior = _dawid_skene(by_galaxy) if method == "dawid_skene" else {}
     out = []
-    for d in by_galaxy.values():
+    for gid, d in by_galaxy.items():
         if retired_only and not d["retired"]:
             continue
-        fr = _fractions(d["votes"], weights)["classes"]
+        fr = posterior.get(gid) if method == "dawid_skene" else _fractions(d["votes"], weights)["classes"]
+        if not fr:  # Dawid–Skene: only votes that name no class
+            fr = {None: 1.0}
         ranked = sorted(fr.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))
         top, agreement = ranked[0]
         row = {"id_str": d["id_str"], "idx": d["idx"], "n_votes": len(d["votes"]), "retired": d["retired"],
@@ -105,6 +125,22 @@ def consensus_labels(store: Store, survey: int | str, weighted: bool = False, re
     df["consensus_label"] = df["consensus_label"].astype("Int64")
     df["known_label"] = df["known_label"].astype("Int64")
     return df
+
+
+def _dawid_skene(by_galaxy: dict) -> dict[int, dict[int, float]]:
+    """``{galaxy id: {class: posterior}}`` from crowd-kit's Dawid–Skene on the votes that name a class,
+    the gold galaxies' known labels held as truth."""
+    from crowdkit.aggregation import DawidSkene  # heavy (SciPy's stats) and only on this path
+    data = pd.DataFrame([(gid, vid, int(cls)) for gid, d in by_galaxy.items() for vid, _, cls in d["votes"]
+                         if cls is not None], columns=["task", "worker", "label"])
+    if data.empty:
+        return {}
+    gold = pd.Series({gid: int(d["known_label"]) for gid, d in by_galaxy.items()
+                      if d["gold"] and d["known_label"] is not None and gid in set(data.task)}, dtype="int64")
+    with warnings.catch_warnings():  # crowd-kit 1.4 still passes pandas keywords that pandas 3 deprecates
+        warnings.simplefilter("ignore")
+        proba = DawidSkene(n_iter=100).fit(data, true_labels=gold if len(gold) else None).probas_
+    return {int(gid): {int(c): float(p) for c, p in row.items() if p > 0} for gid, row in proba.iterrows()}
 
 
 def volunteer_skill(store: Store, volunteer: int | str, n_classes: int | None = None) -> dict:
@@ -247,3 +283,17 @@ def anchoring_estimate(store: Store, survey: int | str, truth: np.ndarray | None
     return {**out, "follow_shown": float(fs), "follow_blind": float(fb), "excess": float(fs - fb),
             "excess_ci": [float(ex[0]), float(ex[1])], "anchoring": float(a), "anchoring_ci": [float(an[0]), float(an[1])],
             "n_volunteers": int(len(vols))}
+
+
+def retirement_summary(store: Store, survey: int | str) -> dict:
+    """A survey's retirement rule (every field) and what it has done: ``{"rule", "retired", "by_reason":
+    {reason: galaxies}, "votes_per_retired"}`` — the human votes a retired galaxy took, on average."""
+    with store.read() as s:
+        sv = survey_row(s, survey)
+        rows = s.execute(select(Galaxy.retired_reason, func.count(), func.avg(Galaxy.n_votes))
+                         .where(Galaxy.survey_id == sv.id, Galaxy.retired.is_(True))
+                         .group_by(Galaxy.retired_reason)).all()
+        rule = RetirementRule.from_dict(sv.retirement).to_dict()
+    n = sum(k for _, k, _ in rows)
+    return {"rule": rule, "retired": int(n), "by_reason": {r or "unknown": int(k) for r, k, _ in rows},
+            "votes_per_retired": float(sum(k * v for _, k, v in rows) / n) if n else None}

@@ -35,6 +35,8 @@ class RegisteredSurvey(Base):
     train_config: Mapped[str | None] = mapped_column(String(1000))  # the config re-training uses
     # the anchoring control: this fraction of tasks shows no proposal (galaxalign.store.votes.is_blind)
     blind_fraction: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")
+    # RetirementRule fields (galaxalign.store.retirement); None: the defaults (majority, 5 votes, early at 3 × 80 %)
+    retirement: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -111,7 +113,8 @@ class ModelVersion(Base):
 class Prediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (UniqueConstraint("model_version_id", "galaxy_id", name="uq_prediction"),
-                      Index("ix_prediction_entropy", "model_version_id", "entropy"))  # the most uncertain first
+                      Index("ix_prediction_entropy", "model_version_id", "entropy"),  # the most uncertain first
+                      Index("ix_prediction_disagreement", "model_version_id", "disagreement"))
     id: Mapped[int] = mapped_column(primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
     galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"), index=True)
@@ -120,6 +123,8 @@ class Prediction(Base):
     confidence: Mapped[float] = mapped_column(Float)
     entropy: Mapped[float] = mapped_column(Float)
     ood: Mapped[float | None] = mapped_column(Float)  # unfamiliarity: > 1 out of distribution (galaxalign.ood)
+    # how much the text head and the symbol head disagree, 0–1 (galaxalign.inference.head_disagreement)
+    disagreement: Mapped[float | None] = mapped_column(Float)
 
 
 class Job(Base):

@@ -1,32 +1,43 @@
 """What a volunteer sees next.
 
 Never a galaxy they already classified, never a retired one. Gold-standard galaxies come at
-``gold_rate``. Otherwise the active model's most uncertain galaxies come first (normalised entropy of
-its class probabilities), with a random term of weight ``randomness`` so that volunteers working at
+``gold_rate`` — by default a rate that decays as the volunteer's skill becomes known
+(:func:`gold_rate_for`: often for a newcomer, rarely once they have answered many). Otherwise the
+active model's most uncertain galaxies come first (normalised entropy of its class probabilities), with a random term of weight ``randomness`` so that volunteers working at
 the same time spread over the queue and no galaxy waits for ever; galaxies closer to retirement get a
 small bonus so that votes finish galaxies rather than scatter.
 
 ``strategy`` chooses the uncertainty: ``entropy`` (the default), ``margin`` (one minus the gap between
-the two most probable classes), or ``random`` (no model: the baseline of the campaign benchmark).
+the two most probable classes), ``disagreement`` (BALD-like: how much the model's text head and
+symbol head disagree, :func:`galaxalign.inference.head_disagreement`), or ``random`` (no model: the
+baseline of the campaign benchmark).
 
 On a large survey a request never reads every eligible galaxy: when more than :data:`POOL` are left,
 the candidates are the active model's most uncertain ones (through the index on predictions by model
-and entropy) and a slice of the survey from a random row (through the index on galaxies by survey and
+and entropy, or disagreement) and a slice of the survey from a random row (through the index on galaxies by survey and
 row), :data:`POOL` in all; the scoring above then picks among them.
 """
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select
 
 from .db import Store, StoreError
 from .lookup import active_model_row, survey_row, volunteer_row
 from .models import Classification, Galaxy, Prediction
 
-__all__ = ["next_galaxy_for", "queue_scores", "QUEUE_STRATEGIES"]
+__all__ = ["next_galaxy_for", "queue_scores", "gold_rate_for", "QUEUE_STRATEGIES"]
 
-QUEUE_STRATEGIES = ("entropy", "margin", "random")
+QUEUE_STRATEGIES = ("entropy", "margin", "disagreement", "random")
 POOL = 2000  # candidates scored per request when more galaxies than this are eligible
+GOLD_START, GOLD_FLOOR, GOLD_HALF_LIFE = 0.3, 0.03, 8  # the decaying gold rate (gold_rate_for)
+
+
+def gold_rate_for(n_gold_answered: int, start: float = GOLD_START, floor: float = GOLD_FLOOR,
+                  half_life: float = GOLD_HALF_LIFE) -> float:
+    """The share of a volunteer's tasks that are gold galaxies: ``start`` for a newcomer, halving (above
+    ``floor``) every ``half_life`` gold answers — skill is measured early, then gold costs little."""
+    return floor + (start - floor) * 0.5 ** (n_gold_answered / half_life)
 
 
 def queue_scores(entropy: np.ndarray, n_votes: np.ndarray, rng: np.random.Generator, randomness: float = 0.3,
@@ -40,6 +51,8 @@ def _uncertainty(strategy: str, values: list) -> np.ndarray:
     probabilities for ``margin``; None without a prediction, scored 0.5)."""
     if strategy == "random":
         return np.zeros(len(values))
+    if strategy == "disagreement":
+        return np.array([d if d is not None else 0.0 for d in values], float)
     if strategy == "margin":
         def margin(p):
             if not p:
@@ -51,8 +64,9 @@ def _uncertainty(strategy: str, values: list) -> np.ndarray:
 
 
 def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: np.random.Generator | None = None,
-                    gold_rate: float = 0.1, randomness: float = 0.3, strategy: str = "entropy") -> Galaxy | None:
-    """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them."""
+                    gold_rate: float | None = None, randomness: float = 0.3, strategy: str = "entropy") -> Galaxy | None:
+    """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them.
+    ``gold_rate``: a fixed share of gold tasks; None, the decaying :func:`gold_rate_for`."""
     if strategy not in QUEUE_STRATEGIES:
         raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
     rng = rng or np.random.default_rng()
@@ -63,6 +77,11 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
         active = active_row.id if active_row is not None else None
         done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == v.id)
         base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done)
+        if gold_rate is None:
+            answered = s.scalar(select(func.count()).select_from(Classification).join(
+                Galaxy, Galaxy.id == Classification.galaxy_id).where(
+                Classification.volunteer_id == v.id, Galaxy.survey_id == sv.id, Galaxy.gold.is_(True)))
+            gold_rate = gold_rate_for(int(answered or 0))
         if gold_rate > 0 and rng.random() < gold_rate:
             gold = s.scalars(select(Galaxy.id).where(*base, Galaxy.gold.is_(True)).limit(200)).all()
             if gold:
@@ -80,7 +99,8 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
 def _candidates(s, base: tuple, sv, strategy: str, active: int | None, rng: np.random.Generator) -> list:
     """(id, n_votes, entropy or probs) of the galaxies to score: every eligible one on a small survey;
     on a large one the most uncertain ``POOL // 2`` and a slice from a random row, ``POOL`` in all."""
-    value = Prediction.probs if strategy == "margin" else Prediction.entropy
+    value = {"margin": Prediction.probs, "disagreement": Prediction.disagreement}.get(strategy, Prediction.entropy)
+    order = Prediction.disagreement if strategy == "disagreement" else Prediction.entropy
     on_active = and_(Prediction.galaxy_id == Galaxy.id, Prediction.model_version_id == (active if active is not None
                                                                                        else -1))
     cols = (Galaxy.id, Galaxy.n_votes, value)
@@ -89,7 +109,7 @@ def _candidates(s, base: tuple, sv, strategy: str, active: int | None, rng: np.r
         return rows
     picked: dict[int, tuple] = {}
     if strategy != "random" and active is not None:
-        q = (select(*cols).join(Prediction, on_active).where(*base).order_by(Prediction.entropy.desc())
+        q = (select(*cols).join(Prediction, on_active).where(*base).order_by(order.desc())
              .limit(POOL // 2))
         picked.update((r[0], r) for r in s.execute(q).all())
     start = int(rng.integers(0, max(1, sv.n_galaxies)))

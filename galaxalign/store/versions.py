@@ -64,12 +64,15 @@ def set_model_embeddings(store: Store, model_id: int, path: str) -> None:
 
 
 def store_predictions(store: Store, model_id: int, survey: int | str, probs: np.ndarray,
-                      batch: int = 2000, ood: np.ndarray | None = None) -> int:
+                      batch: int = 2000, ood: np.ndarray | None = None,
+                      disagreement: np.ndarray | None = None) -> int:
     """Replace the predictions of ``model_id`` for a survey with ``probs`` (N, C), row i = galaxy idx i;
-    ``ood`` (N,) the unfamiliarity of each galaxy (:mod:`galaxalign.ood`) when the model has one."""
+    ``ood`` (N,) the unfamiliarity of each galaxy (:mod:`galaxalign.ood`) when the model has one;
+    ``disagreement`` (N,) of its two heads (:func:`galaxalign.inference.head_disagreement`)."""
     probs = np.asarray(probs, float)
-    if ood is not None and len(ood) != len(probs):
-        raise StoreError(f"ood scores cover {len(ood)} galaxies; the predictions {len(probs)}")
+    for name, extra in (("ood scores", ood), ("disagreements", disagreement)):
+        if extra is not None and len(extra) != len(probs):
+            raise StoreError(f"{name} cover {len(extra)} galaxies; the predictions {len(probs)}")
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -np.nansum(np.where(probs > 0, probs * np.log(probs), 0.0), axis=1) / math.log(max(2, probs.shape[1]))
 
@@ -83,12 +86,16 @@ def store_predictions(store: Store, model_id: int, survey: int | str, probs: np.
                                                           Galaxy.survey_id == sv.id))))
         rows = [{"model_version_id": model_id, "galaxy_id": gid[i], "probs": [round(float(p), 5) for p in probs[i]],
                  "top_class": int(probs[i].argmax()), "confidence": float(probs[i].max()), "entropy": float(ent[i]),
-                 "ood": None if ood is None or not np.isfinite(ood[i]) else float(ood[i])}
+                 "ood": _finite(ood, i), "disagreement": _finite(disagreement, i)}
                 for i in range(len(probs))]
         for k in range(0, len(rows), batch):
             s.execute(Prediction.__table__.insert(), rows[k:k + batch])
         return len(rows)
     return store.write(fn)
+
+
+def _finite(values: np.ndarray | None, i: int) -> float | None:
+    return None if values is None or not np.isfinite(values[i]) else float(values[i])
 
 
 def set_proposal_gate(store: Store, model: int | str, confidence_floor: float | None = None,

@@ -10,14 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..gate import TARGET_PRECISION, proposal_decision
 from ..taxonomy import GZ2_TREE, PathError, get_label_set
 from ..validate import check_fraction, check_proposal, check_seconds, is_integer, short
 from .db import Store, StoreError
-from .lookup import AccessDenied, NotFound, galaxy_row, model_version_row, survey_row, volunteer_row
-from .models import Classification, Galaxy, RegisteredSurvey, utcnow
+from .lookup import (AccessDenied, NotFound, active_model_row, galaxy_row, model_version_row, survey_row,
+                     volunteer_row)
+from .models import Classification, Galaxy, Prediction, RegisteredSurvey, utcnow
+from .retirement import RETIREMENT_METHODS, RetirementRule, confusion_from_gold, decide
 
 __all__ = ["DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
-           "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction"]
+           "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction", "set_retirement", "RETIREMENT_METHODS"]
 
 WORKFLOW_VERSION = "1.0"
 FLAT_TASK = "FLAT"
@@ -33,16 +36,6 @@ class RetiredGalaxy(StoreError):
 
 class InvalidAnswer(StoreError):
     pass
-
-
-@dataclass(frozen=True)
-class RetirementRule:
-    """Retire after ``n_votes`` votes, or from ``early_votes`` on when the top class has at least
-    ``early_agreement`` of them (Zooniverse/Caesar-style "consensus" retirement)."""
-
-    n_votes: int = 5
-    early_votes: int = 3
-    early_agreement: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -79,14 +72,15 @@ def _validate_answers(survey: RegisteredSurvey, answers: Sequence) -> tuple[list
 def record_classification(store: Store, volunteer: int | str, galaxy: int | str, answers: Sequence,
                           seconds: float | None = None, proposal: tuple[int, float] | None = None,
                           model_version_id: int | None = None, survey: int | str | None = None,
-                          rule: RetirementRule = RetirementRule(), blind: bool = False) -> VoteResult:
+                          rule: RetirementRule | None = None, blind: bool = False) -> VoteResult:
     """Record one volunteer's answers for one galaxy, update its vote count, consensus and retirement.
 
     ``proposal`` is the model's ``(class, confidence)`` that was pre-selected on screen; the vote is
     "accepted" when the volunteer's class equals it. ``blind``: a control task (:func:`is_blind`) — the
     proposal is what the model *would* have shown, hidden on purpose; ``accepted`` stays empty. Refused
     (nothing written): an unknown volunteer or galaxy, an invalid path, a second vote by the same
-    volunteer, a vote for a retired galaxy.
+    volunteer, a vote for a retired galaxy. ``rule``: the survey's own retirement rule unless given
+    (:mod:`galaxalign.store.retirement`).
     """
     seconds = check_seconds(seconds, StoreError)
     if not isinstance(blind, bool):
@@ -126,26 +120,45 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         raise DuplicateVote(f"volunteer {volunteer!r} has already classified galaxy {galaxy!r}") from None
 
 
-def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule) -> None:
-    classes = [c for c in s.scalars(select(Classification.resolved_class).where(Classification.galaxy_id == g.id))]
-    n = len(classes)
-    g.n_votes = n
-    counts: dict[int | None, int] = {}
-    for c in classes:
-        counts[c] = counts.get(c, 0) + 1
-    top, top_n = None, 0
-    for c, k in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0)):  # ties: a class
-        top, top_n = c, k
-        break
-    g.consensus_label = top
-    g.consensus_agreement = top_n / n if n else None
-    if not g.retired:
-        if n >= rule.n_votes:
-            g.retired, g.retired_reason = True, "vote_limit"
-        elif n >= rule.early_votes and top is not None and top_n / n >= rule.early_agreement:
-            g.retired, g.retired_reason = True, "consensus"
-        if g.retired:
-            g.retired_at = utcnow()
+def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule | None) -> None:
+    """Recount ``g`` under ``rule`` (None: its survey's own, :attr:`RegisteredSurvey.retirement`)."""
+    sv = g.survey
+    rule = rule or RetirementRule.from_dict(sv.retirement)
+    n_classes = len(sv.class_names)
+    votes = s.execute(select(Classification.volunteer_id, Classification.resolved_class)
+                      .where(Classification.galaxy_id == g.id).order_by(Classification.id)).all()
+    confusions = None
+    if rule.method == "skill":
+        gold: dict[int, list] = {v: [] for v, _ in votes}
+        for vid, answer, known in s.execute(
+                select(Classification.volunteer_id, Classification.resolved_class, Galaxy.known_label)
+                .join(Galaxy, Galaxy.id == Classification.galaxy_id)
+                .where(Galaxy.survey_id == sv.id, Galaxy.gold.is_(True), Galaxy.known_label.is_not(None),
+                       Classification.volunteer_id.in_(list(gold)), Classification.galaxy_id != g.id)):
+            gold[vid].append((known, answer))
+        confusions = [confusion_from_gold(gold[v], n_classes, rule.prior_accuracy) for v, _ in votes]
+    model_class, precision = None, TARGET_PRECISION
+    if rule.model_votes > 0:
+        model_class, precision = _model_vote(s, g)
+    d = decide(rule, [c for _, c in votes], n_classes, confusions, model_class, precision)
+    g.n_votes = len(votes)
+    g.consensus_label, g.consensus_agreement = d.label, d.agreement
+    if not g.retired and d.retire:
+        g.retired, g.retired_reason, g.retired_at = True, d.reason, utcnow()
+
+
+def _model_vote(s: Session, g: Galaxy) -> tuple[int | None, float]:
+    """The active model's top class for ``g`` when its proposal gate would show it (else None), and the
+    precision its gate was calibrated to."""
+    mv = active_model_row(s)
+    if mv is None:
+        return None, TARGET_PRECISION
+    pred = s.scalar(select(Prediction).where(Prediction.galaxy_id == g.id, Prediction.model_version_id == mv.id))
+    gate = (mv.metrics or {}).get("proposal")
+    precision = float((gate or {}).get("target_precision", TARGET_PRECISION))
+    if pred is None or not proposal_decision(pred.confidence, pred.ood, gate)[0]:
+        return None, precision
+    return int(pred.top_class), precision
 
 
 def is_blind(blind_fraction: float, volunteer_id: int, galaxy_id: int) -> bool:
@@ -163,4 +176,16 @@ def set_blind_fraction(store: Store, survey: int | str, fraction: float) -> floa
     def fn(s: Session) -> float:
         survey_row(s, survey).blind_fraction = fraction
         return fraction
+    return store.write(fn)
+
+
+def set_retirement(store: Store, survey: int | str, **settings) -> dict:
+    """Change ``survey``'s retirement rule (the :class:`RetirementRule` fields given; the rest kept) for
+    the votes to come; galaxies already retired stay retired. Returns the whole rule as stored."""
+
+    def fn(s: Session) -> dict:
+        sv = survey_row(s, survey)
+        rule = RetirementRule.from_dict({**(sv.retirement or {}), **settings})
+        sv.retirement = rule.to_dict()
+        return sv.retirement
     return store.write(fn)
