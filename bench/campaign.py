@@ -4,12 +4,14 @@ habit given to the simulated volunteers.
 
     python bench/campaign.py            # every variant × 3 seeds on a 1,000-galaxy diverse sky (~50 min)
     python bench/campaign.py --report   # only rewrite the table and the figure from finished runs
+    python bench/campaign.py --survey first         # the same on the real FIRST radio galaxies
+    python bench/campaign.py --keep anchoring_0.3   # one campaign kept for the screenshots (~1 min)
 
 Each campaign: a fresh workspace, the survey registered with the flat workflow and 10 % of its labels
 known (the experts' seed set, 3 % of all as gold), 7 simulated volunteers (2 skilled, 3 average, 1
 careless, 1 spammer) taking a shown proposal with probability 0.3, a 10 % blind control, 5 rounds of
 180 votes, each followed by the real re-training job on every label so far (the starter recipe from
-our pretrained tower, 2 + 8 epochs). Per seed, a **reference** model trained the same way on every
+our pretrained tower, 2 + 8 epochs, the campaign's seed as training seed). Per seed, a **reference** model trained the same way on every
 training galaxy's true label gives the ceiling. The anchoring variants open the proposal gate (every
 proposal shown but the blind ones) and play one round of 600 votes at habits 0.3 and 0.6.
 
@@ -28,16 +30,20 @@ import numpy as np
 
 from runlog import read_runs, write_section
 
-from galaxalign.data import load_survey
+from galaxalign.data import first_package_dir, load_survey
+from galaxalign.importer import import_path
 from galaxalign.jobs import retrain
 from galaxalign.simulate import CampaignCfg, run_campaign
-from galaxalign.store import open_store, register_survey
+from galaxalign.store import get_survey, list_surveys, open_store, register_survey
 from galaxalign.synth import synth_survey
 from galaxalign.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "campaign"
-RUNS = ROOT / "bench" / "results" / "campaign_runs.jsonl"
+# the survey campaigns run on (--survey): our 1,000-galaxy diverse sky, or the real FIRST radio galaxies
+SURVEY = "sky"
+RUNS_OF = {"sky": ROOT / "bench" / "results" / "campaign_runs.jsonl",
+           "first": ROOT / "bench" / "results" / "campaign_first_runs.jsonl"}
 SEEDS = (0, 1, 2)
 N_GALAXIES = 1000
 ROUNDS, VOTES = 5, 180
@@ -65,13 +71,25 @@ def survey_file() -> Path:
     return path
 
 
+def first_survey():
+    """The FIRST radio galaxies as `galaxalign import` stores them (preparation detected, label set, fixed
+    split), imported once into a cache workspace."""
+    cache = Workspace(OUT / "first-cache")
+    store = open_store(cache.create().database_url)
+    if not any(r.name == "first" for r in list_surveys(store)):
+        import_path(store, cache, first_package_dir() / "galaxy_data_h5.zip", "first", progress=False)
+    row = get_survey(store, "first")
+    store.dispose()
+    return load_survey(row.path, label_set=row.label_set_file or row.label_set, preparation=row.preparation)
+
+
 def _workspace(name: str, seed: int, known: float):
-    root = OUT / f"ws-{name}-{seed}"
+    root = OUT / f"ws-{SURVEY}-{name}-{seed}"
     shutil.rmtree(root, ignore_errors=True)
     ws = Workspace(root).create()
     store = open_store(ws.database_url)
-    register_survey(store, load_survey(survey_file()), "sim", workflow="flat", known_fraction=known,
-                    gold_fraction=0.03, seed=seed)
+    survey = first_survey() if SURVEY == "first" else load_survey(survey_file())
+    register_survey(store, survey, "sim", workflow="flat", known_fraction=known, gold_fraction=0.03, seed=seed)
     return root, ws, store
 
 
@@ -79,21 +97,23 @@ def reference(seed: int) -> dict:
     """The ceiling: the same re-training job with every label known."""
     root, ws, store = _workspace("reference", seed, 1.0)
     t0 = time.perf_counter()
-    res = retrain(store, ws, None, {"survey": "sim", "force_activate": True, "name": "reference", **RETRAIN})
+    res = retrain(store, ws, None, {"survey": "sim", "force_activate": True, "name": "reference", **RETRAIN,
+                                    "seed": seed})
     store.dispose()
     shutil.rmtree(root, ignore_errors=True)
     return {"name": "reference", "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
             "model_accuracy": res["metrics"]["accuracy"], "model_macro_f1": res["metrics"]["macro_f1"]}
 
 
-def one(name: str, seed: int) -> dict:
+def one(name: str, seed: int, keep: bool = False) -> dict:
     root, ws, store = _workspace(name, seed, 0.1)
     cfg = CampaignCfg(**{"rounds": ROUNDS, "votes_per_round": VOTES, "anchoring": 0.3, "blind_fraction": 0.1,
-                         "seed": seed, "retrain": RETRAIN, **VARIANTS[name]})
+                         "seed": seed, "retrain": {**RETRAIN, "seed": seed}, **VARIANTS[name]})
     t0 = time.perf_counter()
     res = run_campaign(store, ws, "sim", cfg, progress=False)
     store.dispose()
-    shutil.rmtree(root, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
     return {"name": name, "seed": seed, "seconds": round(time.perf_counter() - t0, 1), "rounds": res["rounds"],
             "anchoring": res["anchoring"], "habit": cfg.anchoring}
 
@@ -120,7 +140,7 @@ def _ms(v) -> str:
 
 
 def report() -> str:
-    runs = read_runs(RUNS)
+    runs = read_runs(RUNS_OF[SURVEY])
     if not runs:
         return "(no campaign runs yet)"
     ref = {seed: r["model_accuracy"] for (n, seed), r in runs.items() if n == "reference"}
@@ -192,8 +212,9 @@ def _plot(by: dict, ref: dict) -> None:
         ax.set_xlabel("human votes")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.suptitle("the diverse sky, 1,000 galaxies" if SURVEY == "sky" else "FIRST radio galaxies, 2,158", fontsize=9)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "campaign_curves.png", dpi=120)
+    fig.savefig(ROOT / "docs" / ("campaign_curves.png" if SURVEY == "sky" else "campaign_curves_first.png"), dpi=120)
     plt.close(fig)
 
 
@@ -201,20 +222,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--report", action="store_true", help="only rewrite the table and figure")
     ap.add_argument("--only", nargs="*", help="variants to run (default: all, and the reference)")
+    ap.add_argument("--survey", choices=list(RUNS_OF), default="sky", help="the diverse sky, or FIRST")
+    ap.add_argument("--keep", metavar="VARIANT", help="run this variant once (seed 0), keep its workspace under "
+                    "bench/out/campaign/ for bench/screenshots.py --loop, log nothing")
     a = ap.parse_args()
+    global SURVEY
+    SURVEY = a.survey
+    if a.keep:
+        one(a.keep, 0, keep=True)
+        print(OUT / f"ws-{SURVEY}-{a.keep}-0")
+        return
     if not a.report:
         for seed in SEEDS:
             for name in ["reference", *VARIANTS]:
-                if (name, seed) in read_runs(RUNS) or (a.only and name not in a.only):
+                if (name, seed) in read_runs(RUNS_OF[SURVEY]) or (a.only and name not in a.only):
                     continue
                 row = reference(seed) if name == "reference" else one(name, seed)
-                RUNS.parent.mkdir(parents=True, exist_ok=True)
-                with open(RUNS, "a") as f:
+                with open(RUNS_OF[SURVEY], "a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
                 print(f"{name} seed {seed} ({row['seconds']:.0f} s): "
                       f"{json.dumps(row['rounds'][-1] if 'rounds' in row else row)}", flush=True)
     body = report()
-    write_section(ROOT / "BENCHMARKS.md", "campaign-tables", body)
+    write_section(ROOT / "BENCHMARKS.md", "campaign-tables" if SURVEY == "sky" else "campaign-first-tables", body)
     print(body)
 
 

@@ -4,6 +4,9 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
     python bench/screenshots.py                 # writes docs/screenshots/*.png
     python bench/screenshots.py --survey first  # the FIRST workspace (`make demo SURVEY=first`):
                                                 # docs/screenshots/classify_first.png
+    python bench/screenshots.py --loop          # the science loop, on the workspace that
+                                                # `python bench/campaign.py --keep anchoring_0.3` kept:
+                                                # docs/screenshots/admin_anchoring.png, hunt_grid.png
 """
 import argparse
 import importlib.util
@@ -47,13 +50,67 @@ def first_classify(url: str, password: str, out: Path) -> None:
         browser.close()
 
 
+def loop_pages(url: str, password: str, out: Path) -> None:
+    """The Admin page's anchoring control and retirement rule after a simulated campaign, and a hunt's
+    grid worked from the keyboard (→ → Space ↓ Space)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_label("Name").fill("admin")
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Admin").click()
+        heading = page.get_by_role("heading", name="Anchoring control")
+        expect(heading).to_be_visible()
+        expect(page.get_by_text("Anchoring", exact=True).first).to_be_visible()
+        heading.scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, -20)")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "admin_anchoring.png"))
+        page.get_by_role("link", name="Hunt").click()
+        expect(page.get_by_role("heading", name="Hunt")).to_be_visible()
+        expect(page.get_by_text("Send these 24 decisions")).to_be_visible()
+        page.wait_for_timeout(1500)
+        for key in ("ArrowRight", "ArrowRight", "Space", "ArrowDown", "Space"):
+            page.keyboard.press(key)
+            page.wait_for_timeout(900)
+        page.screenshot(path=str(out / "hunt_grid.png"), full_page=True)
+        browser.close()
+
+
+def _loop_workspace(src: Path, ws: Path) -> str:
+    """Copy the kept campaign workspace, add an admin and a hunt for cigar-shaped galaxies; the password."""
+    from galaxalign.store import add_volunteer, create_hunt, open_store, relocate_paths
+
+    shutil.copytree(src, ws)
+    store = open_store(f"sqlite:///{ws / 'galaxalign.db'}")
+    relocate_paths(store, str(src), str(ws))
+    add_volunteer(store, "admin", "admin", "screenshot-admin")
+    create_hunt(store, "sim", "cigars", {"text": "A picture of a cigar shaped smooth galaxy", "target_class": 4})
+    store.dispose()
+    return "screenshot-admin"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--survey", default="demo", choices=["demo", "first"])
+    ap.add_argument("--loop", action="store_true", help="the anchoring panel and a hunt, from a kept campaign")
     a = ap.parse_args()
+    out = ROOT / "docs" / "screenshots"
+    if a.loop:
+        with tempfile.TemporaryDirectory() as tmp:
+            ws = Path(tmp) / "ws"
+            password = _loop_workspace(ROOT / "bench" / "out" / "campaign" / "ws-sky-anchoring_0.3-0", ws)
+            with streamlit_server(ws, Path(tmp) / "streamlit.log") as url:
+                loop_pages(url, password, out)
+        print(f"wrote {out}/admin_anchoring.png, {out}/hunt_grid.png")
+        return
     src = ROOT / ("workspace" if a.survey == "demo" else "workspace-first")
     password = (src / "admin-password.txt").read_text().strip()
-    out = ROOT / "docs" / "screenshots"
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
         shutil.copytree(src, ws)

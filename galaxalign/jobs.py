@@ -225,7 +225,8 @@ class RetrainParams:
     survey's own, else the starter's); epochs override the config's; ``from_scratch``: do not start
     from the active model; ``force_activate``: activate even if worse; ``tolerance``: how much worse
     (macro-F1) still counts as "not worse"; ``lr_scale``: the config's lr is scaled by this when
-    starting from the active model; ``name``: the model version's name (default: a time stamp).
+    starting from the active model; ``name``: the model version's name (default: a time stamp);
+    ``seed``: the training seed (default: the config's).
     A negative ``tolerance`` asks the candidate to beat the active model by that margin."""
     survey: str | None = None
     config: str | None = None
@@ -236,6 +237,7 @@ class RetrainParams:
     tolerance: float = 0.005
     lr_scale: float = 0.1
     name: str | None = None
+    seed: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "RetrainParams":
@@ -243,7 +245,7 @@ class RetrainParams:
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise GalaxalignError(f"retrain: unknown parameter(s) {', '.join(unknown)}")
-        for k in ("stage1_epochs", "stage2_epochs"):
+        for k in ("stage1_epochs", "stage2_epochs", "seed"):
             if d.get(k) is not None and (not isinstance(d[k], int) or isinstance(d[k], bool) or d[k] < 0):
                 raise GalaxalignError(f"retrain: {k} must be a whole number ≥ 0, got {d[k]!r}")
         # tolerance < 0 asks the candidate to beat the active model by that much
@@ -265,7 +267,7 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict | Retr
     row, survey = _survey_for(store, p.survey)
     cfg = load_config(p.config or row.train_config or DEFAULT_CONFIG,
                       stage1_epochs=p.stage1_epochs, stage2_epochs=p.stage2_epochs)
-    cfg = replace(cfg, eval_every_stage=False)
+    cfg = replace(cfg, eval_every_stage=False, **({"seed": p.seed} if p.seed is not None else {}))
     parent = active_model(store)
     init_from = None if (parent is None or p.from_scratch) else parent.checkpoint_path
     if init_from:  # fine-tuning a trained model: a full-size first step would undo what it knows

@@ -29,8 +29,8 @@ from .jobs import retrain
 from .ood import task_proposal
 from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetiredGalaxy, RetirementRule, StoreError,
                     active_model, add_volunteer, anchoring_estimate, consensus_labels, get_survey, get_volunteer,
-                    next_galaxy_for, prediction_for, record_classification, set_blind_fraction, set_proposal_gate,
-                    set_retirement)
+                    next_galaxy_for, prediction_for, record_classification, retirement_summary, set_blind_fraction,
+                    set_proposal_gate, set_retirement)
 
 KINDS = {"skilled": 0.92, "average": 0.78, "careless": 0.6, "spammer": None}  # accuracy on the diagonal
 DEFAULT_CREW = ("skilled", "skilled", "average", "average", "average", "careless", "spammer")
@@ -115,15 +115,19 @@ def make_crew(store, cfg: CampaignCfg, n_classes: int, rng: np.random.Generator)
 
 
 def _score(store, survey_name: str, truth: np.ndarray) -> dict:
+    mv = active_model(store)
+    gate = ((mv.metrics or {}).get("proposal") or {}) if mv else {}
+    extra = {"retired_by": retirement_summary(store, survey_name)["by_reason"],
+             "gate_confidence_floor": gate.get("confidence_floor")}
     df = consensus_labels(store, survey_name, retired_only=False)
     if df.empty or "retired" not in df:
-        return {"retired": 0, "consensus_accuracy": None, "votes_per_retired": None}
+        return {"retired": 0, "consensus_accuracy": None, "votes_per_retired": None, **extra}
     retired = df[df.retired]
     ok = retired.consensus_label.notna()
     acc = float(np.mean(retired.consensus_label[ok].astype(int).to_numpy() == truth[retired.idx[ok].to_numpy()])) \
         if ok.any() else None
     return {"retired": int(len(retired)), "consensus_accuracy": acc,
-            "votes_per_retired": float(retired.n_votes.mean()) if len(retired) else None}
+            "votes_per_retired": float(retired.n_votes.mean()) if len(retired) else None, **extra}
 
 
 def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress: bool = True) -> dict:

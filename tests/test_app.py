@@ -271,3 +271,43 @@ def test_admin_sets_the_retirement_rule(workspace):
     rule = get_survey(store, "demo").retirement
     assert rule["method"] == "skill" and rule["model_votes"] == 2.0 and rule["n_votes"] == 5
     store.dispose()
+
+
+def test_a_hunt_is_started_by_a_researcher_and_worked_from_the_keyboard(workspace):
+    at = signed_in("rosa", "researcher-pw")
+    at.switch_page(str(VIEWS / "hunt.py")).run()
+    assert not at.exception, at.exception
+    assert any("No hunt in this survey yet" in i.value for i in at.info)
+    at.text_input(key="hunt_name").set_value("cigars")
+    at.text_input(key="hunt_text").set_value("A picture of a cigar shaped smooth galaxy")
+    at.selectbox(key="hunt_target").set_value("Cigar Shaped Smooth")
+    at.button(key="hunt_start").click().run()
+    assert not at.exception, at.exception
+    assert any("Hunt 'cigars' started" in s.value for s in at.success)
+    rows = at.session_state["hunt_grid"]["rows"]
+    assert len(rows) == 24 and len(set(rows)) == 24
+    # the keyboard: → → Space marks the third; ↓ Space marks the ninth; a click marks the first
+    at.button(key="hunt_right").click().run()
+    at.button(key="hunt_right").click().run()
+    at.button(key="hunt_toggle").click().run()
+    at.button(key="hunt_down").click().run()
+    at.button(key="hunt_toggle").click().run()
+    at.checkbox(key="hunt_mark_0").check().run()
+    assert [k for k in range(24) if at.session_state[f"hunt_mark_{k}"]] == [0, 2, 8]
+    at.button(key="hunt_send").click().run()
+    assert not at.exception, at.exception
+
+    from galaxalign.store import hunt_votes, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    v = hunt_votes(store, "cigars")
+    assert len(v) == 24 and sorted(v[v.status == "confirmed"].idx) == sorted([rows[0], rows[2], rows[8]])
+    nxt = at.session_state["hunt_grid"]["rows"]
+    assert not set(nxt) & set(rows)  # the next grid shows nothing decided
+    assert any("Confirmed (3)" == h.value for h in at.subheader)
+    store.dispose()
+    # a volunteer works the same hunt but cannot start one
+    at = signed_in("vera", "volunteer-pw")
+    at.switch_page(str(VIEWS / "hunt.py")).run()
+    assert not at.exception and not at.expander and at.selectbox(key="hunt_pick").value == "cigars"

@@ -212,6 +212,7 @@ def test_the_queue_runs_on_redis_when_configured(ws, tmp_path, monkeypatch):
     ({"stage1_epochs": "4"}, "stage1_epochs must be a whole number"),
     ({"tolerance": 5}, "tolerance must be a number between -1 and 1"),
     ({"lr_scale": 0}, "lr_scale must be a number"),
+    ({"seed": -2}, "seed must be a whole number"),
 ])
 def test_retrain_parameters_are_typed_and_checked_before_any_work(params, message):
     from galaxalign.jobs import RetrainParams

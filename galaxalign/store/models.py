@@ -127,6 +127,34 @@ class Prediction(Base):
     disagreement: Mapped[float | None] = mapped_column(Float)
 
 
+class Hunt(Base):
+    """A rare-object hunt (galaxalign.hunt): what it looks for (``query``: example galaxies, a text, a
+    symbol, a target class) in one survey."""
+    __tablename__ = "hunts"
+    __table_args__ = (UniqueConstraint("survey_id", "name", name="uq_hunt_survey_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    query: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    survey: Mapped[RegisteredSurvey] = relationship()
+
+
+class HuntVote(Base):
+    """One volunteer's decision on one candidate of a hunt: confirmed (it is what the hunt looks for) or not."""
+    __tablename__ = "hunt_votes"
+    __table_args__ = (UniqueConstraint("hunt_id", "galaxy_id", "volunteer_id", name="uq_one_hunt_vote"),
+                      Index("ix_hunt_votes_hunt", "hunt_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hunt_id: Mapped[int] = mapped_column(ForeignKey("hunts.id", ondelete="CASCADE"))
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"))
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
+    confirmed: Mapped[bool] = mapped_column(Boolean)
+    round: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(primary_key=True)
