@@ -2,10 +2,11 @@
 and retirement rule, the votes each needs to reach a target, and the anchoring estimate against the
 habit given to the simulated volunteers.
 
-    python bench/campaign.py            # every variant × 3 seeds on a 1,000-galaxy diverse sky (~50 min)
+    python bench/campaign.py            # every variant × 3 seeds on a 1,000-galaxy diverse sky (~25 min)
     python bench/campaign.py --report   # only rewrite the table and the figure from finished runs
-    python bench/campaign.py --survey first         # the same on the real FIRST radio galaxies
-    python bench/campaign.py --keep anchoring_0.3   # one campaign kept for the screenshots (~1 min)
+    python bench/campaign.py --setting sky-long     # random, entropy, model as 2 volunteers: 3,000 votes
+    python bench/campaign.py --setting first        # the same three on the real FIRST radio galaxies
+    python bench/campaign.py --keep anchoring_0.6   # one campaign kept for the screenshots (~1 min)
 
 Each campaign: a fresh workspace, the survey registered with the flat workflow and 10 % of its labels
 known (the experts' seed set, 3 % of all as gold), 7 simulated volunteers (2 skilled, 3 average, 1
@@ -40,13 +41,9 @@ from galaxalign.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "campaign"
-# the survey campaigns run on (--survey): our 1,000-galaxy diverse sky, or the real FIRST radio galaxies
-SURVEY = "sky"
-RUNS_OF = {"sky": ROOT / "bench" / "results" / "campaign_runs.jsonl",
-           "first": ROOT / "bench" / "results" / "campaign_first_runs.jsonl"}
+RESULTS = ROOT / "bench" / "results"
 SEEDS = (0, 1, 2)
 N_GALAXIES = 1000
-ROUNDS, VOTES = 5, 180
 RETRAIN = {"config": str(ROOT / "configs" / "starter-cpu.yaml"), "stage1_epochs": 2, "stage2_epochs": 8,
            "from_scratch": True}
 OPEN_GATE = {"confidence_floor": 0.0, "ood_max": 1e9}
@@ -60,7 +57,23 @@ VARIANTS = {
     "anchoring_0.3": {"strategy": "entropy", "anchoring": 0.3, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
     "anchoring_0.6": {"strategy": "entropy", "anchoring": 0.6, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
 }
-CURVES = [v for v in VARIANTS if not v.startswith("anchoring")]
+THREE = ["random", "entropy", "entropy_model_k2"]
+# --setting: the survey, the campaign's length, the variants, and where the results go
+SETTINGS = {
+    "sky": {"survey": "sky", "rounds": 5, "votes": 180, "variants": list(VARIANTS), "runs": "campaign_runs.jsonl",
+            "section": "campaign-tables", "figure": "campaign_curves.png", "title": "the diverse sky, 1,000 galaxies"},
+    "sky-long": {"survey": "sky", "rounds": 6, "votes": 500, "variants": THREE, "runs": "campaign_long_runs.jsonl",
+                 "section": "campaign-long-tables", "figure": "campaign_curves_long.png",
+                 "title": "the diverse sky, 1,000 galaxies, 3,000 votes"},
+    "first": {"survey": "first", "rounds": 5, "votes": 180, "variants": THREE, "runs": "campaign_first_runs.jsonl",
+              "section": "campaign-first-tables", "figure": "campaign_curves_first.png",
+              "title": "FIRST radio galaxies (2,158, real)"},
+}
+S = SETTINGS["sky"]
+
+
+def curves() -> list[str]:
+    return [v for v in S["variants"] if not v.startswith("anchoring")]
 
 
 def survey_file() -> Path:
@@ -84,11 +97,11 @@ def first_survey():
 
 
 def _workspace(name: str, seed: int, known: float):
-    root = OUT / f"ws-{SURVEY}-{name}-{seed}"
+    root = OUT / f"ws-{S['survey']}-{name}-{seed}"
     shutil.rmtree(root, ignore_errors=True)
     ws = Workspace(root).create()
     store = open_store(ws.database_url)
-    survey = first_survey() if SURVEY == "first" else load_survey(survey_file())
+    survey = first_survey() if S["survey"] == "first" else load_survey(survey_file())
     register_survey(store, survey, "sim", workflow="flat", known_fraction=known, gold_fraction=0.03, seed=seed)
     return root, ws, store
 
@@ -105,9 +118,9 @@ def reference(seed: int) -> dict:
             "model_accuracy": res["metrics"]["accuracy"], "model_macro_f1": res["metrics"]["macro_f1"]}
 
 
-def one(name: str, seed: int, keep: bool = False) -> dict:
-    root, ws, store = _workspace(name, seed, 0.1)
-    cfg = CampaignCfg(**{"rounds": ROUNDS, "votes_per_round": VOTES, "anchoring": 0.3, "blind_fraction": 0.1,
+def one(name: str, seed: int, keep: bool = False, known: float = 0.1) -> dict:
+    root, ws, store = _workspace(name, seed, known)
+    cfg = CampaignCfg(**{"rounds": S["rounds"], "votes_per_round": S["votes"], "anchoring": 0.3, "blind_fraction": 0.1,
                          "seed": seed, "retrain": {**RETRAIN, "seed": seed}, **VARIANTS[name]})
     t0 = time.perf_counter()
     res = run_campaign(store, ws, "sim", cfg, progress=False)
@@ -140,26 +153,26 @@ def _ms(v) -> str:
 
 
 def report() -> str:
-    runs = read_runs(RUNS_OF[SURVEY])
+    runs = read_runs(RESULTS / S["runs"])
+    total = S["rounds"] * S["votes"]
     if not runs:
         return "(no campaign runs yet)"
     ref = {seed: r["model_accuracy"] for (n, seed), r in runs.items() if n == "reference"}
     by = {name: [r for (n, _), r in sorted(runs.items()) if n == name] for name in VARIANTS}
-    # (a) the ceiling minus one point; (b) the random queue's final accuracy (a target every queue can reach)
-    rnd_final = {r["seed"]: r["rounds"][-1]["model_accuracy"] for r in by["random"]}
+    # the target: the ceiling minus one point; and the area under each learning curve (the mean accuracy
+    # over the rounds after the first votes), the usual way to compare active-learning queues
     lines = [f"Reference (every training label known, same recipe): accuracy {_ms(list(ref.values()))} "
              f"({len(ref)} seeds).", "",
-             "| variant | seeds | model accuracy, start | after 900 votes | labels from volunteers | "
-             "votes / retired | consensus accuracy | votes to reach random's final accuracy | "
+             f"| variant | seeds | model accuracy, start | after {total:,} votes | labels from volunteers | "
+             "votes / retired | consensus accuracy | mean accuracy over the rounds (area under the curve) | "
              "votes to reach reference − 0.01 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in CURVES:
+    for name in curves():
         rs = by[name]
         if not rs:
             continue
         last = [r["rounds"][-1] for r in rs]
-        reach_rnd = [votes_to_reach(r["rounds"], "model_accuracy", rnd_final[r["seed"]]) for r in rs
-                     if r["seed"] in rnd_final]
+        area = [np.mean([p["model_accuracy"] for p in r["rounds"][1:]]) for r in rs]
         reach_ref = [votes_to_reach(r["rounds"], "model_accuracy", ref[r["seed"]] - 0.01) for r in rs
                      if r["seed"] in ref]
         hit = [x for x in reach_ref if x is not None]
@@ -167,20 +180,22 @@ def report() -> str:
             f"| {name} | {len(rs)} | {_ms([r['rounds'][0]['model_accuracy'] for r in rs])} | "
             f"{_ms([x['model_accuracy'] for x in last])} | {np.mean([x.get('n_consensus_labels', 0) for x in last]):.0f} | "
             f"{_ms([x['votes_per_retired'] for x in last])} | {_ms([x['consensus_accuracy'] for x in last])} | "
-            f"{_ms(reach_rnd) if all(x is not None for x in reach_rnd) else _ms(reach_rnd) + ' (some never)'} | "
-            f"{_ms(hit) + f' ({len(hit)} of {len(reach_ref)} seeds)' if hit else 'not within 900'} |")
-    lines += ["", "| anchoring habit | seeds | votes shown / blind | estimate, mean ± std | 95 % intervals | "
-              "intervals holding the habit |", "|---:|---:|---:|---:|---|---:|"]
-    for name in VARIANTS:
-        if not name.startswith("anchoring") or not by[name]:
-            continue
+            f"{_ms(area)} | "
+            f"{_ms(hit) + f' ({len(hit)} of {len(reach_ref)} seeds)' if hit else f'not within {total:,}'} |")
+    anchored = [name for name in VARIANTS if name.startswith("anchoring") and by[name]]
+    if anchored:
+        lines += ["", "Gate open (every proposal shown but the blind 10 %), one round of 600 votes:", "",
+                  "| anchoring habit | seeds | votes shown / blind | estimate, mean ± std | 95 % intervals | "
+                  "intervals holding the habit | consensus accuracy |", "|---:|---:|---:|---:|---|---:|---:|"]
+    for name in anchored:
         rs, habit = by[name], by[name][0]["habit"]
         a = [r["anchoring"] for r in rs]
         ci = [x["anchoring_ci"] for x in a if x["anchoring_ci"]]
         lines.append(f"| {habit} | {len(rs)} | {np.mean([x['n_shown'] for x in a]):.0f} / "
                      f"{np.mean([x['n_blind'] for x in a]):.0f} | {_ms([x['anchoring'] for x in a])} | "
                      f"{', '.join(f'[{lo:.2f}, {hi:.2f}]' for lo, hi in ci)} | "
-                     f"{sum(lo <= habit <= hi for lo, hi in ci)} of {len(ci)} |")
+                     f"{sum(lo <= habit <= hi for lo, hi in ci)} of {len(ci)} | "
+                     f"{_ms([r['rounds'][-1]['consensus_accuracy'] for r in rs])} |")
     _plot(by, ref)
     return "\n".join(lines)
 
@@ -192,7 +207,7 @@ def _plot(by: dict, ref: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, colour in zip(CURVES, ("C7", "C0", "C1", "C2", "C3")):
+    for name, colour in zip(curves(), ("C7", "C0", "C1", "C2", "C3")):
         rs = by[name]
         if not rs:
             continue
@@ -212,9 +227,9 @@ def _plot(by: dict, ref: dict) -> None:
         ax.set_xlabel("human votes")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("the diverse sky, 1,000 galaxies" if SURVEY == "sky" else "FIRST radio galaxies, 2,158", fontsize=9)
+    fig.suptitle(S["title"], fontsize=9)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / ("campaign_curves.png" if SURVEY == "sky" else "campaign_curves_first.png"), dpi=120)
+    fig.savefig(ROOT / "docs" / S["figure"], dpi=120)
     plt.close(fig)
 
 
@@ -222,28 +237,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--report", action="store_true", help="only rewrite the table and figure")
     ap.add_argument("--only", nargs="*", help="variants to run (default: all, and the reference)")
-    ap.add_argument("--survey", choices=list(RUNS_OF), default="sky", help="the diverse sky, or FIRST")
-    ap.add_argument("--keep", metavar="VARIANT", help="run this variant once (seed 0), keep its workspace under "
-                    "bench/out/campaign/ for bench/screenshots.py --loop, log nothing")
+    ap.add_argument("--setting", choices=list(SETTINGS), default="sky", help="survey, length and variants")
+    ap.add_argument("--keep", metavar="VARIANT", help="run this variant once (seed 0, half the labels known), keep its "
+                    "workspace under bench/out/campaign/ for bench/screenshots.py --loop, log nothing")
     a = ap.parse_args()
-    global SURVEY
-    SURVEY = a.survey
-    if a.keep:
-        one(a.keep, 0, keep=True)
-        print(OUT / f"ws-{SURVEY}-{a.keep}-0")
+    global S
+    S = SETTINGS[a.setting]
+    if a.keep:  # half the labels known, so that the Admin page (which sees only known answers) has enough
+        one(a.keep, 0, keep=True, known=0.5)
+        print(OUT / f"ws-{S['survey']}-{a.keep}-0")
         return
     if not a.report:
         for seed in SEEDS:
-            for name in ["reference", *VARIANTS]:
-                if (name, seed) in read_runs(RUNS_OF[SURVEY]) or (a.only and name not in a.only):
+            for name in ["reference", *S["variants"]]:
+                if (name, seed) in read_runs(RESULTS / S["runs"]) or (a.only and name not in a.only):
                     continue
                 row = reference(seed) if name == "reference" else one(name, seed)
-                with open(RUNS_OF[SURVEY], "a") as f:
+                with open(RESULTS / S["runs"], "a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
                 print(f"{name} seed {seed} ({row['seconds']:.0f} s): "
                       f"{json.dumps(row['rounds'][-1] if 'rounds' in row else row)}", flush=True)
     body = report()
-    write_section(ROOT / "BENCHMARKS.md", "campaign-tables" if SURVEY == "sky" else "campaign-first-tables", body)
+    write_section(ROOT / "BENCHMARKS.md", S["section"], body)
     print(body)
 
 

@@ -5,7 +5,7 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
     python bench/screenshots.py --survey first  # the FIRST workspace (`make demo SURVEY=first`):
                                                 # docs/screenshots/classify_first.png
     python bench/screenshots.py --loop          # the science loop, on the workspace that
-                                                # `python bench/campaign.py --keep anchoring_0.3` kept:
+                                                # `python bench/campaign.py --keep anchoring_0.6` kept:
                                                 # docs/screenshots/admin_anchoring.png, hunt_grid.png
 """
 import argparse
@@ -67,9 +67,9 @@ def loop_pages(url: str, password: str, out: Path) -> None:
         heading = page.get_by_role("heading", name="Anchoring control")
         expect(heading).to_be_visible()
         expect(page.get_by_text("Anchoring", exact=True).first).to_be_visible()
-        heading.scroll_into_view_if_needed()
-        page.evaluate("window.scrollBy(0, -20)")
         page.wait_for_timeout(1500)
+        heading.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(out / "admin_anchoring.png"))
         page.get_by_role("link", name="Hunt").click()
         expect(page.get_by_role("heading", name="Hunt")).to_be_visible()
@@ -104,7 +104,7 @@ def main() -> None:
     if a.loop:
         with tempfile.TemporaryDirectory() as tmp:
             ws = Path(tmp) / "ws"
-            password = _loop_workspace(ROOT / "bench" / "out" / "campaign" / "ws-sky-anchoring_0.3-0", ws)
+            password = _loop_workspace(ROOT / "bench" / "out" / "campaign" / "ws-sky-anchoring_0.6-0", ws)
             with streamlit_server(ws, Path(tmp) / "streamlit.log") as url:
                 loop_pages(url, password, out)
         print(f"wrote {out}/admin_anchoring.png, {out}/hunt_grid.png")

@@ -50,8 +50,8 @@ class RetirementRule:
             raise StoreError(f"retirement method {self.method!r} must be one of {', '.join(RETIREMENT_METHODS)}")
         for name in ("n_votes", "early_votes", "skill_min_votes"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000:
-                raise StoreError(f"retirement {name} {v!r}: must be a whole number from 1 to 1000")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10**6:  # 10**6: never retire
+                raise StoreError(f"retirement {name} {v!r}: must be a whole number from 1 to 1,000,000")
         for name, lo, hi in (("early_agreement", 0.0, 1.0), ("skill_threshold", 0.0, 1.0),
                              ("prior_accuracy", 0.0, 1.0), ("model_votes", 0.0, 100.0)):
             v = getattr(self, name)
