@@ -13,7 +13,7 @@ from galaxalign.simulate import CampaignCfg, CampaignError, SimVolunteer, confus
 from galaxalign.store import (FLAT_TASK, RetirementRule, add_volunteer, anchoring_estimate, export_classifications,
                               get_galaxy, is_blind, next_galaxy_for, record_classification, register_model,
                               register_survey)
-from galaxalign.store.models import Classification
+from galaxalign.store.models import Classification, Prediction
 
 
 def test_blind_tasks_are_a_stable_fraction_of_all_tasks():
@@ -87,8 +87,9 @@ def test_a_campaign_runs_through_the_real_loop(tmp_path, synth_h5, monkeypatch):
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump({"model": {"arch": "galaxalign-tiny"}, "stage1_epochs": 1, "stage2_epochs": 1,
                                         "batch_size": 8, "warmup_steps": 2, "symbol_variants": 3}))
-    cfg = CampaignCfg(rounds=2, votes_per_round=30, strategy="margin", anchoring=0.5, blind_fraction=0.5, seed=3,
-                      retrain={"config": str(cfg_path)}, gate={"confidence_floor": 0.0, "ood_max": 1e9})
+    cfg = CampaignCfg(rounds=2, votes_per_round=30, strategy="disagreement", anchoring=0.5, blind_fraction=0.5,
+                      seed=3, retrain={"config": str(cfg_path)}, gate={"confidence_floor": 0.0, "ood_max": 1e9},
+                      retirement={"model_votes": 2.0})
     res = run_campaign(store, w, "sim", cfg, progress=False)
     assert [r["round"] for r in res["rounds"]] == [0, 1, 2]
     assert [r["human_votes"] for r in res["rounds"]] == [0, 30, 60]
@@ -100,4 +101,9 @@ def test_a_campaign_runs_through_the_real_loop(tmp_path, synth_h5, monkeypatch):
     assert [m.name for m in list_model_versions(store)] == ["sim3-r0", "sim3-r1", "sim3-r2"]
     df = pd.DataFrame(res["rounds"])
     assert df.retired.is_monotonic_increasing
+    # the model counted as two volunteers retired galaxies with one human vote, and says so
+    last = res["rounds"][-1]
+    assert sum(last["retired_by"].values()) == last["retired"] and last["retired_by"].get("consensus_with_model", 0) > 0
+    with store.read() as s:  # the disagreement queue had its scores
+        assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.disagreement.is_not(None))) > 0
     store.dispose()

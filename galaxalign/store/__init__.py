@@ -1,7 +1,7 @@
 """The annotation store: SQLAlchemy models, Alembic migrations, and one module per domain —
-:mod:`~.accounts`, :mod:`~.surveys`, :mod:`~.votes` (with consensus and retirement), :mod:`~.versions`
-(model versions and predictions), :mod:`~.jobs`, :mod:`~.hunts` (rare-object hunts) — over one :mod:`~.lookup` module; read-side views in
-:mod:`~.consensus`, :mod:`~.queue` and :mod:`~.export`.
+:mod:`~.accounts`, :mod:`~.surveys`, :mod:`~.votes` (with :mod:`~.retirement`), :mod:`~.versions` (model
+versions and predictions), :mod:`~.jobs`, :mod:`~.hunts` (rare-object hunts) — over one :mod:`~.lookup`
+module; read-side views in :mod:`~.consensus`, :mod:`~.queue` and :mod:`~.export`.
 
 Import from here (``from galaxalign.store import record_classification``), not from the modules. Every
 function takes the :class:`Store` first and does its work in one transaction; a refusal raises
