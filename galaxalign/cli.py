@@ -259,20 +259,22 @@ def user_add(name: str, role: str = typer.Option("volunteer", help="volunteer, r
 
 @app.command()
 def export(out: Path = typer.Argument(..., help="File to write: .csv or .parquet"),
-           what: str = typer.Option("classifications", help="classifications (Zooniverse layout) or fractions"),
+           what: str = typer.Option("classifications", help="classifications (Zooniverse layout), fractions, or "
+                                                             "flags (favourites and odd flags)"),
            survey: str = typer.Option("demo", help="Survey name"),
            workspace: Path = typer.Option(None, help="Workspace folder"),
            weighted: bool = typer.Option(False, help="Skill-weighted vote fractions")):
-    """Export classifications or per-galaxy vote fractions."""
-    from .store import StoreError, export_classifications, export_vote_fractions, open_store, write_table
+    """Export classifications, per-galaxy vote fractions, or the volunteers' flags."""
+    from .store import (StoreError, export_classifications, export_flags, export_vote_fractions, open_store,
+                        write_table)
     from .validate import check_output_file
 
-    if what not in ("classifications", "fractions"):
-        raise typer.BadParameter(f"--what must be classifications or fractions, got {what!r}")
+    if what not in ("classifications", "fractions", "flags"):
+        raise typer.BadParameter(f"--what must be classifications, fractions or flags, got {what!r}")
     check_output_file(out, (".csv", ".parquet"), StoreError)  # before any query: nothing half-made
     store = open_store(_workspace(workspace).database_url)
     df = export_classifications(store, survey) if what == "classifications" else \
-        export_vote_fractions(store, survey, weighted)
+        export_flags(store, survey) if what == "flags" else export_vote_fractions(store, survey, weighted)
     write_table(df, out)
     typer.echo(f"wrote {len(df)} rows to {out}")
 

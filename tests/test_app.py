@@ -311,3 +311,24 @@ def test_a_hunt_is_started_by_a_researcher_and_worked_from_the_keyboard(workspac
     at = signed_in("vera", "volunteer-pw")
     at.switch_page(str(VIEWS / "hunt.py")).run()
     assert not at.exception and not at.expander and at.selectbox(key="hunt_pick").value == "cigars"
+
+
+def test_a_volunteer_favourites_and_flags_a_galaxy_as_odd(workspace):
+    at = signed_in("vera", "volunteer-pw")
+    gid = at.session_state["cls_galaxy"]
+    at.button(key="cls_fav").click().run()
+    assert not at.exception, at.exception
+    assert at.button(key="cls_fav").label == "★ Favourite"
+    at.radio(key="cls_odd_reason").set_value("lens or arc")
+    at.button(key="cls_odd_flag").click().run()
+    assert not at.exception, at.exception
+
+    from galaxalign.store import get_galaxy, open_store, volunteer_flags
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    flags = volunteer_flags(store, "vera")
+    g = get_galaxy(store, gid)
+    store.dispose()
+    assert sorted(zip(flags.kind, flags.reason.fillna(""))) == [("favourite", ""), ("odd", "lens or arc")]
+    assert set(flags.id_str) == {g.id_str}

@@ -2,12 +2,13 @@
 classify three galaxies through the buttons, see three rows in the database, run a similarity
 search, save screenshots. Set GALAXALIGN_SCREENSHOT_DIR to keep them."""
 import os
+import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from browser_flow import CHROMIUM, streamlit_server, walk_through
+from browser_flow import CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian's chromium is not installed; `make test` installs it")
@@ -31,3 +32,51 @@ def test_sign_in_classify_three_and_search(workspace, tmp_path):
         walk_through(url, "adam", "admin-password", out, n_votes=3, on_votes=three_rows)
     assert counted == [3]
     assert all((out / f).stat().st_size > 10_000 for f in ("classify.png", "explore.png", "search.png", "admin.png"))
+
+
+def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace, tmp_path):
+    """Keys only: 1–9 answer the current question in the order shown, F favourites; typing in a text
+    box (the sign-in form) answers nothing."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from galaxalign.store import open_store, volunteer_flags, volunteer_stats
+    from galaxalign.taxonomy import GZ2_TREE
+    from galaxalign.workspace import Workspace
+
+    def key_of(task: str, answer: str) -> str:
+        return str([a.id for a in GZ2_TREE[task].answers].index(answer) + 1)
+
+    path = [("T01", "t01_smooth"), ("T07", "t07_round"), ("T06", "t06_no")]
+    with streamlit_server(workspace, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 950})
+        expect.set_options(timeout=120_000)
+        try:
+            page.goto(url)
+            page.get_by_label("Name").fill("vera")
+            page.get_by_role("textbox", name="Password").fill("volunteer-pw")
+            page.get_by_role("textbox", name="Password").press("Enter")
+            heading = page.get_by_role("heading", name="Classify")
+            expect(heading).to_be_visible()
+            for k in range(3):
+                expect(page.get_by_role("heading", name=GZ2_TREE["T01"].question)).to_be_visible()
+                heading.click()  # focus on the page, not in a widget
+                for task, answer in path:
+                    expect(page.get_by_role("heading", name=GZ2_TREE[task].question)).to_be_visible()
+                    page.wait_for_timeout(300)
+                    page.keyboard.press(key_of(task, answer))
+                expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
+            heading.click()
+            page.keyboard.press("f")
+            expect(page.get_by_role("button", name="★ Favourite")).to_be_visible()
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    store = open_store(Workspace(workspace).database_url, upgrade=False)
+    stats = volunteer_stats(store, "vera")
+    flags = volunteer_flags(store, "vera")
+    store.dispose()
+    assert int(stats.votes[0]) == 3
+    assert list(flags.kind) == ["favourite"]

@@ -56,7 +56,7 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     import pandas as pd
 
     from galaxalign.data import load_survey
-    from galaxalign.store import open_store, record_classification, register_survey
+    from galaxalign.store import open_store, record_classification, register_survey, set_flag
     from galaxalign.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws").create()
@@ -86,6 +86,13 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     r = run("retirement", "demo", "--method", "vote", "--workspace", str(ws.root))
     assert r.returncode == 2 and r.stderr.strip() == ("error: retirement method 'vote' must be one of majority, "
                                                       "skill")
+    store = open_store(ws.database_url)
+    set_flag(store, "ada", load_survey(synth_h5).id_str[1], "odd", reason="ring")
+    store.dispose()
+    r = run("export", str(tmp_path / "flags.csv"), "--what", "flags", "--workspace", str(ws.root))
+    assert r.returncode == 0, r.stderr
+    flags = pd.read_csv(tmp_path / "flags.csv")
+    assert list(zip(flags.volunteer, flags.kind, flags.reason)) == [("ada", "odd", "ring")]
     r = run("retirement", "demo", "--workspace", str(ws.root))
     assert json.loads(r.stdout)["model_votes"] == 2.0 and json.loads(r.stdout)["method"] == "skill"
 

@@ -9,8 +9,8 @@ import numpy as np
 import streamlit as st
 
 from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
-from galaxalign.store import (DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
-                              record_classification, volunteer_stats)
+from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
+                              record_classification, set_flag, volunteer_flags, volunteer_stats)
 from galaxalign.ood import TaskProposal, task_proposal
 from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
@@ -33,9 +33,12 @@ def new_galaxy() -> None:
     S["cls_started"] = time.time()
 
 
-def commit(answers: list) -> None:
-    """Write the vote, then move on. A second click on the same galaxy is the same vote."""
+def commit(answers: list, galaxy: int) -> None:
+    """Write the vote on ``galaxy``, then move on. A second click on the same galaxy is the same vote; a
+    click or key meant for a galaxy no longer on screen (pressed twice quickly) votes for nothing."""
     gid = S["cls_galaxy"]
+    if gid != galaxy:
+        return
     tp = S.get("cls_task") or TaskProposal()
     try:
         record_classification(store(), user["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
@@ -46,6 +49,12 @@ def commit(answers: list) -> None:
         S["cls_error"] = str(e)
         return
     new_galaxy()
+
+
+def answer_key(k: int) -> str | None:
+    """The key of the k-th answer as shown: 1–9 (Streamlit shows it on the button; keys typed into a text
+    box do not act)."""
+    return str(k + 1) if k < 9 else None
 
 
 if "cls_galaxy" not in S or S.get("cls_survey") != row.id:
@@ -89,6 +98,18 @@ with left:
     invert = c3.toggle("Invert", key="cls_invert")
     st.image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
     st.caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None else ""))
+    mine_now = volunteer_flags(store(), user["id"])
+    mine_now = mine_now[mine_now.id_str == g.id_str]
+    fav = (mine_now.kind == "favourite").any()
+    f1, f2 = st.columns(2)
+    f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
+              on_click=lambda: set_flag(store(), user["id"], g.id, "favourite", on=not fav),
+              help="Keep this galaxy in My favourites (F)")
+    with f2.popover("⚑ Something odd" + (" (flagged)" if (mine_now.kind == "odd").any() else ""), width="stretch"):
+        why = st.radio("What is odd about it?", ODD_REASONS, key="cls_odd_reason")
+        if st.button("Flag it", key="cls_odd_flag"):
+            set_flag(store(), user["id"], g.id, "odd", reason=why)
+            st.toast(f"Flagged {g.id_str} as odd ({why}). Thank you — researchers see every flag.")
 
 with right:
     if withheld:
@@ -98,7 +119,8 @@ with right:
         name = survey.class_names[pred.top_class]
         st.markdown(f"**Model proposal:** {name} · confidence {pred.confidence:.0%}")
         st.button(f"✓ Confirm: {name}", type="primary", key="cls_confirm", width="stretch", shortcut="Enter",
-                  on_click=commit, args=([list(s) for s in proposal_path] if proposal_path else [[FLAT_TASK, pred.top_class]],))
+                  on_click=commit, args=([list(s) for s in proposal_path] if proposal_path else [[FLAT_TASK, pred.top_class]],
+                                         g.id))
     path = S["cls_path"]
     if ls is None:  # flat workflow: one question, the survey's classes with their own symbols and help
         flat = survey.label_set
@@ -108,8 +130,8 @@ with right:
             with cols[k % len(cols)]:
                 sym = flat[k].symbol if flat else "t01_features"
                 st.image(symbol_image(sym, 72), width=72)
-                st.button(cname, key=f"ans_flat_{k}", on_click=commit, args=([[FLAT_TASK, k]],),
-                          help=flat[k].help if flat else None, width="stretch",
+                st.button(cname, key=f"ans_flat_{k}", on_click=commit, args=([[FLAT_TASK, k]], g.id),
+                          help=flat[k].help if flat else None, width="stretch", shortcut=answer_key(k),
                           type="primary" if pred is not None and pred.top_class == k else "secondary")
                 if flat and flat[k].help:
                     st.caption(flat[k].help.split(". ")[0].rstrip(".") + ".")
@@ -120,22 +142,29 @@ with right:
         on_proposal = proposal_path is not None and [tuple(p) for p in path] == proposal_path[: len(path)]
         proposed = dict(proposal_path).get(task_id) if on_proposal else None
 
-        def answer(a_id: str) -> None:
-            S["cls_path"] = S["cls_path"] + [[task_id, a_id]]
-            if GZ2_TREE[task_id].next_task(a_id) is None:
-                commit(S["cls_path"])
+        def answer(asked: str, a_id: str, galaxy: int) -> None:
+            """One answer to the question ``asked`` about ``galaxy``; a click or key that arrives after the
+            page moved on (a double press, a stale button) answers nothing."""
+            now = GZ2_TREE.root if not S["cls_path"] else GZ2_TREE[S["cls_path"][-1][0]].next_task(S["cls_path"][-1][1])
+            if S.get("cls_galaxy") != galaxy or now != asked:
+                return
+            S["cls_path"] = S["cls_path"] + [[asked, a_id]]
+            if GZ2_TREE[asked].next_task(a_id) is None:
+                commit(S["cls_path"], galaxy)
 
         cols = st.columns(min(4, len(task.answers)))
         for k, a in enumerate(task.answers):
             with cols[k % len(cols)]:
                 st.image(symbol_image(a.id, 80), width=80)
                 st.button(a.text + (" ✓" if a.id == proposed else ""), key=f"ans_{a.id}", help=a.help,
-                          type="primary" if a.id == proposed else "secondary", on_click=answer, args=(a.id,))
+                          type="primary" if a.id == proposed else "secondary", on_click=answer, args=(task_id, a.id, g.id),
+                          shortcut=answer_key(k))
         if path:
             st.caption("Your answers so far: " + " → ".join(GZ2_TREE[t].answer(a).text for t, a in path))
     b1, b2 = st.columns(2)
-    b1.button("← Back", key="cls_back", disabled=not path, on_click=lambda: S.update(cls_path=S["cls_path"][:-1]))
-    b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy)
+    b1.button("← Back", key="cls_back", disabled=not path, on_click=lambda: S.update(cls_path=S["cls_path"][:-1]),
+              shortcut="Backspace")
+    b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy, shortcut="S")
 
 with st.expander("Field guide: every symbol and what it means"):
     if ls is None and survey.label_set is not None:

@@ -15,7 +15,7 @@ from common import (active_model_row, current_survey, display, get_embeddings, g
 
 from galaxalign.errors import GalaxalignError
 from galaxalign.projection import cached_projection, grid_assignment
-from galaxalign.store import consensus_labels
+from galaxalign.store import consensus_labels, galaxy_flag_counts
 from galaxalign.symbols import list_symbols
 from galaxalign.viewing import map_sample, read_query_image, thumbnail_sheet
 
@@ -46,6 +46,11 @@ def consensus_frame(survey_id: int) -> pd.DataFrame:
     return consensus_labels(store(), survey_id)
 
 
+@st.cache_data(show_spinner=False, max_entries=4, ttl=30)
+def flag_frame(survey_id: int) -> pd.DataFrame:
+    return galaxy_flag_counts(store(), survey_id)
+
+
 @st.cache_data(show_spinner="Arranging thumbnails…", max_entries=4)
 def thumbnail_grid(folder: str, version: str, rows: int, cols: int, cell: int = 48) -> bytes:
     cells = grid_assignment(projection(folder, "pca", version), rows, cols)
@@ -61,7 +66,9 @@ with tab_map:
                       format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[m])
     colours = ["known label", "model label", "consensus", "confidence", "volunteer–model disagreement"]
     colours += ["unfamiliarity"] if "ood" in preds else []  # > 1: out of distribution, no proposal shown
+    colours += ["volunteer flags"]
     colour = c2.selectbox("Colour by", colours, key="exp_colour")
+    only_flagged = st.checkbox("Only galaxies volunteers flagged (favourite or something odd)", key="exp_flagged")
     xy = projection(str(folder), method, mv.name)
     df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "id_str": preds.id_str,
                        "model label": [names[k] for k in preds.pred], "confidence": preds.confidence.round(3)})
@@ -73,6 +80,12 @@ with tab_map:
     df["consensus"] = [names[int(cmap[i])] if i in cmap and pd.notna(cmap[i]) else "no votes" for i in df.id_str]
     df["volunteer–model disagreement"] = np.where(df.consensus == "no votes", "no votes",
                                                   np.where(df.consensus == df["model label"], "agree", "disagree"))
+    flags = flag_frame(row.id)
+    odd, favs = dict(zip(flags.id_str, flags.odd)), dict(zip(flags.id_str, flags.favourites))
+    df["volunteer flags"] = ["odd" if odd.get(i, 0) else "favourite" if favs.get(i, 0) else "none" for i in df.id_str]
+    if only_flagged:
+        df = df[df["volunteer flags"] != "none"]
+        st.caption(f"{len(df):,} flagged galaxies ({int((df['volunteer flags'] == 'odd').sum()):,} as odd).")
     shown = map_sample(len(df))
     if len(shown) < len(df):  # the browser gets a bounded number of points; rows keep their survey index
         df = df.iloc[shown]

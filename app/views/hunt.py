@@ -14,7 +14,8 @@ from common import (active_model_row, current_survey, display, get_embeddings, g
                     store, survey_row)
 from galaxalign.errors import GalaxalignError
 from galaxalign.hunt import GRID, rank, start_query
-from galaxalign.store import create_hunt, hunt_votes, list_hunts, record_hunt_votes, require_role
+from galaxalign.store import (ODD_REASONS, create_hunt, galaxy_flag_counts, hunt_votes, list_hunts, record_hunt_votes,
+                              require_role)
 
 user = require("volunteer")
 S = st.session_state
@@ -42,13 +43,19 @@ if user["role"] in ("researcher", "admin"):
         with st.form("hunt_new"):
             name = st.text_input("Name", key="hunt_name", placeholder="cigars")
             examples = st.text_input("Example galaxies (ids, comma-separated)", key="hunt_examples")
+            flagged_as = st.selectbox("…and/or the galaxies volunteers flagged as odd for", ["(none)", *ODD_REASONS],
+                                      key="hunt_flagged")
             text = st.text_input("…or a text", key="hunt_text", placeholder="a smooth galaxy shaped like a cigar")
             symbols = ["(none)"] + ([c.symbol for c in ls] if ls is not None else [])
             symbol = st.selectbox("…or a symbol", symbols, key="hunt_symbol")
             target = st.selectbox("Target class (its probability joins the ranking)", ["(none)"] + survey.class_names,
                                   key="hunt_target")
             if st.form_submit_button("Start the hunt", key="hunt_start"):
-                query = {"examples": [e.strip() for e in examples.split(",") if e.strip()] or None,
+                seeds = [e.strip() for e in examples.split(",") if e.strip()]
+                if flagged_as != "(none)":
+                    odd = galaxy_flag_counts(store(), row.id, reason=flagged_as)
+                    seeds += [i for i in odd.id_str[odd.odd > 0] if i not in seeds]
+                query = {"examples": seeds or None,
                          "text": text.strip() or None, "symbol": None if symbol == "(none)" else symbol,
                          "target_class": None if target == "(none)" else survey.class_names.index(target)}
                 query = {k: v for k, v in query.items() if v is not None}

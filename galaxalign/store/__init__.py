@@ -1,7 +1,8 @@
 """The annotation store: SQLAlchemy models, Alembic migrations, and one module per domain —
 :mod:`~.accounts`, :mod:`~.surveys`, :mod:`~.votes` (with :mod:`~.retirement`), :mod:`~.versions` (model
-versions and predictions), :mod:`~.jobs`, :mod:`~.hunts` (rare-object hunts) — over one :mod:`~.lookup`
-module; read-side views in :mod:`~.consensus`, :mod:`~.queue` and :mod:`~.export`.
+versions and predictions), :mod:`~.jobs`, :mod:`~.hunts` (rare-object hunts), :mod:`~.flags` (favourites
+and odd flags) — over one :mod:`~.lookup` module; read-side views in :mod:`~.consensus`, :mod:`~.queue`
+and :mod:`~.export`.
 
 Import from here (``from galaxalign.store import record_classification``), not from the modules. Every
 function takes the :class:`Store` first and does its work in one transaction; a refusal raises
@@ -19,6 +20,8 @@ from .consensus import (CONSENSUS_METHODS, anchoring_estimate, retirement_summar
                         volunteer_stats, vote_fractions)
 from .db import Store, StoreError, migrate, open_store
 from .export import export_classifications, export_vote_fractions, neutralise, write_table
+from .flags import *  # noqa: F401,F403
+from .flags import __all__ as _flags
 from .hunts import *  # noqa: F401,F403
 from .hunts import __all__ as _hunts
 from .jobs import *  # noqa: F401,F403
@@ -33,7 +36,7 @@ from .versions import __all__ as _versions
 from .votes import *  # noqa: F401,F403
 from .votes import __all__ as _votes
 
-__all__ = [*_lookup, *_accounts, *_surveys, *_votes, *_versions, *_jobs, *_hunts, "Store", "StoreError", "open_store",
+__all__ = [*_lookup, *_accounts, *_surveys, *_votes, *_versions, *_jobs, *_hunts, *_flags, "Store", "StoreError", "open_store",
            "migrate", "anchoring_estimate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
            "skill_weights", "next_galaxy_for", "gold_rate_for", "QUEUE_STRATEGIES", "CONSENSUS_METHODS", "retirement_summary", "export_classifications", "export_vote_fractions", "neutralise",
            "write_table"]

@@ -155,6 +155,19 @@ class HuntVote(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class GalaxyFlag(Base):
+    """A volunteer's favourite, or their "something odd" flag with a reason (galaxalign.store.flags)."""
+    __tablename__ = "galaxy_flags"
+    __table_args__ = (UniqueConstraint("galaxy_id", "volunteer_id", "kind", name="uq_one_flag_of_a_kind"),
+                      Index("ix_galaxy_flags_galaxy", "galaxy_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"))
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # favourite or odd
+    reason: Mapped[str | None] = mapped_column(String(40))  # odd: one of galaxalign.store.flags.ODD_REASONS
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(primary_key=True)
