@@ -16,13 +16,15 @@ if user is None:
 
 PAGES = {
     "classify": st.Page("views/classify.py", title="Classify", icon=":material/touch_app:", url_path="classify"),
+    "progress": st.Page("views/progress.py", title="My progress", icon=":material/insights:", url_path="progress"),
     "gallery": st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:", url_path="gallery"),
     "hunt": st.Page("views/hunt.py", title="Hunt", icon=":material/travel_explore:", url_path="hunt"),
     "explore": st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
     "admin": st.Page("views/admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="admin"),
 }
-ROLE_PAGES = {"volunteer": ["classify", "hunt", "gallery"], "researcher": ["classify", "hunt", "gallery", "explore"],
-              "admin": ["classify", "hunt", "gallery", "explore", "admin"]}
+ROLE_PAGES = {"volunteer": ["classify", "hunt", "progress", "gallery"],
+              "researcher": ["classify", "hunt", "progress", "gallery", "explore"],
+              "admin": ["classify", "hunt", "progress", "gallery", "explore", "admin"]}
 pages = [PAGES[p] for p in ROLE_PAGES[user["role"]]]
 
 with st.sidebar:

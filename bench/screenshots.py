@@ -4,6 +4,7 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
     python bench/screenshots.py                 # writes docs/screenshots/*.png
     python bench/screenshots.py --survey first  # the FIRST workspace (`make demo SURVEY=first`):
                                                 # docs/screenshots/classify_first.png
+    python bench/screenshots.py --phone         # docs/screenshots/classify_phone.png (390×844)
     python bench/screenshots.py --loop          # the science loop, on the workspace that
                                                 # `python bench/campaign.py --keep anchoring_0.6` kept:
                                                 # docs/screenshots/admin_anchoring.png, hunt_grid.png
@@ -47,6 +48,30 @@ def first_classify(url: str, password: str, out: Path) -> None:
         expect(page.get_by_text("Model proposal:")).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "classify_first.png"))
+        browser.close()
+
+
+def phone_classify(url: str, password: str, out: Path) -> None:
+    """The Classify page on a 390×844 phone screen, after the first-visit tutorial: what fits without
+    scrolling."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                has_touch=True)
+        page.goto(url)
+        page.get_by_label("Name").fill("admin")
+        page.get_by_role("textbox", name="Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        start = page.get_by_role("button", name="Start classifying")
+        if start.count():
+            start.click()
+        expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
+               ).to_be_visible()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out / "classify_phone.png"))
         browser.close()
 
 
@@ -99,6 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--survey", default="demo", choices=["demo", "first"])
     ap.add_argument("--loop", action="store_true", help="the anchoring panel and a hunt, from a kept campaign")
+    ap.add_argument("--phone", action="store_true", help="only the Classify page on a 390×844 phone screen")
     a = ap.parse_args()
     out = ROOT / "docs" / "screenshots"
     if a.loop:
@@ -120,7 +146,10 @@ def main() -> None:
         relocate_paths(store, str(src), str(ws))
         store.dispose()
         with streamlit_server(ws, Path(tmp) / "streamlit.log") as url:
-            if a.survey == "demo":
+            if a.phone:
+                out.mkdir(parents=True, exist_ok=True)
+                phone_classify(url, password, out)
+            elif a.survey == "demo":
                 walk_through(url, "admin", password, out, n_votes=2)
             else:
                 out.mkdir(parents=True, exist_ok=True)

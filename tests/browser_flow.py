@@ -81,7 +81,7 @@ def _steps(page, expect, user, password, out, n_votes, on_votes, url) -> None:
     page.get_by_label("Name").fill(user)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Classify")).to_be_visible()
+    expect(page.get_by_role("heading", name="Classify", exact=True)).to_be_visible()
     for k in range(n_votes):
         expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
                ).to_be_visible()

@@ -332,3 +332,39 @@ def test_a_volunteer_favourites_and_flags_a_galaxy_as_odd(workspace):
     store.dispose()
     assert sorted(zip(flags.kind, flags.reason.fillna(""))) == [("favourite", ""), ("odd", "lens or arc")]
     assert set(flags.id_str) == {g.id_str}
+
+
+def test_a_new_volunteer_sees_the_tutorial_once_and_can_reopen_it(workspace):
+    at = signed_in("vera", "volunteer-pw")
+    assert not at.exception, at.exception
+    assert any("How classifying works" in m.value for m in at.markdown)
+    at.button(key="cls_tutorial_done").click().run()
+    assert not any("How classifying works" in m.value for m in at.markdown)
+    at = signed_in("vera", "volunteer-pw")  # a new session: not shown again
+    assert not any("How classifying works" in m.value for m in at.markdown)
+    at.button(key="cls_tutorial_again").click().run()  # … unless asked for
+    assert any("How classifying works" in m.value for m in at.markdown)
+
+
+def test_my_progress_shows_votes_agreement_and_favourites(workspace):
+    from galaxalign.data import load_survey
+    from galaxalign.store import open_store, record_classification, set_flag
+    from galaxalign.workspace import Workspace
+
+    at = signed_in("vera", "volunteer-pw")
+    at.switch_page(str(VIEWS / "progress.py")).run()
+    assert not at.exception and any("No classifications yet" in i.value for i in at.info)
+    store = open_store(Workspace(workspace).database_url)
+    ids = load_survey(Workspace(workspace).demo_survey).id_str
+    path = [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]]
+    for who in ("vera", "rosa"):
+        for g in ids[:3]:
+            record_classification(store, who, g, path)
+    set_flag(store, "vera", ids[0], "favourite")
+    store.dispose()
+    at.run()
+    assert not at.exception, at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Classifications"] == "3" and values["Agreement with the crowd"] == "100%"
+    assert values["Favourites"] == "1"
+    assert any(h.value == "My favourites (1)" for h in at.subheader)

@@ -56,7 +56,7 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
             page.get_by_label("Name").fill("vera")
             page.get_by_role("textbox", name="Password").fill("volunteer-pw")
             page.get_by_role("textbox", name="Password").press("Enter")
-            heading = page.get_by_role("heading", name="Classify")
+            heading = page.get_by_role("heading", name="Classify", exact=True)
             expect(heading).to_be_visible()
             for k in range(3):
                 expect(page.get_by_role("heading", name=GZ2_TREE["T01"].question)).to_be_visible()

@@ -9,8 +9,9 @@ import numpy as np
 import streamlit as st
 
 from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
-from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, get_galaxy, next_galaxy_for, prediction_for,
-                              record_classification, set_flag, volunteer_flags, volunteer_stats)
+from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, get_galaxy, get_volunteer, mark_tutorial_seen,
+                              next_galaxy_for, prediction_for, record_classification, set_flag, volunteer_flags,
+                              volunteer_stats)
 from galaxalign.ood import TaskProposal, task_proposal
 from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
@@ -61,14 +62,44 @@ if "cls_galaxy" not in S or S.get("cls_survey") != row.id:
     S["cls_survey"] = row.id
     new_galaxy()
 
-st.title("Classify")
+# a phone (narrow screen): the galaxy first and no taller than ~40 % of the screen, the title and tallies
+# folded away, the answers two to a row with small symbols — question and answers under the galaxy
+st.html("""<style>
+@media (max-width: 640px) {
+  .st-key-cls_image img { max-height: 40vh; width: auto !important; margin: 0 auto; display: block; }
+  .st-key-cls_heading, .st-key-cls_stats { display: none; }
+  .st-key-cls_answers [data-testid="stHorizontalBlock"] { flex-wrap: wrap !important; gap: 0.3rem; }
+  .st-key-cls_answers [data-testid="stColumn"] { min-width: 46% !important; flex: 1 1 46% !important; }
+  .st-key-cls_answers img { max-width: 36px !important; }
+}
+</style>""")
+with st.container(key="cls_heading"):
+    st.title("Classify")
+if get_volunteer(store(), user["id"]).tutorial_seen_at is None or S.get("cls_tutorial"):
+    with st.container(border=True, key="cls_tutorial_box"):
+        st.markdown("### How classifying works")
+        st.markdown(
+            "1. **One question at a time.** Look at the galaxy and pick the answer that fits — each answer has "
+            "a symbol drawn the way Galaxy Zoo draws it. Keys **1–9** pick the answers in the order shown.\n"
+            "2. **The model may propose an answer** (pre-selected, *Confirm* or **Enter**). It is often wrong: "
+            "you are free to disagree, and your disagreement is what teaches it. Sometimes it proposes nothing, "
+            "on purpose.\n"
+            "3. **Your votes count with others'.** Several volunteers see each galaxy; their consensus becomes "
+            "the label astronomers use and the model learns from.\n"
+            "4. **Not sure?** The field guide explains every symbol. *Skip* (**S**) is fine; ☆ (**F**) keeps a "
+            "galaxy in your favourites; *Something odd* tells researchers about a strange one.")
+        if st.button("Start classifying", key="cls_tutorial_done", type="primary"):
+            mark_tutorial_seen(store(), user["id"])
+            S["cls_tutorial"] = False
+            st.rerun()
 mine = volunteer_stats(store(), user["id"])  # this volunteer's rows only: this runs after every vote
 if len(mine):
     m = mine.iloc[0]
     agree = "—" if np.isnan(m.crowd_agreement) else f"{m.crowd_agreement:.0%}"
     n = int(m.votes)
-    st.caption(f"You have classified **{n}** {'galaxy' if n == 1 else 'galaxies'} · the crowd agreed with you on "
-               f"**{agree}** of those others classified too.")
+    st.container(key="cls_stats").caption(
+        f"You have classified **{n}** {'galaxy' if n == 1 else 'galaxies'} · the crowd agreed with you on "
+        f"**{agree}** of those others classified too.")
 err = S.pop("cls_error", None)
 if err:
     st.error(f"That vote was not saved: {err}")
@@ -92,11 +123,11 @@ proposal_path = ([tuple(s) for s in ls[pred.top_class].path] if (pred is not Non
 
 left, right = st.columns([5, 6], gap="large")
 with left:
-    c1, c2, c3 = st.columns(3)
-    zoom = c1.select_slider("Zoom", list(ZOOMS), value=1.0, key="cls_zoom")
-    stretch = c2.select_slider("Stretch", list(VIEW_STRETCHES), value="linear", key="cls_stretch")
-    invert = c3.toggle("Invert", key="cls_invert")
-    st.image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
+    with st.popover("Display: zoom, stretch, invert", icon=":material/tune:"):  # folded: the galaxy comes first
+        zoom = st.select_slider("Zoom", list(ZOOMS), value=1.0, key="cls_zoom")
+        stretch = st.select_slider("Stretch", list(VIEW_STRETCHES), value="linear", key="cls_stretch")
+        invert = st.toggle("Invert", key="cls_invert")
+    st.container(key="cls_image").image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
     st.caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None else ""))
     mine_now = volunteer_flags(store(), user["id"])
     mine_now = mine_now[mine_now.id_str == g.id_str]
@@ -125,7 +156,13 @@ with right:
     if ls is None:  # flat workflow: one question, the survey's classes with their own symbols and help
         flat = survey.label_set
         st.subheader(flat.question if flat else "Which class is this galaxy?")
-        cols = st.columns(min(4, len(survey.class_names)))
+        if flat is not None:
+            with st.popover("Field guide", icon=":material/menu_book:"):
+                for c in flat:
+                    g1, g2 = st.columns([1, 5])
+                    g1.image(symbol_image(c.symbol, 56), width=56)
+                    g2.markdown(f"**{c.name}** — {c.help}")
+        cols = st.container(key="cls_answers").columns(min(4, len(survey.class_names)))
         for k, cname in enumerate(survey.class_names):
             with cols[k % len(cols)]:
                 sym = flat[k].symbol if flat else "t01_features"
@@ -139,6 +176,11 @@ with right:
         task_id = GZ2_TREE.root if not path else GZ2_TREE[path[-1][0]].next_task(path[-1][1])
         task = GZ2_TREE[task_id]
         st.subheader(task.question)
+        with st.popover("Field guide for this question", icon=":material/menu_book:"):
+            for a in task.answers:
+                g1, g2 = st.columns([1, 5])
+                g1.image(symbol_image(a.id, 56), width=56)
+                g2.markdown(f"**{a.text}** — {a.help}")
         on_proposal = proposal_path is not None and [tuple(p) for p in path] == proposal_path[: len(path)]
         proposed = dict(proposal_path).get(task_id) if on_proposal else None
 
@@ -152,7 +194,7 @@ with right:
             if GZ2_TREE[asked].next_task(a_id) is None:
                 commit(S["cls_path"], galaxy)
 
-        cols = st.columns(min(4, len(task.answers)))
+        cols = st.container(key="cls_answers").columns(min(4, len(task.answers)))
         for k, a in enumerate(task.answers):
             with cols[k % len(cols)]:
                 st.image(symbol_image(a.id, 80), width=80)
@@ -161,7 +203,8 @@ with right:
                           shortcut=answer_key(k))
         if path:
             st.caption("Your answers so far: " + " → ".join(GZ2_TREE[t].answer(a).text for t, a in path))
-    b1, b2 = st.columns(2)
+    b1, b2, b3 = st.columns(3)
+    b3.button("How it works", key="cls_tutorial_again", on_click=lambda: S.update(cls_tutorial=True))
     b1.button("← Back", key="cls_back", disabled=not path, on_click=lambda: S.update(cls_path=S["cls_path"][:-1]),
               shortcut="Backspace")
     b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy, shortcut="S")

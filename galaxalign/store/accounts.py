@@ -7,10 +7,11 @@ from sqlalchemy.orm import Session
 
 from ..validate import check_name, short
 from .db import Store, StoreError
-from .lookup import AccessDenied, NotFound, get_volunteer
-from .models import ROLES, Volunteer
+from .lookup import AccessDenied, NotFound, get_volunteer, volunteer_row
+from .models import ROLES, Volunteer, utcnow
 
-__all__ = ["add_volunteer", "add_admin", "authenticate", "require_role", "account_for_sign_on", "sign_on_name"]
+__all__ = ["add_volunteer", "add_admin", "authenticate", "require_role", "account_for_sign_on", "sign_on_name",
+           "mark_tutorial_seen"]
 
 MIN_PASSWORD = 8
 _hasher = None
@@ -101,3 +102,13 @@ def account_for_sign_on(store: Store, claim: str) -> Volunteer:
     except NotFound:
         add_volunteer(store, name, "volunteer", None)
         return get_volunteer(store, name)
+
+
+def mark_tutorial_seen(store: Store, volunteer: int | str) -> None:
+    """Record that a volunteer finished the first-visit tutorial (it is not shown to them again unless
+    they ask)."""
+    def fn(s: Session) -> None:
+        v = volunteer_row(s, volunteer)
+        if v.tutorial_seen_at is None:
+            v.tutorial_seen_at = utcnow()
+    store.write(fn)

@@ -27,7 +27,7 @@ from .models import Classification, Galaxy, Volunteer
 from .retirement import RetirementRule
 
 __all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats",
-           "retirement_summary", "CONSENSUS_METHODS"]
+           "retirement_summary", "volunteer_history", "CONSENSUS_METHODS"]
 
 
 def skill_weights(store: Store, survey: int | str | None = None) -> dict[int, float]:
@@ -297,3 +297,26 @@ def retirement_summary(store: Store, survey: int | str) -> dict:
     n = sum(k for _, k, _ in rows)
     return {"rule": rule, "retired": int(n), "by_reason": {r or "unknown": int(k) for r, k, _ in rows},
             "votes_per_retired": float(sum(k * v for _, k, v in rows) / n) if n else None}
+
+
+def volunteer_history(store: Store, volunteer: int | str) -> pd.DataFrame:
+    """One volunteer's votes in the order given, with how they compare as the record grows: ``created_at,
+    id_str, survey_id, answer, consensus, n_votes, gold, known_label`` and running ``crowd_agreement``
+    (over votes on galaxies someone else also classified) and ``gold_accuracy`` (over gold galaxies)."""
+    with store.read() as s:
+        v = volunteer_row(s, volunteer)
+        rows = s.execute(select(Classification.created_at, Galaxy.id_str, Galaxy.survey_id,
+                                Classification.resolved_class, Galaxy.consensus_label, Galaxy.n_votes, Galaxy.gold,
+                                Galaxy.known_label)
+                         .join(Galaxy, Galaxy.id == Classification.galaxy_id)
+                         .where(Classification.volunteer_id == v.id).order_by(Classification.id)).all()
+    df = pd.DataFrame(rows, columns=["created_at", "id_str", "survey_id", "answer", "consensus", "n_votes", "gold",
+                                     "known_label"])
+    checked = df.n_votes >= 2
+    agreed = checked & (df.answer == df.consensus)
+    gold = df.gold.astype(bool) & df.known_label.notna()
+    right = gold & (df.answer == df.known_label)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df["crowd_agreement"] = np.where(checked.cumsum() > 0, agreed.cumsum() / checked.cumsum(), np.nan)
+        df["gold_accuracy"] = np.where(gold.cumsum() > 0, right.cumsum() / gold.cumsum(), np.nan)
+    return df

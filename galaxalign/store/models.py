@@ -70,6 +70,7 @@ class Volunteer(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tutorial_seen_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: the Classify page shows the tutorial
 
 
 class Classification(Base):

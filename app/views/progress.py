@@ -1,0 +1,49 @@
+"""My progress: a volunteer's classifications, how their agreement with the crowd and with the gold
+standard grows, their favourites and their odd flags."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from common import current_survey, display, require, store, survey_row
+from galaxalign.store import volunteer_flags, volunteer_history
+
+user = require("volunteer")
+st.title("My progress")
+hist = volunteer_history(store(), user["id"])
+if hist.empty:
+    st.info("No classifications yet. Every galaxy you classify shows up here, with how your answers compare "
+            "with the crowd's and with galaxies whose answer experts know.")
+    st.stop()
+
+last = hist.iloc[-1]
+pct = lambda v: "—" if v is None or np.isnan(v) else f"{v:.0%}"  # noqa: E731
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Classifications", f"{len(hist):,}")
+c2.metric("Agreement with the crowd", pct(last.crowd_agreement),
+          help="On galaxies someone else classified too: how often your answer is the consensus")
+c3.metric("Gold standard", pct(last.gold_accuracy), help="On galaxies experts have labelled: how often you were right")
+c4.metric("Favourites", f"{int((volunteer_flags(store(), user['id']).kind == 'favourite').sum()):,}")
+
+curve = pd.DataFrame({"classification": np.arange(1, len(hist) + 1), "with the crowd": hist.crowd_agreement,
+                      "with the gold standard": hist.gold_accuracy}).set_index("classification")
+st.line_chart(curve, height=260, y_label="agreement so far", x_label="your classifications")
+
+row = survey_row()
+survey = current_survey(row)
+flags = volunteer_flags(store(), user["id"])
+if survey is not None and len(flags):
+    ids = {s: i for i, s in enumerate(survey.id_str.astype(str))}
+    for kind, title in (("favourite", "My favourites"), ("odd", "Galaxies I flagged as odd")):
+        mine = flags[(flags.kind == kind) & flags.id_str.isin(ids)]
+        if not len(mine):
+            continue
+        st.subheader(f"{title} ({len(mine):,})")
+        cols = st.columns(6)
+        for k, (gid, reason) in enumerate(zip(mine.id_str[:24], mine.reason[:24])):
+            with cols[k % 6]:
+                st.image(display(survey.image(ids[gid]), 128), width="stretch")
+                st.caption(f"`{gid}`" + (f"  \n{reason}" if isinstance(reason, str) else ""))
+
+with st.expander("Every classification"):
+    st.dataframe(hist[["created_at", "id_str", "answer", "consensus", "n_votes", "gold"]].iloc[::-1],
+                 hide_index=True, width="stretch")
