@@ -65,9 +65,10 @@ def phone_classify(url: str, password: str, out: Path) -> None:
         page.get_by_label("Name").fill("admin")
         page.get_by_role("textbox", name="Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
-        start = page.get_by_role("button", name="Start classifying")
-        if start.count():
-            start.click()
+        start = page.get_by_role("button", name="Start classifying")  # a new account: the tutorial first
+        expect(start).to_be_visible()
+        start.click()
+        expect(start).to_have_count(0)
         expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
                ).to_be_visible()
         page.wait_for_timeout(2000)

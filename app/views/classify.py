@@ -62,15 +62,21 @@ if "cls_galaxy" not in S or S.get("cls_survey") != row.id:
     S["cls_survey"] = row.id
     new_galaxy()
 
-# a phone (narrow screen): the galaxy first and no taller than ~40 % of the screen, the title and tallies
+# a phone (narrow screen): the galaxy first and no taller than ~30 % of the screen, the title and tallies
 # folded away, the answers two to a row with small symbols — question and answers under the galaxy
 st.html("""<style>
 @media (max-width: 640px) {
-  .st-key-cls_image img { max-height: 40vh; width: auto !important; margin: 0 auto; display: block; }
-  .st-key-cls_heading, .st-key-cls_stats { display: none; }
-  .st-key-cls_answers [data-testid="stHorizontalBlock"] { flex-wrap: wrap !important; gap: 0.3rem; }
-  .st-key-cls_answers [data-testid="stColumn"] { min-width: 46% !important; flex: 1 1 46% !important; }
+  [data-testid="stMainBlockContainer"] { padding-top: 0.5rem !important; }
+  .st-key-cls_image img { max-height: 30vh; width: auto !important; margin: 0 auto; display: block; }
+  .st-key-cls_heading, .st-key-cls_stats, .st-key-cls_meta { display: none; }
+  .st-key-cls_answers [data-testid="stHorizontalBlock"], .st-key-cls_flags [data-testid="stHorizontalBlock"] {
+    flex-wrap: wrap !important; gap: 0.3rem; }
+  .st-key-cls_answers [data-testid="stColumn"], .st-key-cls_flags [data-testid="stColumn"] {
+    min-width: 46% !important; flex: 1 1 46% !important; }
   .st-key-cls_answers img { max-width: 36px !important; }
+  .st-key-cls_question h3 { font-size: 1.1rem !important; padding: 0.25rem 0 0 !important; }
+  .st-key-cls_withheld p { font-size: 0.8rem !important; }
+  [data-testid="stMainBlockContainer"] [data-testid="stVerticalBlock"] { gap: 0.5rem; }
 }
 </style>""")
 with st.container(key="cls_heading"):
@@ -128,11 +134,12 @@ with left:
         stretch = st.select_slider("Stretch", list(VIEW_STRETCHES), value="linear", key="cls_stretch")
         invert = st.toggle("Invert", key="cls_invert")
     st.container(key="cls_image").image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
-    st.caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None else ""))
+    st.container(key="cls_meta").caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None
+                                                                   else ""))
     mine_now = volunteer_flags(store(), user["id"])
     mine_now = mine_now[mine_now.id_str == g.id_str]
     fav = (mine_now.kind == "favourite").any()
-    f1, f2 = st.columns(2)
+    f1, f2 = st.container(key="cls_flags").columns(2)
     f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
               on_click=lambda: set_flag(store(), user["id"], g.id, "favourite", on=not fav),
               help="Keep this galaxy in My favourites (F)")
@@ -144,7 +151,7 @@ with left:
 
 with right:
     if withheld:
-        st.info(f"**No model proposal for this galaxy:** {withheld}. Your own judgement counts all the more.",
+        st.container(key="cls_withheld").info(f"**No model proposal for this galaxy:** {withheld}. Your own judgement counts all the more.",
                 icon=":material/help:")
     if pred is not None:
         name = survey.class_names[pred.top_class]
@@ -155,7 +162,7 @@ with right:
     path = S["cls_path"]
     if ls is None:  # flat workflow: one question, the survey's classes with their own symbols and help
         flat = survey.label_set
-        st.subheader(flat.question if flat else "Which class is this galaxy?")
+        st.container(key="cls_question").subheader(flat.question if flat else "Which class is this galaxy?")
         if flat is not None:
             with st.popover("Field guide", icon=":material/menu_book:"):
                 for c in flat:
@@ -175,7 +182,7 @@ with right:
     else:
         task_id = GZ2_TREE.root if not path else GZ2_TREE[path[-1][0]].next_task(path[-1][1])
         task = GZ2_TREE[task_id]
-        st.subheader(task.question)
+        st.container(key="cls_question").subheader(task.question)
         with st.popover("Field guide for this question", icon=":material/menu_book:"):
             for a in task.answers:
                 g1, g2 = st.columns([1, 5])
