@@ -181,7 +181,7 @@ def report() -> str:
             f"{_ms([x['model_accuracy'] for x in last])} | {np.mean([x.get('n_consensus_labels', 0) for x in last]):.0f} | "
             f"{_ms([x['votes_per_retired'] for x in last])} | {_ms([x['consensus_accuracy'] for x in last])} | "
             f"{_ms(area)} | "
-            f"{_ms(hit) + f' ({len(hit)} of {len(reach_ref)} seeds)' if hit else f'not within {total:,}'} |")
+            f"{f'{np.mean(hit):,.0f} ({len(hit)} of {len(reach_ref)} seeds)' if hit else f'not within {total:,}'} |")
     anchored = [name for name in VARIANTS if name.startswith("anchoring") and by[name]]
     if anchored:
         lines += ["", "Gate open (every proposal shown but the blind 10 %), one round of 600 votes:", "",
