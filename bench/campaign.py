@@ -54,6 +54,7 @@ VARIANTS = {
     "margin": {"strategy": "margin"},
     "disagreement": {"strategy": "disagreement"},
     "entropy_model_k2": {"strategy": "entropy", "retirement": {"model_votes": 2.0}},
+    "entropy_skill": {"strategy": "entropy", "retirement": {"method": "skill"}},
     "anchoring_0.3": {"strategy": "entropy", "anchoring": 0.3, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
     "anchoring_0.6": {"strategy": "entropy", "anchoring": 0.6, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
 }
@@ -207,7 +208,7 @@ def _plot(by: dict, ref: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, colour in zip(curves(), ("C7", "C0", "C1", "C2", "C3")):
+    for name, colour in zip(curves(), ("C7", "C0", "C1", "C2", "C3", "C4")):
         rs = by[name]
         if not rs:
             continue
