@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,40 +32,40 @@ CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through = (_flow.CHROMIUM, _flow
                                                           _flow.streamlit_server, _flow.walk_through)
 
 
-def first_classify(url: str, password: str, out: Path) -> None:
-    """Sign in to the FIRST workspace and photograph the Classify page: a real radio galaxy, the radio
-    symbols with their help, the model's proposal."""
+@contextmanager
+def signed_in(url: str, password: str, **page_options):
+    """A Chromium page signed in as ``admin`` (expect's timeout raised for a loaded 2-core machine)."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=120_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(**page_options)
         page.goto(url)
         page.get_by_label("Name").fill("admin")
         page.get_by_role("textbox", name="Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
+        try:
+            yield page, expect
+        finally:
+            browser.close()
+
+
+def first_classify(url: str, password: str, out: Path) -> None:
+    """Sign in to the FIRST workspace and photograph the Classify page: a real radio galaxy, the radio
+    symbols with their help, the model's proposal."""
+    with signed_in(url, password, viewport={"width": 1400, "height": 900}) as (page, expect):
         expect(page.get_by_role("heading", name="What kind of radio source is this?")).to_be_visible()
         expect(page.get_by_text("Model proposal:")).to_be_visible()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "classify_first.png"))
-        browser.close()
 
 
 def phone_classify(url: str, password: str, out: Path) -> None:
     """The Classify page on a 390×844 phone screen, after the first-visit tutorial: what fits without
     scrolling."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=120_000)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                has_touch=True)
-        page.goto(url)
-        page.get_by_label("Name").fill("admin")
-        page.get_by_role("textbox", name="Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+    with signed_in(url, password, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                   has_touch=True) as (page, expect):
         start = page.get_by_role("button", name="Start classifying")  # a new account: the tutorial first
         expect(start).to_be_visible()
         start.click()
@@ -73,22 +74,12 @@ def phone_classify(url: str, password: str, out: Path) -> None:
                ).to_be_visible()
         page.wait_for_timeout(2000)
         page.screenshot(path=str(out / "classify_phone.png"))
-        browser.close()
 
 
 def loop_pages(url: str, password: str, out: Path) -> None:
     """The Admin page's anchoring control and retirement rule after a simulated campaign, and a hunt's
     grid worked from the keyboard (→ → Space ↓ Space)."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=120_000)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.get_by_label("Name").fill("admin")
-        page.get_by_role("textbox", name="Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+    with signed_in(url, password, viewport={"width": 1400, "height": 1000}) as (page, expect):
         page.get_by_role("link", name="Admin").click()
         heading = page.get_by_role("heading", name="Anchoring control")
         expect(heading).to_be_visible()
@@ -105,7 +96,6 @@ def loop_pages(url: str, password: str, out: Path) -> None:
             page.keyboard.press(key)
             page.wait_for_timeout(900)
         page.screenshot(path=str(out / "hunt_grid.png"), full_page=True)
-        browser.close()
 
 
 def _loop_workspace(src: Path, ws: Path) -> str:
