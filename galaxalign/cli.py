@@ -240,6 +240,21 @@ def retirement_cmd(survey: str = typer.Argument(..., help="A registered survey")
     _echo_json(set_retirement(open_store(_workspace(workspace).database_url), survey, **changes))
 
 
+@app.command("gold")
+def gold_cmd(survey: str = typer.Argument(..., help="A registered survey with the Galaxy10 classes"),
+             n: int = typer.Option(50, "--n", help="How many galaxies to render as gold"),
+             seed: int = typer.Option(0, help="Rendering seed"),
+             workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Inject rendered galaxies with known truth as gold into a survey's queue (a linked gold survey)."""
+    from .importer import inject_gold
+    from .store import open_store
+
+    ws = _workspace(workspace)
+    res = inject_gold(open_store(ws.database_url), ws, survey, n=n, seed=seed, progress=True)
+    typer.echo(f"{res['galaxies']} rendered gold galaxies ({res['size']} px) in {res['gold_survey']!r}, served by "
+               f"the queue of {res['survey']!r}")
+
+
 user_app = typer.Typer(help="Accounts: volunteers, researchers, admins.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 

@@ -21,11 +21,12 @@ from pathlib import Path
 from .data import Survey, load_survey, write_survey_h5
 from .errors import GalaxalignError
 from .prepare import Preparation, detect_for_survey
-from .store import list_surveys, register_survey
+from .store import get_survey, link_gold, list_surveys, register_survey
 from .validate import check_name, short
 from .workspace import Workspace
 
-__all__ = ["import_survey", "import_path", "open_registered", "staged_upload", "MAX_IMPORT_BYTES", "SurveyImportError"]
+__all__ = ["import_survey", "import_path", "open_registered", "staged_upload", "inject_gold", "MAX_IMPORT_BYTES",
+           "SurveyImportError"]
 
 MAX_IMPORT_BYTES = 500 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 4 * MAX_IMPORT_BYTES
@@ -154,3 +155,35 @@ def open_registered(row) -> Survey:
     label_set = row.label_set_file or row.label_set
     return load_survey(row.path, label_set=label_set, preparation=Preparation.from_dict(row.preparation)
                        if row.preparation else None)
+
+
+def inject_gold(store, workspace: Workspace, survey: str, n: int = 50, seed: int = 0, progress: bool = False) -> dict:
+    """Render ``n`` galaxies with known truth at ``survey``'s image size, register them as the gold
+    survey ``<survey>-gold`` (every one gold) and link it, so that the survey's queue serves them as
+    gold tasks and its volunteers' skill counts them — for a real survey whose own gold is scarce.
+    Needs the Galaxy10 classes (what our renderer draws); a survey can take rendered gold once."""
+    from .synth import synth_survey  # GalSim: heavy, and only on this path
+
+    row = get_survey(store, survey)
+    if row.label_set != "galaxy10":
+        raise SurveyImportError(f"survey {row.name!r}: rendered gold needs the Galaxy10 classes (our renderer draws "
+                                f"those); its label set is {row.label_set or row.label_set_file!r}")
+    if row.gold_from_id is not None:
+        raise SurveyImportError(f"survey {row.name!r} already takes gold from survey id {row.gold_from_id}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100_000:
+        raise SurveyImportError(f"rendered gold: n {short(n)} must be a whole number from 1 to 100,000")
+    size = int(open_registered(row).image_shape[0])
+    name = f"{row.name}-gold"
+    path = workspace.surveys / "gold" / f"{name}.h5"
+    if path.exists() or any(r.name.lower() == name.lower() for r in list_surveys(store)):
+        raise SurveyImportError(f"{path}: a survey called {name!r} exists already; nothing rendered")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synth_survey(path, n=n, size=size, seed=seed, progress=progress)
+    try:
+        sid = register_survey(store, load_survey(path), name, workflow=row.workflow, known_fraction=1.0,
+                              gold_fraction=1.0, seed=seed)
+        link_gold(store, row.name, sid)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return {"survey": row.name, "gold_survey": name, "galaxies": n, "size": size, "path": str(path)}

@@ -368,3 +368,21 @@ def test_my_progress_shows_votes_agreement_and_favourites(workspace):
     assert values["Classifications"] == "3" and values["Agreement with the crowd"] == "100%"
     assert values["Favourites"] == "1"
     assert any(h.value == "My favourites (1)" for h in at.subheader)
+
+
+def test_a_rendered_gold_galaxy_is_shown_from_its_own_file(workspace, monkeypatch):
+    from galaxalign.importer import inject_gold
+    from galaxalign.store import get_galaxy, get_survey, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    inject_gold(store, Workspace(workspace), "demo", n=4, seed=2)
+    gold_id = get_survey(store, "demo-gold").id
+    monkeypatch.setattr("galaxalign.store.queue.gold_rate_for", lambda answered: 1.0)  # always a gold task
+    at = signed_in("vera", "volunteer-pw")
+    assert not at.exception, at.exception
+    g = get_galaxy(store, at.session_state["cls_galaxy"])
+    store.dispose()
+    assert g.gold and g.survey_id == gold_id
+    at.button(key="ans_t01_smooth").click().run()  # answered like any galaxy of the survey
+    assert not at.exception, at.exception

@@ -93,6 +93,8 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     assert r.returncode == 0, r.stderr
     flags = pd.read_csv(tmp_path / "flags.csv")
     assert list(zip(flags.volunteer, flags.kind, flags.reason)) == [("ada", "odd", "ring")]
+    r = run("gold", "nosuch", "--workspace", str(ws.root))
+    assert r.returncode == 2 and r.stderr.strip() == "error: survey 'nosuch' is not registered"
     r = run("retirement", "demo", "--workspace", str(ws.root))
     assert json.loads(r.stdout)["model_votes"] == 2.0 and json.loads(r.stdout)["method"] == "skill"
 

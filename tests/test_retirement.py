@@ -182,3 +182,28 @@ def test_head_disagreement_is_a_bounded_symmetric_divergence(a, b):
     assert d == pytest.approx(head_disagreement(q[None], p[None])[0])
     assert head_disagreement(p[None], p[None])[0] == pytest.approx(0.0, abs=1e-9)
     assert head_disagreement(np.eye(m)[:1], np.eye(m)[1:2])[0] == pytest.approx(1.0)
+
+
+def test_rendered_gold_is_served_and_counts_for_skill(store, synth_h5, tmp_path):
+    from galaxalign.importer import SurveyImportError, inject_gold
+    from galaxalign.store import get_survey, get_volunteer, skill_weights
+    from galaxalign.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").create()
+    register_survey(store, load_survey(synth_h5), "real", workflow="flat", known_fraction=0.0, gold_fraction=0.0)
+    add_volunteer(store, "ada", "volunteer", None)
+    assert next_galaxy_for(store, "ada", "real", np.random.default_rng(0), gold_rate=1.0).gold is False  # none yet
+    res = inject_gold(store, ws, "real", n=6, seed=5)
+    gold_row = get_survey(store, "real-gold")
+    assert res["galaxies"] == 6 and get_survey(store, "real").gold_from_id == gold_row.id
+    truth = load_survey(gold_row.path).labels
+    for _ in range(3):  # gold tasks now come from the rendered survey …
+        g = next_galaxy_for(store, "ada", "real", np.random.default_rng(1), gold_rate=1.0)
+        assert g.gold and g.survey_id == gold_row.id
+        vote(store, "ada", g.id, int(truth[g.idx]))
+    # … and count for the real survey's skill: three right of three
+    assert skill_weights(store, "real") == {get_volunteer(store, "ada").id: (3 + 1) / (3 + 2)}
+    with pytest.raises(SurveyImportError, match="already takes gold"):
+        inject_gold(store, ws, "real", n=2)
+    with pytest.raises(SurveyImportError, match="n 0 must be a whole number"):
+        inject_gold(store, ws, "real-gold", n=0)

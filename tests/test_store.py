@@ -35,7 +35,7 @@ def n_rows(store, model):
 
 def test_schema_comes_from_alembic(store):
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
     # the queue's indexes on large surveys come from migrations 0005 and 0006
     assert "ix_galaxy_survey_idx" in {i["name"] for i in inspect(store.engine).get_indexes("galaxies")}
     assert {"ix_prediction_entropy", "ix_prediction_disagreement"} <= {

@@ -9,9 +9,9 @@ import numpy as np
 import streamlit as st
 
 from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
-from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, get_galaxy, get_volunteer, mark_tutorial_seen,
-                              next_galaxy_for, prediction_for, record_classification, set_flag, volunteer_flags,
-                              volunteer_stats)
+from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, get_galaxy, get_survey, get_volunteer,
+                              mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
+                              volunteer_flags, volunteer_stats)
 from galaxalign.ood import TaskProposal, task_proposal
 from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
@@ -115,7 +115,11 @@ if S["cls_galaxy"] is None:
     st.stop()
 
 g = get_galaxy(store(), S["cls_galaxy"])
-img = survey.image(g.idx)
+# a gold task may come from the survey's linked gold survey (rendered galaxies): drawn from its own file
+source = survey if g.survey_id == row.id else current_survey(get_survey(store(), g.survey_id))
+if source is None:
+    st.stop()
+img = source.image(g.idx)
 
 # the model's proposal: (class, confidence, model version) and, for the tree, its path
 mv = active_model_row()

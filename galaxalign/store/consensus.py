@@ -25,6 +25,7 @@ from .lookup import galaxy_row, survey_row, volunteer_row
 from .db import Store, StoreError
 from .models import Classification, Galaxy, Volunteer
 from .retirement import RetirementRule
+from .surveys import gold_survey_ids
 
 __all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats",
            "retirement_summary", "volunteer_history", "CONSENSUS_METHODS"]
@@ -35,8 +36,8 @@ def skill_weights(store: Store, survey: int | str | None = None) -> dict[int, fl
     with store.read() as s:
         q = (select(Classification.volunteer_id, Classification.resolved_class, Galaxy.known_label)
              .join(Galaxy, Galaxy.id == Classification.galaxy_id).where(Galaxy.gold.is_(True)))
-        if survey is not None:
-            q = q.where(Galaxy.survey_id == survey_row(s, survey).id)
+        if survey is not None:  # its own gold and its linked gold survey's
+            q = q.where(Galaxy.survey_id.in_(gold_survey_ids(survey_row(s, survey))))
         rows = s.execute(q).all()
     correct, total = defaultdict(int), defaultdict(int)
     for vid, cls, known in rows:

@@ -37,6 +37,8 @@ class RegisteredSurvey(Base):
     blind_fraction: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")
     # RetirementRule fields (galaxalign.store.retirement); None: the defaults (majority, 5 votes, early at 3 × 80 %)
     retirement: Mapped[dict | None] = mapped_column(JSON)
+    # gold tasks may also come from this survey: rendered galaxies with known truth (galaxalign.importer.inject_gold)
+    gold_from_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -2,7 +2,8 @@
 
 Never a galaxy they already classified, never a retired one. Gold-standard galaxies come at
 ``gold_rate`` — by default a rate that decays as the volunteer's skill becomes known
-(:func:`gold_rate_for`: often for a newcomer, rarely once they have answered many). Otherwise the
+(:func:`gold_rate_for`: often for a newcomer, rarely once they have answered many), from the survey
+and from its linked gold survey of rendered galaxies, if any. Otherwise the
 active model's most uncertain galaxies come first (normalised entropy of its class probabilities), with a random term of weight ``randomness`` so that volunteers working at
 the same time spread over the queue and no galaxy waits for ever; galaxies closer to retirement get a
 small bonus so that votes finish galaxies rather than scatter.
@@ -25,6 +26,7 @@ from sqlalchemy import and_, exists, func, select
 from .db import Store, StoreError
 from .lookup import active_model_row, survey_row, volunteer_row
 from .models import Classification, Galaxy, Prediction
+from .surveys import gold_survey_ids
 
 __all__ = ["next_galaxy_for", "queue_scores", "gold_rate_for", "QUEUE_STRATEGIES"]
 
@@ -77,13 +79,15 @@ def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: 
         active = active_row.id if active_row is not None else None
         done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == v.id)
         base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done)
+        golds = Galaxy.survey_id.in_(gold_survey_ids(sv))  # its own and its linked survey's (rendered)
         if gold_rate is None:
             answered = s.scalar(select(func.count()).select_from(Classification).join(
                 Galaxy, Galaxy.id == Classification.galaxy_id).where(
-                Classification.volunteer_id == v.id, Galaxy.survey_id == sv.id, Galaxy.gold.is_(True)))
+                Classification.volunteer_id == v.id, golds, Galaxy.gold.is_(True)))
             gold_rate = gold_rate_for(int(answered or 0))
         if gold_rate > 0 and rng.random() < gold_rate:
-            gold = s.scalars(select(Galaxy.id).where(*base, Galaxy.gold.is_(True)).limit(200)).all()
+            gold = s.scalars(select(Galaxy.id).where(golds, Galaxy.retired.is_(False), ~done,
+                                                     Galaxy.gold.is_(True)).limit(200)).all()
             if gold:
                 return s.get(Galaxy, int(rng.choice(gold)))
         rows = _candidates(s, base, sv, strategy, active, rng)

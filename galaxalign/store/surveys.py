@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from ..taxonomy import LABELSET_DIR
 from ..validate import check_name
 from .db import Store, StoreError
+from .lookup import survey_row
 from .models import Galaxy, ModelVersion, RegisteredSurvey
 
-__all__ = ["register_survey", "relocate_paths"]
+__all__ = ["register_survey", "relocate_paths", "link_gold", "gold_survey_ids"]
 
 INSERT_CHUNK = 50_000  # galaxy rows per INSERT when a survey is registered
 
@@ -92,3 +93,21 @@ def relocate_paths(store: Store, old_root: str, new_root: str) -> int:
                     n += 1
         return n
     return store.write(fn)
+
+
+def link_gold(store: Store, survey: int | str, gold_survey: int | str) -> None:
+    """Let ``survey``'s queue also serve the gold galaxies of ``gold_survey`` (rendered galaxies with
+    known truth, the same classes), and count them in its volunteers' skill."""
+    def fn(s: Session) -> None:
+        sv, gv = survey_row(s, survey), survey_row(s, gold_survey)
+        if sv.id == gv.id:
+            raise StoreError(f"survey {sv.name!r} cannot take its gold from itself")
+        if list(gv.class_names) != list(sv.class_names) or gv.workflow != sv.workflow:
+            raise StoreError(f"survey {gv.name!r} has other classes or another workflow than {sv.name!r}")
+        sv.gold_from_id = gv.id
+    store.write(fn)
+
+
+def gold_survey_ids(sv: RegisteredSurvey) -> list[int]:
+    """The surveys whose gold galaxies count for ``sv``: itself and its linked gold survey, if any."""
+    return [sv.id] + ([sv.gold_from_id] if sv.gold_from_id is not None else [])

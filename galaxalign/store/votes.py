@@ -18,6 +18,7 @@ from .lookup import (AccessDenied, NotFound, active_model_row, galaxy_row, model
                      volunteer_row)
 from .models import Classification, Galaxy, Prediction, RegisteredSurvey, utcnow
 from .retirement import RETIREMENT_METHODS, RetirementRule, confusion_from_gold, decide
+from .surveys import gold_survey_ids
 
 __all__ = ["DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
            "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction", "set_retirement", "RETIREMENT_METHODS"]
@@ -133,7 +134,7 @@ def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule | None) -> No
         for vid, answer, known in s.execute(
                 select(Classification.volunteer_id, Classification.resolved_class, Galaxy.known_label)
                 .join(Galaxy, Galaxy.id == Classification.galaxy_id)
-                .where(Galaxy.survey_id == sv.id, Galaxy.gold.is_(True), Galaxy.known_label.is_not(None),
+                .where(Galaxy.survey_id.in_(gold_survey_ids(sv)), Galaxy.gold.is_(True), Galaxy.known_label.is_not(None),
                        Classification.volunteer_id.in_(list(gold)), Classification.galaxy_id != g.id)):
             gold[vid].append((known, answer))
         confusions = [confusion_from_gold(gold[v], n_classes, rule.prior_accuracy) for v, _ in votes]
