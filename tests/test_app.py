@@ -386,3 +386,26 @@ def test_a_rendered_gold_galaxy_is_shown_from_its_own_file(workspace, monkeypatc
     assert g.gold and g.survey_id == gold_id
     at.button(key="ans_t01_smooth").click().run()  # answered like any galaxy of the survey
     assert not at.exception, at.exception
+
+
+def test_explore_colours_and_filters_by_volunteer_flags(workspace):
+    import json
+
+    from galaxalign.data import load_survey
+    from galaxalign.store import open_store, set_flag
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    ids = load_survey(Workspace(workspace).demo_survey).id_str
+    set_flag(store, "vera", ids[3], "odd", reason="ring")
+    set_flag(store, "vera", ids[5], "favourite")
+    store.dispose()
+    at = signed_in("rosa", "researcher-pw")
+    at.switch_page(str(VIEWS / "explore.py")).run()
+    at.selectbox(key="exp_colour").set_value("volunteer flags").run()
+    at.checkbox(key="exp_flagged").check().run()
+    assert not at.exception, at.exception
+    assert any("2 flagged galaxies (1 as odd)" in c.value for c in at.caption)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    drawn = sorted(h for trace in fig["data"] for h in trace.get("hovertext", []))
+    assert drawn == sorted([str(ids[3]), str(ids[5])])
