@@ -375,8 +375,14 @@ def test_a_rendered_gold_galaxy_is_shown_from_its_own_file(workspace, monkeypatc
     from galaxalign.store import get_galaxy, get_survey, open_store
     from galaxalign.workspace import Workspace
 
+    from sqlalchemy import update
+
+    from galaxalign.store.models import Galaxy
+
     store = open_store(Workspace(workspace).database_url)
-    inject_gold(store, Workspace(workspace), "demo", n=4, seed=2)
+    demo_id = get_survey(store, "demo").id
+    store.write(lambda s: s.execute(update(Galaxy).where(Galaxy.survey_id == demo_id).values(gold=False)))
+    inject_gold(store, Workspace(workspace), "demo", n=4, seed=2)  # the only gold now: rendered
     gold_id = get_survey(store, "demo-gold").id
     monkeypatch.setattr("galaxalign.store.queue.gold_rate_for", lambda answered: 1.0)  # always a gold task
     at = signed_in("vera", "volunteer-pw")
