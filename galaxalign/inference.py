@@ -215,14 +215,14 @@ def head_disagreement(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def _prediction_table(model: TriModalCLIP, survey: Survey, emb: np.ndarray) -> pd.DataFrame:
-    probs = class_probabilities(model, np.asarray(emb))
+    emb = np.asarray(emb)
+    probs = class_probabilities(model, emb)
     df = pd.DataFrame({"id_str": survey.id_str, "pred": probs.argmax(1), "confidence": probs.max(1)})
     if model.symbols:  # the second head: the same galaxies against the classes' symbols
-        df["disagreement"] = head_disagreement(probs, class_probabilities(model, np.asarray(emb), "symbol")
-                                               ).astype(np.float32)
+        df["disagreement"] = head_disagreement(probs, class_probabilities(model, emb, "symbol")).astype(np.float32)
     fam = familiarity_of(model)
     if fam is not None:  # unfamiliarity (> 1: out of distribution), see galaxalign.ood
-        df["ood"] = fam.scores(np.asarray(emb)).astype(np.float32)
+        df["ood"] = fam.scores(emb).astype(np.float32)
     for c, name in enumerate(model.class_names):
         df[f"p_{c}"] = probs[:, c].astype(np.float32)
     return df

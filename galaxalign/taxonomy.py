@@ -114,6 +114,11 @@ class DecisionTree:
                     return t, a
         raise PathError(f"no answer {answer_id!r} in the decision tree")
 
+    def task_after(self, path: Sequence[Sequence[str]]) -> str | None:
+        """The task asked after the (valid, partial) answer ``path``: the root for an empty path, ``None``
+        when the path has reached the end of the tree."""
+        return self.root if not path else self[path[-1][0]].next_task(path[-1][1])
+
     def validate(self, path: Iterable[Sequence[str]], complete: bool = True) -> AnswerPath:
         """Check that ``path`` walks the tree from the root; return it as a tuple of pairs.
 

@@ -77,3 +77,9 @@ def test_unknown_label_set_names_the_known_ones():
     assert get_label_set("galaxy_mnist") is GALAXY_MNIST
     with pytest.raises(KeyError, match="galaxy10"):
         get_label_set("sdss")
+
+
+def test_the_task_after_a_partial_path():
+    assert GZ2_TREE.task_after([]) == GZ2_TREE.root
+    assert GZ2_TREE.task_after([["T01", "t01_smooth"]]) == "T07"
+    assert GZ2_TREE.task_after([["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]]) is None

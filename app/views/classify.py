@@ -52,6 +52,13 @@ def commit(answers: list, galaxy: int) -> None:
     new_galaxy()
 
 
+def guide_row(symbol: str, name: str, help_text: str, size: int = 56) -> None:
+    """One line of a field guide: the symbol, then the answer's name and what it means."""
+    g1, g2 = st.columns([1, 5])
+    g1.image(symbol_image(symbol, size), width=size)
+    g2.markdown(f"**{name}** — {help_text}")
+
+
 def answer_key(k: int) -> str | None:
     """The key of the k-th answer as shown: 1–9 (Streamlit shows it on the button; keys typed into a text
     box do not act)."""
@@ -140,8 +147,7 @@ with left:
     st.container(key="cls_image").image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
     st.container(key="cls_meta").caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None
                                                                    else ""))
-    mine_now = volunteer_flags(store(), user["id"])
-    mine_now = mine_now[mine_now.id_str == g.id_str]
+    mine_now = volunteer_flags(store(), user["id"], galaxy=g.id)  # this galaxy's only: this runs after every vote
     fav = (mine_now.kind == "favourite").any()
     f1, f2 = st.container(key="cls_flags").columns(2)
     f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
@@ -155,8 +161,9 @@ with left:
 
 with right:
     if withheld:
-        st.container(key="cls_withheld").info(f"**No model proposal for this galaxy:** {withheld}. Your own judgement counts all the more.",
-                icon=":material/help:")
+        st.container(key="cls_withheld").info(
+            f"**No model proposal for this galaxy:** {withheld}. Your own judgement counts all the more.",
+            icon=":material/help:")
     if pred is not None:
         name = survey.class_names[pred.top_class]
         st.markdown(f"**Model proposal:** {name} · confidence {pred.confidence:.0%}")
@@ -170,9 +177,7 @@ with right:
         if flat is not None:
             with st.popover("Field guide", icon=":material/menu_book:"):
                 for c in flat:
-                    g1, g2 = st.columns([1, 5])
-                    g1.image(symbol_image(c.symbol, 56), width=56)
-                    g2.markdown(f"**{c.name}** — {c.help}")
+                    guide_row(c.symbol, c.name, c.help)
         cols = st.container(key="cls_answers").columns(min(4, len(survey.class_names)))
         for k, cname in enumerate(survey.class_names):
             with cols[k % len(cols)]:
@@ -184,22 +189,19 @@ with right:
                 if flat and flat[k].help:
                     st.caption(flat[k].help.split(". ")[0].rstrip(".") + ".")
     else:
-        task_id = GZ2_TREE.root if not path else GZ2_TREE[path[-1][0]].next_task(path[-1][1])
+        task_id = GZ2_TREE.task_after(path)
         task = GZ2_TREE[task_id]
         st.container(key="cls_question").subheader(task.question)
         with st.popover("Field guide for this question", icon=":material/menu_book:"):
             for a in task.answers:
-                g1, g2 = st.columns([1, 5])
-                g1.image(symbol_image(a.id, 56), width=56)
-                g2.markdown(f"**{a.text}** — {a.help}")
+                guide_row(a.id, a.text, a.help)
         on_proposal = proposal_path is not None and [tuple(p) for p in path] == proposal_path[: len(path)]
         proposed = dict(proposal_path).get(task_id) if on_proposal else None
 
         def answer(asked: str, a_id: str, galaxy: int) -> None:
             """One answer to the question ``asked`` about ``galaxy``; a click or key that arrives after the
             page moved on (a double press, a stale button) answers nothing."""
-            now = GZ2_TREE.root if not S["cls_path"] else GZ2_TREE[S["cls_path"][-1][0]].next_task(S["cls_path"][-1][1])
-            if S.get("cls_galaxy") != galaxy or now != asked:
+            if S.get("cls_galaxy") != galaxy or GZ2_TREE.task_after(S["cls_path"]) != asked:
                 return
             S["cls_path"] = S["cls_path"] + [[asked, a_id]]
             if GZ2_TREE[asked].next_task(a_id) is None:
@@ -223,9 +225,7 @@ with right:
 with st.expander("Field guide: every symbol and what it means"):
     if ls is None and survey.label_set is not None:
         for c in survey.label_set:
-            g1, g2 = st.columns([1, 6])
-            g1.image(symbol_image(c.symbol, 64), width=64)
-            g2.markdown(f"**{c.name}** — {c.help}")
+            guide_row(c.symbol, c.name, c.help, size=64)
     for task in (GZ2_TREE.tasks.values() if ls is not None else ()):
         st.markdown(f"**{task.id} · {task.question}**")
         cols = st.columns(7)

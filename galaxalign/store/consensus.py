@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from .lookup import galaxy_row, survey_row, volunteer_row
 from .db import Store, StoreError
 from .models import Classification, Galaxy, Volunteer
-from .retirement import RetirementRule
+from .retirement import RetirementRule, top_of
 from .surveys import gold_survey_ids
 
 __all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats",
@@ -114,8 +114,7 @@ def consensus_labels(store: Store, survey: int | str, weighted: bool = False, re
         fr = posterior.get(gid) if method == "dawid_skene" else _fractions(d["votes"], weights)["classes"]
         if not fr:  # Dawid–Skene: only votes that name no class
             fr = {None: 1.0}
-        ranked = sorted(fr.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))
-        top, agreement = ranked[0]
+        top, agreement = top_of(fr)
         row = {"id_str": d["id_str"], "idx": d["idx"], "n_votes": len(d["votes"]), "retired": d["retired"],
                "consensus_label": top, "agreement": agreement, "known_label": d["known_label"], "gold": d["gold"]}
         row.update({f"frac_{c}": fr.get(c, 0.0) for c in range(n_classes)})

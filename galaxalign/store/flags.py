@@ -54,13 +54,16 @@ def set_flag(store: Store, volunteer: int | str, galaxy: int | str, kind: str, o
         return store.write(fn)
 
 
-def volunteer_flags(store: Store, volunteer: int | str) -> pd.DataFrame:
-    """One volunteer's flags, newest first: ``id_str, kind, reason, created_at``."""
+def volunteer_flags(store: Store, volunteer: int | str, galaxy: int | None = None) -> pd.DataFrame:
+    """One volunteer's flags (on one ``galaxy`` id when given), newest first: ``id_str, kind, reason,
+    created_at``."""
     with store.read() as s:
         v = volunteer_row(s, volunteer)
-        rows = s.execute(select(Galaxy.id_str, GalaxyFlag.kind, GalaxyFlag.reason, GalaxyFlag.created_at)
-                         .join(Galaxy, Galaxy.id == GalaxyFlag.galaxy_id).where(GalaxyFlag.volunteer_id == v.id)
-                         .order_by(GalaxyFlag.created_at.desc(), GalaxyFlag.id.desc())).all()
+        q = (select(Galaxy.id_str, GalaxyFlag.kind, GalaxyFlag.reason, GalaxyFlag.created_at)
+             .join(Galaxy, Galaxy.id == GalaxyFlag.galaxy_id).where(GalaxyFlag.volunteer_id == v.id))
+        if galaxy is not None:
+            q = q.where(GalaxyFlag.galaxy_id == int(galaxy))
+        rows = s.execute(q.order_by(GalaxyFlag.created_at.desc(), GalaxyFlag.id.desc())).all()
     return pd.DataFrame(rows, columns=["id_str", "kind", "reason", "created_at"])
 
 

@@ -3,10 +3,11 @@
 Never a galaxy they already classified, never a retired one. Gold-standard galaxies come at
 ``gold_rate`` — by default a rate that decays as the volunteer's skill becomes known
 (:func:`gold_rate_for`: often for a newcomer, rarely once they have answered many), from the survey
-and from its linked gold survey of rendered galaxies, if any. Otherwise the
-active model's most uncertain galaxies come first (normalised entropy of its class probabilities), with a random term of weight ``randomness`` so that volunteers working at
-the same time spread over the queue and no galaxy waits for ever; galaxies closer to retirement get a
-small bonus so that votes finish galaxies rather than scatter.
+and from its linked gold survey of rendered galaxies, if any. Otherwise the active model's most
+uncertain galaxies come first (normalised entropy of its class probabilities), with a random term of
+weight ``randomness`` so that volunteers working at the same time spread over the queue and no galaxy
+waits for ever; galaxies closer to retirement get a small bonus so that votes finish galaxies rather
+than scatter.
 
 ``strategy`` chooses the uncertainty: ``entropy`` (the default), ``margin`` (one minus the gap between
 the two most probable classes), ``disagreement`` (BALD-like: how much the model's text head and
@@ -15,8 +16,8 @@ baseline of the campaign benchmark).
 
 On a large survey a request never reads every eligible galaxy: when more than :data:`POOL` are left,
 the candidates are the active model's most uncertain ones (through the index on predictions by model
-and entropy, or disagreement) and a slice of the survey from a random row (through the index on galaxies by survey and
-row), :data:`POOL` in all; the scoring above then picks among them.
+and entropy, or disagreement) and a slice of the survey from a random row (through the index on
+galaxies by survey and row), :data:`POOL` in all; the scoring above then picks among them.
 """
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def confusion_from_gold(records: list[tuple[int, int | None]], n_classes: int, p
     return m / m.sum(1, keepdims=True)
 
 
-def _top(counts: dict) -> tuple:
+def top_of(counts: dict) -> tuple:
     """The top key of a tally; ties go to a class before None, then to the lower class index."""
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or 0))[0]
 
@@ -142,7 +142,7 @@ def decide(rule: RetirementRule, answers: list[int | None], n_classes: int,
         counts[a] += 1.0
     if k:
         counts[model_class] += k
-    label, top_n = _top(counts)
+    label, top_n = top_of(counts)
     agreement = top_n / (n + k)
     if n >= rule.n_votes:
         return Decision(label, agreement, True, "vote_limit")
