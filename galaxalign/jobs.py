@@ -287,6 +287,7 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict | Retr
     with staged_dir(out, owner=f"job{job_id}" if job_id else "local") as tmp:  # a killed worker leaves no `out`
         res = train(cfg, survey=survey, out_dir=tmp, labels=labels, train_idx=train_idx, test_idx=test_idx,
                     valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar)
+        _drop_resume_point(tmp)
     candidate = res["metrics"]
     parent_metrics = None
     if parent is not None:
@@ -309,6 +310,12 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: dict | Retr
     return {"model": name, "model_id": mid, "activated": activated, "metrics": strip(candidate),
             "parent": parent.name if parent else None, "parent_metrics": strip(parent_metrics),
             "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "n_consensus_labels": n_consensus}
+
+
+def _drop_resume_point(run_dir: Path) -> None:
+    """A registered version is finished: its ``last.pt`` (weights plus optimiser state, three times the
+    model) would only resume a run that is over, so every retrain would leave that much behind."""
+    (Path(run_dir) / "last.pt").unlink(missing_ok=True)
 
 
 def _source_split(model, source):

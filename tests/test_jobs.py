@@ -120,6 +120,8 @@ def test_retraining_through_the_real_queue_registers_a_new_model(ws, tmp_path):
     assert new.status == "active" and versions["starter"].status == "retired" and new.parent_id == versions["starter"].id
     assert new.metrics["macro_f1"] == pytest.approx(res["metrics"]["macro_f1"])
     assert (w.embeddings / new.name / "demo" / "index.faiss").exists()
+    # a finished version keeps its weights, not the resume point (weights plus optimiser state)
+    assert (w.models / new.name / "model.pt").exists() and not (w.models / new.name / "last.pt").exists()
     with store.read() as s:
         assert s.scalar(select(func.count()).select_from(Prediction).where(Prediction.model_version_id == new.id)) == 60
     assert "registered candidate" in job.log_tail and job.progress == 1.0
