@@ -19,12 +19,13 @@ PAGES = {
     "progress": st.Page("views/progress.py", title="My progress", icon=":material/insights:", url_path="progress"),
     "gallery": st.Page("views/gallery.py", title="Gallery", icon=":material/grid_view:", url_path="gallery"),
     "hunt": st.Page("views/hunt.py", title="Hunt", icon=":material/travel_explore:", url_path="hunt"),
+    "talk": st.Page("views/talk.py", title="Talk", icon=":material/forum:", url_path="talk"),
     "explore": st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
     "admin": st.Page("views/admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="admin"),
 }
-ROLE_PAGES = {"volunteer": ["classify", "hunt", "progress", "gallery"],
-              "researcher": ["classify", "hunt", "progress", "gallery", "explore"],
-              "admin": ["classify", "hunt", "progress", "gallery", "explore", "admin"]}
+ROLE_PAGES = {"volunteer": ["classify", "talk", "hunt", "progress", "gallery"],
+              "researcher": ["classify", "talk", "hunt", "progress", "gallery", "explore"],
+              "admin": ["classify", "talk", "hunt", "progress", "gallery", "explore", "admin"]}
 pages = [PAGES[p] for p in ROLE_PAGES[user["role"]]]
 
 with st.sidebar:

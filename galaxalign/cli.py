@@ -274,22 +274,23 @@ def user_add(name: str, role: str = typer.Option("volunteer", help="volunteer, r
 
 @app.command()
 def export(out: Path = typer.Argument(..., help="File to write: .csv or .parquet"),
-           what: str = typer.Option("classifications", help="classifications (Zooniverse layout), fractions, or "
-                                                             "flags (favourites and odd flags)"),
+           what: str = typer.Option("classifications", help="classifications (Zooniverse layout), fractions, "
+                                                             "flags (favourites and odd flags) or comments (Talk)"),
            survey: str = typer.Option("demo", help="Survey name"),
            workspace: Path = typer.Option(None, help="Workspace folder"),
            weighted: bool = typer.Option(False, help="Skill-weighted vote fractions")):
-    """Export classifications, per-galaxy vote fractions, or the volunteers' flags."""
-    from .store import (StoreError, export_classifications, export_flags, export_vote_fractions, open_store,
-                        write_table)
+    """Export classifications, per-galaxy vote fractions, the volunteers' flags or their Talk comments."""
+    from .store import (StoreError, export_classifications, export_comments, export_flags, export_vote_fractions,
+                        open_store, write_table)
     from .validate import check_output_file
 
-    if what not in ("classifications", "fractions", "flags"):
-        raise typer.BadParameter(f"--what must be classifications, fractions or flags, got {what!r}")
+    exports = {"classifications": export_classifications, "flags": export_flags, "comments": export_comments,
+               "fractions": lambda st, sv: export_vote_fractions(st, sv, weighted)}
+    if what not in exports:
+        raise typer.BadParameter(f"--what must be one of {', '.join(exports)}, got {what!r}")
     check_output_file(out, (".csv", ".parquet"), StoreError)  # before any query: nothing half-made
     store = open_store(_workspace(workspace).database_url)
-    df = export_classifications(store, survey) if what == "classifications" else \
-        export_flags(store, survey) if what == "flags" else export_vote_fractions(store, survey, weighted)
+    df = exports[what](store, survey)
     write_table(df, out)
     typer.echo(f"wrote {len(df)} rows to {out}")
 

@@ -415,3 +415,42 @@ def test_explore_colours_and_filters_by_volunteer_flags(workspace):
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     drawn = sorted(h for trace in fig["data"] for h in trace.get("hovertext", []))
     assert drawn == sorted([str(ids[3]), str(ids[5])])
+
+
+def test_talk_a_comment_with_a_hashtag_collects_the_galaxy_and_an_admin_hides_a_hostile_one(workspace):
+    at = signed_in("vera", "volunteer-pw")
+    gid = at.session_state["cls_galaxy"]
+    at.button(key="cls_talk").click().run()  # Classify → this galaxy's thread
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Talk" and at.session_state["talk_galaxy"] == gid
+    at.text_area(key=f"talk_body_{gid}").set_value("Is that a **ring**? #Ring @rosa")
+    at.button[[b.label for b in at.button].index("Post")].click().run()
+    assert not at.exception, at.exception
+    shown = [h.proto.body for h in at.get("html") if h.proto.body.startswith("<div class=\"ga-comment")]
+    assert shown == ['<div class="ga-comment"><p>Is that a <strong>ring</strong>? <span class="ga-tag">#ring</span> '
+                     '<span class="ga-mention">@rosa</span></p>\n</div>']
+    at.text_area(key=f"talk_body_{gid}").set_value(
+        "<script>alert(1)</script> <img src=x onerror=alert(2)> [win](javascript:alert(3))")
+    at.button[[b.label for b in at.button].index("Post")].click().run()
+    hostile = [h.proto.body for h in at.get("html") if h.proto.body.startswith("<div class=\"ga-comment")][1]
+    assert "&lt;script&gt;" in hostile and "<script" not in hostile and "<img" not in hostile and "href" not in hostile
+    at.segmented_control(key="talk_view").set_value("Tags").run()  # the tag collects the galaxy
+    assert not at.exception, at.exception
+    assert at.selectbox(key="talk_tag").value == "ring"
+    assert at.button(key=f"talk_tag_open_{gid}")
+
+    admin = signed_in("adam", "admin-password")
+    admin.switch_page(str(VIEWS / "talk.py")).run()
+    assert not admin.exception, admin.exception
+    from galaxalign.store import galaxy_comments, moderation_log, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    bad = int(galaxy_comments(store, gid).comment_id.iloc[1])
+    admin.button(key=f"talk_hide_recent_{bad}").click().run()
+    assert not admin.exception, admin.exception
+    assert list(galaxy_comments(store, gid).comment_id) != [] and bad not in set(galaxy_comments(store, gid).comment_id)
+    assert list(moderation_log(store).action) == ["hide"]
+    store.dispose()
+    at.segmented_control(key="talk_view").set_value("Recent").run()  # the volunteer no longer sees it
+    assert not any("&lt;script&gt;" in h.proto.body for h in at.get("html"))

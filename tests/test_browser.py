@@ -35,8 +35,8 @@ def test_sign_in_classify_three_and_search(workspace, tmp_path):
 
 
 def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace, tmp_path):
-    """Keys only: 1–9 answer the current question in the order shown, F favourites; typing in a text
-    box (the sign-in form) answers nothing."""
+    """Keys only: 1–9 answer the current question in the order shown, F favourites, ? opens the field
+    guide; typing in a text box (the sign-in form) answers nothing."""
     from playwright.sync_api import expect, sync_playwright
 
     from galaxalign.store import open_store, volunteer_flags, volunteer_stats
@@ -69,6 +69,11 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
             heading.click()
             page.keyboard.press("f")
             expect(page.get_by_role("button", name="★ Favourite")).to_be_visible()
+            heading.click()
+            page.keyboard.press("?")  # the field guide of the current question opens
+            guide = page.locator("[data-testid='stPopoverBody']")
+            expect(guide).to_be_visible()
+            expect(guide).to_contain_text(GZ2_TREE["T01"].answers[0].help)
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
@@ -80,3 +85,76 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
     store.dispose()
     assert int(stats.votes[0]) == 3
     assert list(flags.kind) == ["favourite"]
+
+
+def test_talk_in_the_browser_tutorial_once_hashtag_hostile_comment_inert_and_hidden(workspace, tmp_path):
+    """A new volunteer sees the tutorial once; posts a comment with a hashtag from Classify's 💬 Talk and
+    finds the galaxy under the tag; a hostile comment shows as the text typed (no script runs, no element
+    or link is made of it); an admin hides it and the volunteer no longer sees it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from galaxalign.taxonomy import GZ2_TREE
+
+    hostile = "<script>alert('s')</script> <img src=x onerror=alert('i')> [win](javascript:alert('j')) #Ring"
+    shots = Path(os.environ.get("GALAXALIGN_SCREENSHOT_DIR") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(workspace, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        dialogs = []
+        expect.set_options(timeout=120_000)
+
+        def signed_in(name, password):
+            page = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(url)
+            page.get_by_label("Name").fill(name)
+            page.get_by_role("textbox", name="Password").fill(password)
+            page.get_by_role("textbox", name="Password").press("Enter")
+            expect(page.get_by_role("heading", name="Classify", exact=True)).to_be_visible()
+            return page
+
+        try:
+            vera = signed_in("vera", "volunteer-pw")
+            expect(vera.get_by_role("heading", name="How classifying works")).to_be_visible()
+            vera.get_by_role("button", name="Start classifying").click()
+            expect(vera.get_by_role("heading", name="How classifying works")).to_have_count(0)
+            vera.close()
+            vera = signed_in("vera", "volunteer-pw")  # a second visit: no tutorial
+            expect(vera.get_by_role("heading", name=GZ2_TREE["T01"].question)).to_be_visible()
+            expect(vera.get_by_role("heading", name="How classifying works")).to_have_count(0)
+
+            vera.get_by_role("button", name=re.compile("Talk")).click()
+            expect(vera.get_by_role("heading", name="Talk", exact=True)).to_be_visible()
+            box = vera.get_by_label("Add to the discussion")
+            box.fill("Is that a **ring**? #Ring")
+            vera.get_by_role("button", name="Post").click()
+            expect(vera.locator(".ga-comment strong", has_text="ring")).to_be_visible()
+            box.fill(hostile)
+            vera.get_by_role("button", name="Post").click()
+            shown = vera.locator(".ga-comment", has_text="alert('s')")
+            expect(shown).to_contain_text("<script>alert('s')</script> <img src=x onerror=alert('i')>")
+            assert shown.locator("script, img, iframe, a").count() == 0  # text, not elements; no link made
+            assert vera.locator(".ga-comment [onerror], .ga-comment a[href^='javascript']").count() == 0
+            vera.screenshot(path=str(shots / "talk_thread.png"), full_page=True)
+            vera.locator(".st-key-talk_view").get_by_text("Tags", exact=True).click()
+            expect(vera.get_by_text("#ring: 1 galaxy")).to_be_visible()
+            expect(vera.get_by_role("button", name="Open thread")).to_have_count(1)
+
+            adam = signed_in("adam", "admin-password")
+            adam.get_by_role("link", name="Talk").click()
+            expect(adam.get_by_role("heading", name="Talk", exact=True)).to_be_visible()
+            hostile_box = adam.locator("[class*='st-key-talk_c_recent_']").filter(has_text="alert('s')")
+            hostile_box.get_by_role("button", name="Hide").click()
+            expect(hostile_box.get_by_text("hidden by a moderator")).to_be_visible()
+
+            vera.locator(".st-key-talk_view").get_by_text("Recent", exact=True).click()
+            expect(vera.locator(".ga-comment strong", has_text="ring")).to_be_visible()
+            expect(vera.locator(".ga-comment", has_text="alert('s')")).to_have_count(0)
+        except Exception:
+            for k, ctx in enumerate(browser.contexts):
+                for p in ctx.pages:
+                    p.screenshot(path=str(tmp_path / f"failure{k}.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    assert dialogs == []  # no alert() ran, anywhere

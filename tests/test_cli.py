@@ -56,7 +56,7 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     import pandas as pd
 
     from galaxalign.data import load_survey
-    from galaxalign.store import open_store, record_classification, register_survey, set_flag
+    from galaxalign.store import open_store, record_classification, post_comment, register_survey, set_flag
     from galaxalign.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws").create()
@@ -93,6 +93,13 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     assert r.returncode == 0, r.stderr
     flags = pd.read_csv(tmp_path / "flags.csv")
     assert list(zip(flags.volunteer, flags.kind, flags.reason)) == [("ada", "odd", "ring")]
+    store = open_store(ws.database_url)
+    post_comment(store, "ada", load_survey(synth_h5).id_str[1], "=HYPERLINK(\"https://evil.example\") #ring")
+    store.dispose()
+    r = run("export", str(tmp_path / "talk.csv"), "--what", "comments", "--workspace", str(ws.root))
+    talk = pd.read_csv(tmp_path / "talk.csv")
+    assert r.returncode == 0 and list(zip(talk.volunteer, talk.tags)) == [("ada", "ring")], r.stderr
+    assert talk.body[0].startswith("'=HYPERLINK") and talk.created_at.notna().all()  # no formula in a spreadsheet
     r = run("gold", "nosuch", "--workspace", str(ws.root))
     assert r.returncode == 2 and r.stderr.strip() == "error: survey 'nosuch' is not registered"
     r = run("retirement", "demo", "--workspace", str(ws.root))

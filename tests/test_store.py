@@ -35,11 +35,12 @@ def n_rows(store, model):
 
 def test_schema_comes_from_alembic(store):
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
-    # the queue's indexes on large surveys come from migrations 0005 and 0006
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0011"
+    # the queue's indexes on large surveys come from migrations 0005 and 0006, Talk's from 0011
     assert "ix_galaxy_survey_idx" in {i["name"] for i in inspect(store.engine).get_indexes("galaxies")}
     assert {"ix_prediction_entropy", "ix_prediction_disagreement"} <= {
         i["name"] for i in inspect(store.engine).get_indexes("predictions")}
+    assert {"ix_comments_galaxy", "ix_comments_created"} <= {i["name"] for i in inspect(store.engine).get_indexes("comments")}
     if store.dialect == "sqlite":
         with store.engine.connect() as c:
             assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -12,8 +12,8 @@ from galaxalign.jobs import enqueue, reap_stale_jobs
 from galaxalign.prepare import STRETCHES, Preparation
 from galaxalign.taxonomy import LABEL_SETS
 from galaxalign.store import (RETIREMENT_METHODS, activate_model, anchoring_estimate, list_jobs, list_model_versions,
-                              list_surveys, require_role, retirement_summary, set_blind_fraction, set_retirement,
-                              volunteer_stats)
+                              list_surveys, moderation_log, require_role, retirement_summary, set_blind_fraction,
+                              set_retirement, suspend_from_talk, volunteer_stats)
 
 user = require("admin")
 st.title("Admin")
@@ -183,6 +183,24 @@ stats = volunteer_stats(store())
 if len(stats):
     st.dataframe(stats[["volunteer", "role", "votes", "crowd_agreement", "accept_rate", "gold", "gold_accuracy"]],
                  hide_index=True, width="stretch")
+
+st.subheader("Talk moderation")
+st.caption("Comments are hidden, unhidden or deleted from the Talk page itself; every action, and every "
+           "suspension, is logged here with who took it and why (a deleted comment's text is kept, shown as text).")
+with st.form("adm_suspend"):
+    c1, c2, c3 = st.columns([2, 3, 1])
+    who = c1.text_input("Volunteer", key="adm_sus_name")
+    why = c2.text_input("Reason", key="adm_sus_reason", max_chars=200)
+    lift = c3.toggle("Lift", key="adm_sus_lift", help="Lift a suspension instead of imposing one")
+    if st.form_submit_button("Lift the suspension" if lift else "Suspend from Talk"):
+        try:
+            suspend_from_talk(store(), user["id"], who.strip(), on=not lift, reason=why or None)
+            st.success(f"{who.strip()} {'may post in Talk again' if lift else 'is suspended from Talk'}.")
+        except GalaxalignError as e:
+            show_error(e)
+log = moderation_log(store(), limit=200)
+if len(log):
+    st.dataframe(log, hide_index=True, width="stretch")
 
 st.subheader("Anchoring control")
 st.caption("A blind fraction of tasks shows no proposal. Comparing them with the shown ones, on galaxies whose "

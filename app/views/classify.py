@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
-from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, get_galaxy, get_survey, get_volunteer,
+from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
                               volunteer_flags, volunteer_stats)
 from galaxalign.ood import TaskProposal, task_proposal
@@ -86,6 +86,20 @@ st.html("""<style>
   [data-testid="stMainBlockContainer"] [data-testid="stVerticalBlock"] { gap: 0.5rem; }
 }
 </style>""")
+# "?" opens the field guide. Streamlit's shortcuts take letters and digits only, so our own listener clicks
+# the guide's button, once per page, never while a text box has the focus (our code: nothing a user typed)
+st.html("""<script>
+if (!window.__gaGuideKey) {
+  window.__gaGuideKey = true;
+  window.parent.document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.key !== "?" || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) return;
+    const b = window.parent.document.querySelector(".st-key-cls_guide button");
+    if (b) { e.preventDefault(); b.click(); }
+  });
+}
+</script>""", unsafe_allow_javascript=True)
 with st.container(key="cls_heading"):
     st.title("Classify")
 if get_volunteer(store(), user["id"]).tutorial_seen_at is None or S.get("cls_tutorial"):
@@ -149,7 +163,7 @@ with left:
                                                                    else ""))
     mine_now = volunteer_flags(store(), user["id"], galaxy=g.id)  # this galaxy's only: this runs after every vote
     fav = (mine_now.kind == "favourite").any()
-    f1, f2 = st.container(key="cls_flags").columns(2)
+    f1, f2, f3 = st.container(key="cls_flags").columns(3)
     f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
               on_click=lambda: set_flag(store(), user["id"], g.id, "favourite", on=not fav),
               help="Keep this galaxy in My favourites (F)")
@@ -158,6 +172,11 @@ with left:
         if st.button("Flag it", key="cls_odd_flag"):
             set_flag(store(), user["id"], g.id, "odd", reason=why)
             st.toast(f"Flagged {g.id_str} as odd ({why}). Thank you — researchers see every flag.")
+    n_talk = comment_counts(store(), [g.id]).get(g.id, 0)
+    if f3.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk", width="stretch",
+                 help="Discuss this galaxy with other volunteers and the science team"):
+        S["talk_galaxy"], S["talk_view"], S["talk_find"] = g.id, "Thread", ""
+        st.switch_page("views/talk.py")
 
 with right:
     if withheld:
@@ -175,7 +194,7 @@ with right:
         flat = survey.label_set
         st.container(key="cls_question").subheader(flat.question if flat else "Which class is this galaxy?")
         if flat is not None:
-            with st.popover("Field guide", icon=":material/menu_book:"):
+            with st.container(key="cls_guide").popover("Field guide (?)", icon=":material/menu_book:"):
                 for c in flat:
                     guide_row(c.symbol, c.name, c.help)
         cols = st.container(key="cls_answers").columns(min(4, len(survey.class_names)))
@@ -192,7 +211,7 @@ with right:
         task_id = GZ2_TREE.task_after(path)
         task = GZ2_TREE[task_id]
         st.container(key="cls_question").subheader(task.question)
-        with st.popover("Field guide for this question", icon=":material/menu_book:"):
+        with st.container(key="cls_guide").popover("Field guide for this question (?)", icon=":material/menu_book:"):
             for a in task.answers:
                 guide_row(a.id, a.text, a.help)
         on_proposal = proposal_path is not None and [tuple(p) for p in path] == proposal_path[: len(path)]

@@ -1,18 +1,35 @@
 """My progress: a volunteer's classifications, how their agreement with the crowd and with the gold
-standard grows, their favourites and their odd flags."""
+standard grows, their favourites and odd flags, their Talk comments and the comments that mention them."""
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from common import current_survey, display, require, store, survey_row
-from galaxalign.store import volunteer_flags, volunteer_history
+from galaxalign.store import mentions_of, volunteer_comments, volunteer_flags, volunteer_history
+from galaxalign.talk import render
 
 user = require("volunteer")
 st.title("My progress")
+
+
+def talk_section() -> None:
+    """The volunteer's own Talk comments and those that mention them, rendered as Talk renders them."""
+    mine, mentioned = volunteer_comments(store(), user["id"]), mentions_of(store(), user["id"])
+    for frame, title in ((mine, "My comments"), (mentioned, "Mentions of me")):
+        if len(frame):
+            st.subheader(f"{title} ({len(frame):,})")
+            for c in frame.head(20).itertuples():
+                with st.container(border=True):
+                    st.markdown(f"**{c.volunteer}** on `{c.id_str}` · {c.created_at:%Y-%m-%d %H:%M} UTC"
+                                + (" · :orange[hidden by a moderator]" if c.hidden else ""))
+                    st.html(f'<div class="ga-comment">{render(c.body)}</div>')
+
+
 hist = volunteer_history(store(), user["id"])
 if hist.empty:
     st.info("No classifications yet. Every galaxy you classify shows up here, with how your answers compare "
             "with the crowd's and with galaxies whose answer experts know.")
+    talk_section()
     st.stop()
 
 last = hist.iloc[-1]
@@ -44,6 +61,7 @@ if survey is not None and len(flags):
                 st.image(display(survey.image(ids[gid]), 128), width="stretch")
                 st.caption(f"`{gid}`" + (f"  \n{reason}" if isinstance(reason, str) else ""))
 
+talk_section()
 with st.expander("Every classification"):
     st.dataframe(hist[["created_at", "id_str", "answer", "consensus", "n_votes", "gold"]].iloc[::-1],
                  hide_index=True, width="stretch")

@@ -11,7 +11,7 @@ from .lookup import AccessDenied, NotFound, get_volunteer, volunteer_row
 from .models import ROLES, Volunteer, utcnow
 
 __all__ = ["add_volunteer", "add_admin", "authenticate", "require_role", "account_for_sign_on", "sign_on_name",
-           "mark_tutorial_seen"]
+           "mark_tutorial_seen", "volunteer_names"]
 
 MIN_PASSWORD = 8
 _hasher = None
@@ -112,3 +112,9 @@ def mark_tutorial_seen(store: Store, volunteer: int | str) -> None:
         if v.tutorial_seen_at is None:
             v.tutorial_seen_at = utcnow()
     store.write(fn)
+
+
+def volunteer_names(store: Store) -> list[str]:
+    """Every account's name (Talk marks an ``@name`` only when it is one of them)."""
+    with store.read() as s:
+        return list(s.scalars(select(Volunteer.name).order_by(Volunteer.name)))

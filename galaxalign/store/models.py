@@ -73,6 +73,7 @@ class Volunteer(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     tutorial_seen_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: the Classify page shows the tutorial
+    talk_suspended_at: Mapped[datetime | None] = mapped_column(DateTime)  # set: may read Talk, not post
 
 
 class Classification(Base):
@@ -168,6 +169,52 @@ class GalaxyFlag(Base):
     volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))  # favourite or odd
     reason: Mapped[str | None] = mapped_column(String(40))  # odd: one of galaxalign.store.flags.ODD_REASONS
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Comment(Base):
+    """A volunteer's comment on a galaxy in Talk (galaxalign.store.talk); Markdown, rendered by galaxalign.talk."""
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_galaxy", "galaxy_id", "created_at"),
+                      Index("ix_comments_volunteer", "volunteer_id", "created_at"),
+                      Index("ix_comments_created", "created_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"))
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime)  # set by a moderator: shown to admins only
+    hidden_by: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+
+
+class CommentTag(Base):
+    """A #hashtag of a comment, with its galaxy (the tag's page lists galaxies without a join)."""
+    __tablename__ = "comment_tags"
+    __table_args__ = (Index("ix_comment_tags_tag", "tag", "galaxy_id"),)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"))
+
+
+class CommentMention(Base):
+    """An @mention of a volunteer in a comment."""
+    __tablename__ = "comment_mentions"
+    __table_args__ = (Index("ix_comment_mentions_volunteer", "volunteer_id"),)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ModerationAction(Base):
+    """One moderation action (hide, unhide, delete, suspend, unsuspend), who took it and why; a deleted
+    comment's text is kept here, for the record."""
+    __tablename__ = "moderation_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(20))
+    comment_id: Mapped[int | None] = mapped_column(Integer)
+    volunteer_id: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
