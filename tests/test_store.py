@@ -1,5 +1,6 @@
 """The annotation store on SQLite and PostgreSQL: votes, consensus, retirement, queue, models, exports."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -410,3 +411,46 @@ def test_on_a_large_survey_the_queue_scores_a_bounded_pool(seeded, tmp_path, mon
         seen.add(g.id_str)
         record_classification(store, "vol2", g.id, GZ2_ROUND, rule=RetirementRule(50, 50, 1.0))
     assert next_galaxy_for(store, "vol2", "demo", rng=rng) is None
+
+
+def test_upgrading_a_store_that_holds_data_keeps_every_row(db_url):
+    """Migrations that rebuild ``surveys`` and ``volunteers`` (SQLite cannot alter a column in place) once
+    cascaded the DROP of the old table to every galaxy, vote and prediction of an upgraded workspace."""
+    from galaxalign.store import migrate, open_store
+
+    store = open_store(db_url, upgrade=False)
+    migrate(store.engine, "0001")
+    rows = {"surveys": "INSERT INTO surveys (id, name, path, kind, class_names, workflow, n_galaxies, created_at) "
+                       "VALUES (1, 'old', '/x.h5', 'galaxy10', '[\"a\", \"b\"]', 'gz2', 3, '2026-01-01')",
+            "volunteers": "INSERT INTO volunteers (id, name, role, active, created_at) "
+                          "VALUES (1, 'ada', 'volunteer', true, '2026-01-01')",
+            "galaxies": "INSERT INTO galaxies (id, survey_id, id_str, idx, gold, n_votes, retired) VALUES "
+                        "(1, 1, 'g0', 0, false, 1, false), (2, 1, 'g1', 1, false, 0, false), "
+                        "(3, 1, 'g2', 2, true, 0, false)",
+            "model_versions": "INSERT INTO model_versions (id, name, config, checkpoint_path, sha256, metrics, "
+                              "status, created_at) VALUES (1, 'v1', '{}', '/m.pt', 'ab', '{}', 'active', '2026-01-01')",
+            "classifications": "INSERT INTO classifications (id, galaxy_id, volunteer_id, workflow, workflow_version, "
+                               "answers, created_at) VALUES (1, 1, 1, 'gz2', '1', '[]', '2026-01-01')",
+            "predictions": "INSERT INTO predictions (id, model_version_id, galaxy_id, probs, top_class, confidence, "
+                           "entropy) VALUES (1, 1, 1, '[0.5, 0.5]', 0, 0.5, 0.69), (2, 1, 2, '[0.5, 0.5]', 1, 0.5, 0.69)"}
+    with store.engine.begin() as c:
+        for sql in rows.values():
+            c.exec_driver_sql(sql)
+    before = {t: n_rows_sql(store, t) for t in rows}
+    store.dispose()
+    store = open_store(db_url)  # every later migration, 0002 … head
+    with store.engine.connect() as c:
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() != "0001"
+    assert {t: n_rows_sql(store, t) for t in rows} == before == {t: v for t, v in zip(rows, (1, 1, 3, 1, 1, 2))}
+    if store.dialect == "sqlite":  # the old file is kept beside the new one, and the references are enforced again
+        path = store.engine.url.database
+        backups = list(Path(path).parent.glob(Path(path).name + ".before-*"))
+        assert len(backups) == 1
+        with store.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.dispose()
+
+
+def n_rows_sql(store, table):
+    with store.engine.connect() as c:
+        return c.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()

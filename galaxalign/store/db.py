@@ -7,6 +7,7 @@ Both retry a transaction that lost a lock race, a few times with back-off.
 """
 from __future__ import annotations
 
+import os
 import random
 import time
 from contextlib import contextmanager
@@ -87,16 +88,75 @@ class Store:
         self.engine.dispose()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def _revisions(engine: Engine, target: str) -> tuple[str | None, str]:
+    """(the database's Alembic revision or None when it has none yet, the ``target`` revision's id)."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, ScriptDirectory.from_config(cfg).get_revision(target).revision
+
+
+def _backup_sqlite(engine: Engine, current: str, target: str) -> Path | None:
+    """Copy a SQLite database that holds data to ``<file>.before-<target>`` (SQLite's online backup)
+    before its schema changes: an upgrade that goes wrong leaves the old file beside the new one."""
+    import sqlite3
+
+    path = engine.url.database
+    if not path or path == ":memory:" or not Path(path).exists():
+        return None
+    dest = Path(f"{path}.before-{target}")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
+    src, out = sqlite3.connect(path, timeout=30), sqlite3.connect(tmp)
+    try:
+        src.backup(out)
+    finally:
+        out.close()
+        src.close()
+    tmp.replace(dest)
+    return dest
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default).
+
+    SQLite cannot alter a column in place, so a migration rebuilds the table (a copy, then DROP and
+    rename). With foreign keys enforced, dropping ``surveys`` or ``volunteers`` would cascade to every
+    galaxy, vote and prediction: on SQLite the migrations therefore run with ``PRAGMA foreign_keys=OFF``
+    (it only takes effect outside a transaction), the references are checked afterwards, and a database
+    that already holds data is first backed up beside itself (``galaxalign.db.before-<revision>``)."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    current, target = _revisions(engine, revision)
+    if current == target:
+        return
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        return
+    if current is not None:
+        _backup_sqlite(engine, current, target)
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection  # autocommit (isolation_level None): outside any transaction
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:  # rolled back: the database stays as it was
+                    raise StoreError(f"the migration to {target} would leave {len(broken)} broken references "
+                                     f"(first: table {broken[0][0]}, row {broken[0][1]}); nothing was changed")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def open_store(url: str | None = None, upgrade: bool = True) -> Store:
