@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the test suite talks to, from Debian's packages: PostgreSQL (listening on
-# localhost only, its default), Redis (127.0.0.1 only, no persistence) and Chromium (driven by
-# Playwright in the browser test). Prints the environment the tests need, as NAME=value words for
+# localhost only, its default), Redis (127.0.0.1 only, no persistence), Chromium (driven by
+# Playwright in the browser test) and docker-compose (checks compose.yaml; nothing is run). Prints the environment the tests need, as NAME=value words for
 # `env`. Idempotent; installing needs root. Chatter goes to stderr.
 set -euo pipefail
 PORT="${GALAXALIGN_PG_PORT:-5432}"
@@ -11,6 +11,7 @@ REDIS_PORT="${GALAXALIGN_TEST_REDIS_PORT:-6390}"
   ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # validates compose.yaml (no daemon needed)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -5,6 +5,7 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
     python bench/screenshots.py --survey first  # the FIRST workspace (`make demo SURVEY=first`):
                                                 # docs/screenshots/classify_first.png
     python bench/screenshots.py --phone         # docs/screenshots/classify_phone.png (390×844)
+    python bench/screenshots.py --talk          # docs/screenshots/talk_thread.png (a thread, as an admin)
     python bench/screenshots.py --loop          # the science loop, on the workspace that
                                                 # `python bench/campaign.py --keep anchoring_0.6` kept:
                                                 # docs/screenshots/admin_anchoring.png, hunt_grid.png
@@ -76,6 +77,45 @@ def phone_classify(url: str, password: str, out: Path) -> None:
         page.screenshot(path=str(out / "classify_phone.png"))
 
 
+TALK = [("ada", "Is that a faint **ring** around the bulge? #ring"),
+        ("bob", "@ada I see it too, and maybe an arc to the upper left. #ring #lens"),
+        ("mallory", "<script>alert('hi')</script> <img src=x onerror=alert(1)> [free prize](javascript:alert(2))")]
+
+
+def _talk_store(ws: Path):
+    """Three volunteers discuss the galaxy Classify shows the admin first; the third comment is hostile."""
+    from galaxalign.store import add_volunteer, open_store
+
+    store = open_store(f"sqlite:///{ws / 'galaxalign.db'}")
+    for name in sorted({n for n, _ in TALK}):
+        add_volunteer(store, name, "volunteer", None)
+    return store
+
+
+def talk_thread(url: str, password: str, out: Path, store) -> None:
+    """A Talk thread as an admin sees it: tags, a mention, a hostile comment shown as the text typed, and
+    the moderation buttons."""
+    from galaxalign.store import post_comment
+
+    import numpy as np
+
+    from galaxalign.data import load_survey
+    from galaxalign.store import list_surveys
+
+    survey = load_survey(list_surveys(store)[0].path)  # its first barred spiral (Galaxy10 class 5)
+    gid = str(survey.id_str[int(np.flatnonzero(survey.labels == 5)[0])])
+    for name, body in TALK:
+        post_comment(store, name, gid, body)
+    with signed_in(url, password, viewport={"width": 1400, "height": 1000}) as (page, expect):
+        page.get_by_role("link", name="Talk").click()
+        page.locator(".st-key-talk_view").get_by_text("Thread", exact=True).click()
+        page.get_by_label("Galaxy").fill(gid)
+        page.get_by_label("Galaxy").press("Enter")
+        expect(page.locator(".ga-comment", has_text="alert('hi')")).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "talk_thread.png"), full_page=True)
+
+
 def loop_pages(url: str, password: str, out: Path) -> None:
     """The Admin page's anchoring control and retirement rule after a simulated campaign, and a hunt's
     grid worked from the keyboard (→ → Space ↓ Space)."""
@@ -116,6 +156,7 @@ def main() -> None:
     ap.add_argument("--survey", default="demo", choices=["demo", "first"])
     ap.add_argument("--loop", action="store_true", help="the anchoring panel and a hunt, from a kept campaign")
     ap.add_argument("--phone", action="store_true", help="only the Classify page on a 390×844 phone screen")
+    ap.add_argument("--talk", action="store_true", help="only a Talk thread, with a hostile comment, as an admin")
     a = ap.parse_args()
     out = ROOT / "docs" / "screenshots"
     if a.loop:
@@ -140,6 +181,10 @@ def main() -> None:
             if a.phone:
                 out.mkdir(parents=True, exist_ok=True)
                 phone_classify(url, password, out)
+            elif a.talk:
+                store = _talk_store(ws)
+                talk_thread(url, password, out, store)
+                store.dispose()
             elif a.survey == "demo":
                 walk_through(url, "admin", password, out, n_votes=2)
             else:

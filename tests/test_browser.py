@@ -36,7 +36,7 @@ def test_sign_in_classify_three_and_search(workspace, tmp_path):
 
 def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace, tmp_path):
     """Keys only: 1–9 answer the current question in the order shown, F favourites, ? opens the field
-    guide; typing in a text box (the sign-in form) answers nothing."""
+    guide; typing in a text box (the sign-in form) answers nothing. Then the galaxy is flagged as odd."""
     from playwright.sync_api import expect, sync_playwright
 
     from galaxalign.store import open_store, volunteer_flags, volunteer_stats
@@ -74,6 +74,11 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
             guide = page.locator("[data-testid='stPopoverBody']")
             expect(guide).to_be_visible()
             expect(guide).to_contain_text(GZ2_TREE["T01"].answers[0].help)
+            page.keyboard.press("Escape")
+            page.get_by_role("button", name="⚑ Odd", exact=True).click()  # and flag the galaxy as odd
+            page.get_by_text("lens or arc", exact=True).click()
+            page.get_by_role("button", name="Flag it").click()
+            expect(page.get_by_role("button", name="⚑ Odd ✓", exact=True)).to_be_visible()
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
@@ -84,7 +89,7 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
     flags = volunteer_flags(store, "vera")
     store.dispose()
     assert int(stats.votes[0]) == 3
-    assert list(flags.kind) == ["favourite"]
+    assert sorted(zip(flags.kind, flags.reason.fillna(""))) == [("favourite", ""), ("odd", "lens or arc")]
 
 
 def test_talk_in_the_browser_tutorial_once_hashtag_hostile_comment_inert_and_hidden(workspace, tmp_path):

@@ -52,6 +52,16 @@ def commit(answers: list, galaxy: int) -> None:
     new_galaxy()
 
 
+def flag_odd(galaxy: int, id_str: str) -> None:
+    """Flag ``galaxy`` as odd for the reason chosen (a callback: the button shows the flag in the same run)."""
+    why = S.get("cls_odd_reason")
+    try:
+        set_flag(store(), user["id"], galaxy, "odd", reason=why)
+        S["cls_toast"] = f"Flagged {id_str} as odd ({why}). Thank you — researchers see every flag."
+    except Exception as e:  # noqa: BLE001 - shown as one line
+        S["cls_flag_error"] = f"The flag was not saved: {e}"
+
+
 def guide_row(symbol: str, name: str, help_text: str, size: int = 56) -> None:
     """One line of a field guide: the symbol, then the answer's name and what it means."""
     g1, g2 = st.columns([1, 5])
@@ -114,7 +124,7 @@ if get_volunteer(store(), user["id"]).tutorial_seen_at is None or S.get("cls_tut
             "3. **Your votes count with others'.** Several volunteers see each galaxy; their consensus becomes "
             "the label astronomers use and the model learns from.\n"
             "4. **Not sure?** The field guide explains every symbol. *Skip* (**S**) is fine; ☆ (**F**) keeps a "
-            "galaxy in your favourites; *Something odd* tells researchers about a strange one.")
+            "galaxy in your favourites; ⚑ *Odd* tells researchers about a strange one.")
         if st.button("Start classifying", key="cls_tutorial_done", type="primary"):
             mark_tutorial_seen(store(), user["id"])
             S["cls_tutorial"] = False
@@ -127,6 +137,10 @@ if len(mine):
     st.container(key="cls_stats").caption(
         f"You have classified **{n}** {'galaxy' if n == 1 else 'galaxies'} · the crowd agreed with you on "
         f"**{agree}** of those others classified too.")
+if (toast := S.pop("cls_toast", None)):
+    st.toast(toast)
+if (flag_err := S.pop("cls_flag_error", None)):
+    st.error(flag_err)
 err = S.pop("cls_error", None)
 if err:
     st.error(f"That vote was not saved: {err}")
@@ -167,11 +181,10 @@ with left:
     f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
               on_click=lambda: set_flag(store(), user["id"], g.id, "favourite", on=not fav),
               help="Keep this galaxy in My favourites (F)")
-    with f2.popover("⚑ Something odd" + (" (flagged)" if (mine_now.kind == "odd").any() else ""), width="stretch"):
-        why = st.radio("What is odd about it?", ODD_REASONS, key="cls_odd_reason")
-        if st.button("Flag it", key="cls_odd_flag"):
-            set_flag(store(), user["id"], g.id, "odd", reason=why)
-            st.toast(f"Flagged {g.id_str} as odd ({why}). Thank you — researchers see every flag.")
+    with f2.popover("⚑ Odd ✓" if (mine_now.kind == "odd").any() else "⚑ Odd", width="stretch",
+                    help="Something odd about this galaxy? Tell the researchers"):
+        st.radio("What is odd about it?", ODD_REASONS, key="cls_odd_reason")
+        st.button("Flag it", key="cls_odd_flag", on_click=flag_odd, args=(g.id, g.id_str))
     n_talk = comment_counts(store(), [g.id]).get(g.id, 0)
     if f3.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk", width="stretch",
                  help="Discuss this galaxy with other volunteers and the science team"):
