@@ -58,9 +58,11 @@ def get_index(folder: str):
     return SimilarityIndex.load(folder)
 
 
-@st.cache_data(show_spinner=False, max_entries=6)
+@st.cache_resource(show_spinner=False, max_entries=6)
 def get_embeddings(folder: str):
-    return load_embeddings(folder)
+    """Shared by all sessions, read-only: the embeddings memory-mapped (a million galaxies cost no copy
+    and no pickling per run, as ``st.cache_data`` would), the predictions table as read."""
+    return load_embeddings(folder, mmap=True)
 
 
 @st.cache_data(max_entries=2048)

@@ -249,10 +249,12 @@ def calibrate_familiarity(model: TriModalCLIP, survey: Survey, labels: np.ndarra
     return Familiarity.fit(embed_images(model, survey, ref), held_emb, labels[held], probs, seed=seed)
 
 
-def load_embeddings(folder: str | os.PathLike):
-    """``(embeddings (N, D), predictions DataFrame)`` written by :func:`embed_survey`."""
+def load_embeddings(folder: str | os.PathLike, mmap: bool = False):
+    """``(embeddings (N, D), predictions DataFrame)`` written by :func:`embed_survey`; ``mmap``: the
+    embeddings memory-mapped read-only (the app's shared copy)."""
     folder = Path(folder)
     try:
-        return np.load(folder / "embeddings.npy"), pd.read_parquet(folder / "predictions.parquet")
+        return (np.load(folder / "embeddings.npy", mmap_mode="r" if mmap else None),
+                pd.read_parquet(folder / "predictions.parquet"))
     except FileNotFoundError as e:
         raise ModelError(f"{e.filename}: no embeddings there; run `galaxalign embed` first") from None

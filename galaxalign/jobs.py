@@ -44,8 +44,9 @@ from .errors import GalaxalignError
 from .fsutil import remove_partial_dirs, staged_dir
 from .importer import import_path, open_registered
 from .index import SimilarityIndex
-from .inference import calibrate_familiarity, embed_survey, evaluate_model
+from .inference import calibrate_familiarity, embed_survey, evaluate_model, load_embeddings
 from .model import load_model, save_model
+from .projection import cached_projection
 from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, enqueue_job_row,
                     finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
                     list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
@@ -54,7 +55,8 @@ from .store.models import Job, utcnow
 from .train import TrainCfg, load_config, resolve_split, train
 from .workspace import Workspace, default_workspace
 
-__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "bootstrap", "JOBS",
+__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "project_map",
+           "bootstrap", "JOBS", "JOB_ROLES",
            "JobCancelled", "HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "JOB_KINDS", "DEFAULT_CONFIG"]
 
 # A job beats every HEARTBEAT_SECONDS; one silent for STALE_AFTER_SECONDS is taken for dead.
@@ -98,8 +100,8 @@ def enqueue(store, kind: str, params: dict | None = None, requested_by=None, wor
     """Record a job and put it on the queue; returns the job id."""
     if kind not in JOB_KINDS:
         raise GalaxalignError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
-    if requested_by is not None:  # jobs started from the app: only admins may
-        require_role(store, requested_by, "admin")
+    if requested_by is not None:  # jobs started from the app: admins, or the role JOB_ROLES names
+        require_role(store, requested_by, JOB_ROLES.get(kind, "admin"))
     ws = workspace or default_workspace()
     job_id = enqueue_job_row(store, kind, params or {}, requested_by)
     get_huey(str(ws.root)).galaxalign_run_job(job_id, str(ws.root))
@@ -211,6 +213,7 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
     store_predictions(store, mv.id, row.name, probs, ood=preds["ood"].to_numpy() if "ood" in preds else None,
                       disagreement=preds["disagreement"].to_numpy() if "disagreement" in preds else None)
     SimilarityIndex.build(emb, preds["id_str"].to_numpy()).save(out)
+    cached_projection(out, emb, "pca")  # Explore's first map is read from disk, never computed in the page
     set_model_embeddings(store, mv.id, str(workspace.embeddings / mv.name))
     report(1.0, f"predictions and index for {mv.name} ready")
     return {"model": mv.name, **stats}
@@ -386,7 +389,31 @@ def adapt(store, workspace: Workspace, job_id: int | None, params: dict, show_ba
 
 
 # One table of job kinds: the queue accepts these and the worker dispatches through it.
-JOBS = {"retrain": retrain, "embed": embed_version, "adapt": adapt}
+def project_map(store, workspace: Workspace, job_id: int | None, params: dict) -> dict:
+    """A t-SNE or UMAP map of a survey's embeddings for Explore (``params``: ``survey``, ``model`` (default:
+    the active one), ``method``): past :data:`galaxalign.projection.FIT_LIMIT` galaxies fitted on a
+    sample and the rest placed into it; cached beside the embeddings, where the page reads it."""
+    method = params.get("method")
+    if method not in ("pca", "tsne", "umap"):
+        raise GalaxalignError(f"projection method {method!r} must be one of pca, tsne, umap")
+    row = get_survey(store, params.get("survey") or list_surveys(store)[0].name)
+    mv = get_model_version(store, params["model"]) if params.get("model") else active_model(store)
+    if mv is None or not mv.embeddings_path:
+        raise GalaxalignError(f"no embedded model to project for survey {row.name!r}")
+    report = _reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None)
+    folder = Path(mv.embeddings_path) / row.name
+    emb, _ = load_embeddings(folder)
+    report(0.05, f"projecting {len(emb):,} galaxies of {row.name} by {method}")
+    t0 = time.time()
+    cached_projection(folder, emb, method)
+    report(1.0, f"{method} map of {len(emb):,} galaxies ready in {time.time() - t0:.0f} s")
+    return {"survey": row.name, "model": mv.name, "method": method, "galaxies": int(len(emb)),
+            "seconds": round(time.time() - t0, 1)}
+
+
+JOBS = {"retrain": retrain, "embed": embed_version, "adapt": adapt, "project": project_map}
+# who may start a job of each kind from the app (default: admins); a map is a researcher's own view
+JOB_ROLES = {"project": "researcher"}
 JOB_KINDS = tuple(JOBS)
 
 DEMO_SURVEYS = ("demo", "first")

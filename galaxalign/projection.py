@@ -16,16 +16,42 @@ from pathlib import Path
 import numpy as np
 from .fsutil import atomic_path
 
-__all__ = ["project", "grid_assignment", "cached_projection", "METHODS"]
+__all__ = ["project", "grid_assignment", "cached_projection", "projection_path", "METHODS", "FIT_LIMIT", "IN_PAGE_LIMIT"]
 
 METHODS = ("pca", "tsne", "umap")
 
 
-def project(embeddings: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(N, D) → (N, 2) float32 by ``pca``, ``tsne`` or ``umap``."""
+FIT_LIMIT = 20_000  # t-SNE / UMAP are fitted on at most this many galaxies; the others are placed by transform
+IN_PAGE_LIMIT = 20_000  # a t-SNE / UMAP of more galaxies is a worker job (jobs.project_map), never a page's
+
+
+def project(embeddings: np.ndarray, method: str = "pca", seed: int = 0, fit_limit: int = FIT_LIMIT) -> np.ndarray:
+    """(N, D) → (N, 2) float32 by ``pca``, ``tsne`` or ``umap``. Past ``fit_limit`` galaxies t-SNE and
+    UMAP are fitted on a random sample of that many and every other galaxy is placed into that map
+    (openTSNE's and UMAP's ``transform``): the cost grows linearly, not with the fit."""
     z = np.asarray(embeddings, np.float32)
     if z.ndim != 2 or len(z) < 3:
         raise ValueError(f"need at least 3 embeddings (N, D) to project, got {z.shape}")
+    if method in ("tsne", "umap") and len(z) > fit_limit:
+        fit = np.sort(np.random.default_rng(seed).choice(len(z), fit_limit, replace=False))
+        rest = np.setdiff1d(np.arange(len(z)), fit)
+        out = np.empty((len(z), 2), np.float32)
+        if method == "tsne":
+            from openTSNE import TSNE
+
+            emb = TSNE(n_components=2, perplexity=30.0, metric="cosine", n_jobs=2, random_state=seed,
+                       verbose=False).fit(z[fit])
+            out[fit] = np.asarray(emb, np.float32)
+            for s in range(0, len(rest), 50_000):  # bounded memory: the new points' neighbour graph per block
+                out[rest[s:s + 50_000]] = np.asarray(emb.transform(z[rest[s:s + 50_000]]), np.float32)
+        else:
+            import umap
+
+            reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1).fit(z[fit])
+            out[fit] = reducer.embedding_.astype(np.float32)
+            for s in range(0, len(rest), 50_000):
+                out[rest[s:s + 50_000]] = reducer.transform(z[rest[s:s + 50_000]]).astype(np.float32)
+        return out
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -68,10 +94,14 @@ def grid_assignment(xy: np.ndarray, rows: int, cols: int, seed: int = 0, max_can
     return out.reshape(rows, cols)
 
 
+def projection_path(folder: str | os.PathLike, method: str, seed: int = 0) -> Path:
+    """Where :func:`cached_projection` keeps a map: ``<folder>/proj_<method>_<seed>.npy``."""
+    return Path(folder) / f"proj_{method}_{seed}.npy"
+
+
 def cached_projection(folder: str | os.PathLike, embeddings: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
     """:func:`project`, cached as ``<folder>/proj_<method>_<seed>.npy`` (per model version folder)."""
-    folder = Path(folder)
-    path = folder / f"proj_{method}_{seed}.npy"
+    path = projection_path(folder, method, seed)
     if path.exists():
         xy = np.load(path)
         if len(xy) == len(embeddings):

@@ -26,12 +26,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(workspace: Path, log_path: Path):
-    """Serve the app on a free loopback port for ``workspace``; yields its URL."""
+def streamlit_server(workspace: Path, log_path: Path, app: Path = APP):
+    """Serve the app (``app``: its main script) on a free loopback port for ``workspace``; yields its URL."""
     port = free_port()
     env = {**os.environ, "GALAXALIGN_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
     log = open(log_path, "wb")
-    p = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+    p = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
                           "--server.address", "127.0.0.1", "--server.headless", "true",
                           "--browser.gatherUsageStats", "false"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"

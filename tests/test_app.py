@@ -100,6 +100,17 @@ def test_researcher_explores_map_grid_and_search(workspace):
     assert "Admin" not in str(at.sidebar)
 
 
+def plotly_values(v):
+    """A trace's values as a list: plotly sends numpy arrays as ``{"dtype", "bdata"}`` (base64)."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
+
+
 def test_a_survey_larger_than_the_map_limit_draws_a_sample(workspace, monkeypatch):
     import galaxalign.viewing
 
@@ -107,9 +118,51 @@ def test_a_survey_larger_than_the_map_limit_draws_a_sample(workspace, monkeypatc
     at = signed_in("rosa", "researcher-pw")
     at.switch_page(str(VIEWS / "explore.py")).run()
     assert not at.exception, at.exception
-    assert any("random sample of 50 of the" in c.value for c in at.caption)
+    assert any("random sample of 50 of the 60 galaxies in the survey over the density" in c.value for c in at.caption)
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(len(trace["hovertext"]) for trace in fig["data"]) == 50  # one hover name per galaxy drawn
+    assert [im["layer"] for im in fig["layout"]["images"]] == ["below"]  # every galaxy, as a density image
+    assert fig["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
+    # zoomed into the region left of the 21st drawn point (as *Zoom to the selection* does): 21 of the drawn
+    # galaxies and at most the 10 undrawn ones lie there, so every galaxy there is drawn, without density
+    (x0, _), (y0, y1) = fig["layout"]["xaxis"]["range"], fig["layout"]["yaxis"]["range"]
+    cut = sorted(x for trace in fig["data"] for x in plotly_values(trace["x"]))[20]
+    at.session_state["exp_bounds"] = {"pca": ((x0, cut), (y0, y1))}
+    at.run()
+    assert not at.exception, at.exception
+    zoomed = json.loads(at.get("plotly_chart")[0].proto.spec)
+    xs = [x for trace in zoomed["data"] for x in plotly_values(trace["x"])]
+    assert 21 <= len(xs) <= 31 and max(xs) <= cut and "images" not in zoomed["layout"]
+    assert not at.button(key="exp_unzoom").disabled
+    at.button(key="exp_unzoom").click().run()
+    assert sum(len(t["hovertext"]) for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) == 50
+
+
+def test_a_large_survey_gets_its_umap_from_the_worker_not_the_page(workspace, monkeypatch):
+    import galaxalign.projection
+
+    monkeypatch.setattr(galaxalign.projection, "IN_PAGE_LIMIT", 40)  # the 60-galaxy survey counts as large
+    at = signed_in("rosa", "researcher-pw")
+    at.switch_page(str(VIEWS / "explore.py")).run()
+    at.radio(key="exp_method").set_value("umap").run()
+    assert not at.exception, at.exception
+    assert any("computed by the worker, not in this page" in i.value for i in at.info)
+    at.button(key="exp_project").click().run()
+    assert any("Queued projection job" in m.value for m in at.success)  # a researcher may ask for a map
+
+    from galaxalign.jobs import project_map
+    from galaxalign.store import active_model, list_jobs, open_store
+    from galaxalign.workspace import Workspace
+
+    w = Workspace(workspace)
+    store = open_store(w.database_url)
+    job = list_jobs(store)[0]
+    assert job.kind == "project" and job.params["method"] == "umap"
+    res = project_map(store, w, None, job.params)  # what the worker runs
+    assert res["galaxies"] == 60 and (Path(active_model(store).embeddings_path) / "demo" / "proj_umap_0.npy").exists()
+    store.dispose()
+    at.run()
+    assert not any("computed by the worker" in i.value for i in at.info)  # now read from disk
 
 
 def test_admin_retrains_and_manages_versions(workspace):

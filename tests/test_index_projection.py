@@ -134,6 +134,24 @@ def test_projections_keep_clusters_apart(clustered, method):
     assert min(gaps) > spread
 
 
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_past_the_fit_limit_a_sample_is_fitted_and_the_rest_placed_into_its_map(method):
+    """What the worker does for a large survey: fit on a sample, transform the others; the galaxies
+    placed afterwards land by their own class, not anywhere."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 32)) * 4
+    labels = np.repeat(np.arange(3), 100)
+    z = (centres[labels] + rng.normal(size=(300, 32))).astype(np.float32)
+    xy = project(z, method, fit_limit=90)
+    assert xy.shape == (300, 2) and np.isfinite(xy).all()
+    fitted = np.zeros(300, bool)
+    fitted[np.sort(np.random.default_rng(0).choice(300, 90, replace=False))] = True
+    centre = np.stack([xy[fitted & (labels == c)].mean(0) for c in range(3)])  # the sample's clusters
+    placed = ~fitted
+    nearest = np.argmin(((xy[placed, None, :] - centre[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == labels[placed]).mean() > 0.95
+
+
 def test_grid_assignment_puts_neighbours_side_by_side():
     # points on a line from left to right must fill the grid left to right
     xy = np.stack([np.linspace(0, 1, 16), np.zeros(16)], 1)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from galaxalign.viewing import ViewError, adjust_view, map_sample, read_query_image, thumbnail_sheet, upscale
+from galaxalign.viewing import (ViewError, adjust_view, density_image, in_bounds, map_bounds, map_sample,
+                               read_query_image, thumbnail_sheet, upscale)
 
 
 def test_zoom_crops_the_centre_and_stretches_lift_faint_light():
@@ -81,3 +82,17 @@ def test_a_large_map_draws_a_bounded_repeatable_sample():
     assert len(rows) == len(set(rows.tolist())) == 100_000 and rows.min() >= 0 and rows.max() < 1_000_000
     assert (np.diff(rows) > 0).all() and np.array_equal(rows, map_sample(1_000_000, 100_000, seed=3))
     assert not np.array_equal(rows, map_sample(1_000_000, 100_000, seed=4))
+
+
+def test_the_density_image_shows_every_point_where_it_lies_and_nothing_elsewhere():
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal([-2, 0], 0.1, (200_000, 2)), rng.normal([2, 0], 0.1, (1, 2))])  # one lone point
+    bounds = map_bounds(xy)
+    assert in_bounds(xy, bounds).all() and bounds[0][0] < -2.3 and bounds[0][1] > 2
+    img = np.asarray(density_image(xy, bounds, width=200, height=100))
+    assert img.shape == (100, 200, 4)
+    alpha = img[..., 3]
+    col = lambda x: int((x - bounds[0][0]) / (bounds[0][1] - bounds[0][0]) * 200)  # noqa: E731
+    assert alpha[:, col(-2)].max() > 0 and alpha[:, col(xy[-1, 0]) - 1: col(xy[-1, 0]) + 2].max() > 0  # the lone galaxy is seen
+    assert alpha[:, col(0)].max() == 0 and (alpha > 0).mean() < 0.2  # empty sky stays transparent
+    assert not in_bounds(xy, ((0.0, 1.0), (-1.0, 1.0))).any()

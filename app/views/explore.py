@@ -10,16 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from common import (active_model_row, current_survey, display, get_embeddings, get_index, get_model, require,
-                    show_error, store, survey_row, symbol_image)
+from common import (active_model_row, current_survey, display, get_embeddings, get_index, get_model, get_workspace,
+                    require, show_error, store, survey_row, symbol_image)
 
 from galaxalign.errors import GalaxalignError
-from galaxalign.projection import cached_projection, grid_assignment
+from galaxalign.jobs import enqueue
+import galaxalign.projection as projection_module
+from galaxalign.projection import cached_projection, grid_assignment, projection_path
 from galaxalign.store import consensus_labels, galaxy_flag_counts
 from galaxalign.symbols import list_symbols
-from galaxalign.viewing import map_sample, read_query_image, thumbnail_sheet
+from galaxalign.viewing import (density_image, in_bounds, map_bounds, map_sample, read_query_image,
+                                thumbnail_sheet)
 
-require("researcher")
+user = require("researcher")
+S = st.session_state
 st.title("Explore the embedding space")
 row = survey_row()
 survey, mv = current_survey(row), active_model_row()
@@ -39,6 +43,15 @@ st.caption(f"Model **{mv.name}** · {len(emb):,} galaxies · {emb.shape[1]}-d em
 @st.cache_data(show_spinner="Projecting…", max_entries=12)
 def projection(folder: str, method: str, version: str) -> np.ndarray:
     return cached_projection(folder, get_embeddings(folder)[0], method)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def density(folder: str, method: str, version: str, bounds, only_flagged: bool):
+    """The density image of every galaxy in ``bounds`` (flagged ones only when asked)."""
+    xy = projection(folder, method, version)
+    if only_flagged:
+        xy = xy[get_embeddings(folder)[1].id_str.isin(flag_frame(row.id).id_str).to_numpy()]
+    return density_image(xy[in_bounds(xy, bounds)], bounds)
 
 
 @st.cache_data(show_spinner=False, max_entries=4, ttl=30)  # votes keep arriving: refresh every 30 s
@@ -69,42 +82,89 @@ with tab_map:
     colours += ["volunteer flags"]
     colour = c2.selectbox("Colour by", colours, key="exp_colour")
     only_flagged = st.checkbox("Only galaxies volunteers flagged (favourite or something odd)", key="exp_flagged")
-    xy = projection(str(folder), method, mv.name)
-    df = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "id_str": preds.id_str,
-                       "model label": [names[k] for k in preds.pred], "confidence": preds.confidence.round(3)})
-    df["known label"] = [names[k] if k >= 0 else "unknown" for k in survey.labels]
+    if method != "pca" and len(emb) > projection_module.IN_PAGE_LIMIT and not projection_path(folder, method).exists():
+        # a t-SNE or UMAP of a large survey is the worker's job (fit on a sample, the rest placed into it)
+        st.info(f"A {method.upper().replace('TSNE', 't-SNE')} map of {len(emb):,} galaxies is computed by the "
+                "worker, not in this page; the PCA map is shown until it is ready.")
+        if st.button(f"Compute the {method.upper().replace('TSNE', 't-SNE')} map on the worker", key="exp_project"):
+            try:
+                jid = enqueue(store(), "project", {"survey": row.name, "model": mv.name, "method": method},
+                              requested_by=user["id"], workspace=get_workspace())
+                st.success(f"Queued projection job {jid}.")
+            except GalaxalignError as e:
+                show_error(e)
+        method = "pca"
+    xy_all = projection(str(folder), method, mv.name)
+    ids_all = preds.id_str
+    flags = flag_frame(row.id)
+    keep = np.ones(len(xy_all), bool)
+    if only_flagged:
+        keep &= ids_all.isin(flags.id_str).to_numpy()
+    full = map_bounds(xy_all[keep]) if keep.any() else map_bounds(xy_all)
+    bounds = S.get("exp_bounds", {}).get(method) or full
+    in_view = np.flatnonzero(keep & in_bounds(xy_all, bounds))
+    drawn = in_view[map_sample(len(in_view))]  # survey rows; the browser gets a bounded number of points
+    labels_all = survey.labels
+    names_arr = np.asarray(list(names) + ["unknown"], dtype=object)
+    df = pd.DataFrame({"x": xy_all[drawn, 0], "y": xy_all[drawn, 1], "id_str": ids_all.to_numpy()[drawn],
+                       "model label": names_arr[preds.pred.to_numpy()[drawn]],
+                       "confidence": preds.confidence.to_numpy()[drawn].round(3)}, index=drawn)
+    df["known label"] = names_arr[np.where(labels_all[drawn] >= 0, labels_all[drawn], len(names))]
     if "ood" in preds:
-        df["unfamiliarity"] = preds.ood.round(3)
+        df["unfamiliarity"] = preds.ood.to_numpy()[drawn].round(3)
     cons = consensus_frame(row.id)
-    cmap = dict(zip(cons.id_str, cons.consensus_label))
-    df["consensus"] = [names[int(cmap[i])] if i in cmap and pd.notna(cmap[i]) else "no votes" for i in df.id_str]
+    cons = cons[cons.consensus_label.notna()]
+    cmap = pd.Series(names_arr[cons.consensus_label.to_numpy(int)], index=cons.id_str.to_numpy(), dtype=object)
+    df["consensus"] = df.id_str.map(cmap).astype(object).fillna("no votes")
     df["volunteer–model disagreement"] = np.where(df.consensus == "no votes", "no votes",
                                                   np.where(df.consensus == df["model label"], "agree", "disagree"))
-    flags = flag_frame(row.id)
-    odd, favs = dict(zip(flags.id_str, flags.odd)), dict(zip(flags.id_str, flags.favourites))
-    df["volunteer flags"] = ["odd" if odd.get(i, 0) else "favourite" if favs.get(i, 0) else "none" for i in df.id_str]
+    odd = pd.Series(flags.odd.to_numpy(), index=flags.id_str.to_numpy())
+    favs = pd.Series(flags.favourites.to_numpy(), index=flags.id_str.to_numpy())
+    df["volunteer flags"] = np.where(df.id_str.map(odd).fillna(0) > 0, "odd",
+                                     np.where(df.id_str.map(favs).fillna(0) > 0, "favourite", "none"))
     if only_flagged:
-        df = df[df["volunteer flags"] != "none"]
-        st.caption(f"{len(df):,} flagged galaxies ({int((df['volunteer flags'] == 'odd').sum()):,} as odd).")
-    shown = map_sample(len(df))
-    if len(shown) < len(df):  # the browser gets a bounded number of points; rows keep their survey index
-        df = df.iloc[shown]
-        st.caption(f"The map draws a random sample of {len(df):,} of the {len(preds):,} galaxies; "
-                   "search reaches them all.")
+        st.caption(f"{int(keep.sum()):,} flagged galaxies ({int((flags.odd > 0).sum()):,} as odd).")
+    zoomed = bounds != full
+    if len(drawn) < len(in_view):
+        st.caption(f"The map draws a random sample of {len(drawn):,} of the {len(in_view):,} galaxies "
+                   f"{'in this region' if zoomed else 'in the survey'} over the density of all of them; zoom "
+                   "into a region (box, then *Zoom to the selection*) to draw every point there. Search "
+                   "reaches them all.")
     import plotly.express as px
 
     fig = px.scatter(df, x="x", y="y", color=colour, hover_name="id_str", custom_data=["id_str"],
                      hover_data={"x": False, "y": False, "model label": True, "confidence": True, "known label": True,
                                  **({"unfamiliarity": True} if "ood" in preds else {})},
                      color_continuous_scale="Viridis", render_mode="webgl", height=620)
-    fig.update_traces(marker={"size": 5})
+    dense = len(drawn) < len(in_view)
+    fig.update_traces(marker={"size": 3 if dense else 5, "opacity": 0.75 if dense else 1.0})
+    if dense:  # every galaxy in view, as one picture under the drawn points
+        fig.add_layout_image(source=density(str(folder), method, mv.name, bounds, bool(only_flagged)),
+                             xref="x", yref="y", x=bounds[0][0], y=bounds[1][1], sizex=bounds[0][1] - bounds[0][0],
+                             sizey=bounds[1][1] - bounds[1][0], sizing="stretch", layer="below")
     fig.update_layout(dragmode="lasso", legend_title_text=colour, margin=dict(l=0, r=0, t=10, b=0),
-                      xaxis_visible=False, yaxis_visible=False)
+                      xaxis_visible=False, yaxis_visible=False, xaxis_range=list(bounds[0]),
+                      yaxis_range=list(bounds[1]))
     event = st.plotly_chart(fig, key="exp_map", on_select="rerun", selection_mode=("points", "box", "lasso"))
     # colour traces are separate curves, so rows come back through the id carried in customdata
     points = event.selection.points if event and event.selection else []
+    boxes = event.selection.box if event and event.selection else []
     chosen = {p["customdata"][0] for p in points if p.get("customdata")}
     picked = df.index[df.id_str.isin(chosen)].tolist()
+    z1, z2 = st.columns([1, 1])
+    region = None
+    if boxes:
+        b = boxes[-1]
+        region = (tuple(sorted(map(float, b["x"][:2]))), tuple(sorted(map(float, b["y"][:2]))))
+    elif len(picked) > 1:
+        region = map_bounds(xy_all[picked], pad=0.05)
+    if z1.button("Zoom to the selection", key="exp_zoom", disabled=region is None,
+                 help="Draw every galaxy of the box (or of the lasso's galaxies' extent)"):
+        S.setdefault("exp_bounds", {})[method] = region
+        st.rerun()
+    if z2.button("Whole map", key="exp_unzoom", disabled=not zoomed):
+        S.setdefault("exp_bounds", {}).pop(method, None)
+        st.rerun()
     if picked:
         sel = df.loc[picked, ["id_str", "known label", "model label", "confidence", "consensus"]]
         st.markdown(f"**{len(sel)} galaxies selected**")
@@ -161,10 +221,9 @@ with tab_search:
     if query_img is not None:
         st.image(display(query_img, 128), width=128, caption="query")
     if hits:
-        rows_of = {s: i for i, s in enumerate(preds.id_str)}
         cols = st.columns(8)
         for j, h in enumerate(hits):
             with cols[j % 8]:
-                i = rows_of[h.id_str]
+                i = h.row  # the index was built in the survey's row order
                 st.image(display(survey.image(i), 96), width="stretch")
                 st.caption(f"`{h.id_str}`  \nscore {h.score:.3f} · {names[int(preds.pred[i])]}")
