@@ -138,7 +138,9 @@ def worker(workspace: Path = typer.Option(None, help="Workspace folder"),
     huey = get_huey(str(ws.root))
     typer.echo(f"worker: queue {'redis' if os.environ.get('GALAXALIGN_REDIS_URL') else ws.root / 'huey.db'}, "
                f"store {ws.database_url}", err=True)
-    huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+    # an idle consumer polls at most a second apart (huey's default backs off to 10 s): a queued job, or a
+    # shard another worker could take, does not wait
+    huey.create_consumer(workers=workers, worker_type="thread", periodic=True, max_delay=1.0).run()
 
 
 @app.command()
@@ -160,6 +162,30 @@ def retrain(workspace: Path = typer.Option(None, help="Workspace folder"),
         _echo_json(retrain_job(store, ws, None, params, show_bar=True))
     else:
         typer.echo(f"queued job {enqueue(store, 'retrain', params, workspace=ws)}; `galaxalign worker` runs it")
+
+
+@app.command()
+def reembed(survey: Optional[str] = typer.Option(None, help="Registered survey (default: the first)"),
+            model: Optional[str] = typer.Option(None, help="Model version (default: the active one)"),
+            shards: str = typer.Option("1", help="Split over the workers: a number of shards, or auto "
+                                                 "(50,000 galaxies each)"),
+            workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Queue embedding a registered survey with a model version (predictions, index, map); with --shards,
+    as shard jobs any number of `galaxalign worker` processes share (a dead worker's shard is retried)."""
+    from .jobs import enqueue
+    from .store import active_model, list_surveys, open_store
+
+    if shards != "auto" and not (shards.isdigit() and int(shards) >= 1):
+        raise typer.BadParameter(f"{shards!r}: a whole number of shards ≥ 1, or auto", param_hint="--shards")
+    ws = _workspace(workspace)
+    store = open_store(ws.database_url)
+    mv = model or (active_model(store).name if active_model(store) else None)
+    row = survey or (list_surveys(store)[0].name if list_surveys(store) else None)
+    if mv is None or row is None:
+        raise GalaxalignError("nothing to embed: no registered survey or no model version (run `galaxalign demo`)")
+    params = {"survey": row, "model": mv, "shards": shards if shards == "auto" else int(shards)}
+    typer.echo(f"queued job {enqueue(store, 'embed', params, workspace=ws)}: {row} with {mv}, shards {shards}; "
+               "`galaxalign worker` runs it")
 
 
 @app.command()

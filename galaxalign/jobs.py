@@ -47,6 +47,7 @@ from .index import SimilarityIndex
 from .inference import calibrate_familiarity, embed_survey, evaluate_model, load_embeddings
 from .model import load_model, save_model
 from .projection import cached_projection
+from .shards import MAX_ATTEMPTS, dispatch as dispatch_shards, embed_shard
 from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, enqueue_job_row,
                     finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
                     list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
@@ -55,7 +56,8 @@ from .store.models import Job, utcnow
 from .train import TrainCfg, load_config, resolve_split, train
 from .workspace import Workspace, default_workspace
 
-__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "adapt", "project_map",
+__all__ = ["get_huey", "enqueue", "run_job", "reap_stale_jobs", "retrain", "embed_version", "publish_embeddings",
+           "adapt", "project_map",
            "bootstrap", "JOBS", "JOB_ROLES",
            "JobCancelled", "HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "JOB_KINDS", "DEFAULT_CONFIG"]
 
@@ -124,6 +126,12 @@ def reap_stale_jobs(store, stale_after: float = STALE_AFTER_SECONDS, workspace: 
     reaped, running = store.write(fn)
     if workspace is not None:
         remove_partial_dirs(workspace.models, "job", running)
+        for jid in reaped:  # a shard whose worker died goes back on the queue; it resumes where it stopped
+            j = get_job(store, jid)
+            attempt = int((j.params or {}).get("attempt", 1))
+            if j.kind == "embed_shard" and attempt < MAX_ATTEMPTS:
+                again = enqueue(store, "embed_shard", {**j.params, "attempt": attempt + 1}, workspace=workspace)
+                update_job(store, jid, log=f"queued again as job {again} (attempt {attempt + 1} of {MAX_ATTEMPTS})")
     return reaped
 
 
@@ -203,20 +211,37 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: dict,
         row = get_survey(store, params["survey"])
     mv = get_model_version(store, params["model"])
     report = report or (_reporter(store, job_id, 0.0, 1.0) if job_id else (lambda f, m: None))
+    model = model if model is not None else load_model(mv.checkpoint_path)
+    shards = params.get("shards", 1)
+    if shards == "auto" or int(shards) > 1:  # split over the queue's workers (galaxalign.shards)
+        res = dispatch_shards(store, workspace, job_id, row, survey, mv, model, shards)
+        report(1.0, f"queued {res['shards']} shard jobs {res['shard_jobs']} for {len(survey):,} galaxies")
+        return res
     report(0.0, f"embedding {len(survey)} galaxies of {row.name} with {mv.name}")
     out = workspace.embeddings / mv.name / row.name
-    model = model if model is not None else load_model(mv.checkpoint_path)
     stats = embed_survey(model, survey, out, progress=False)
     emb, preds = stats.pop("embeddings"), stats.pop("predictions")
     report(0.6, f"embedded at {stats['images_per_second']:.0f} images/s; storing predictions")
+    publish_embeddings(store, workspace, row, mv, emb, preds)
+    report(1.0, f"predictions and index for {mv.name} ready")
+    return {"model": mv.name, **stats}
+
+
+def publish_embeddings(store, workspace: Workspace, row, mv, emb, preds) -> None:
+    """After a survey is embedded (whole, or its last shard): predictions into the store, the FAISS
+    index and the PCA map beside the embeddings, and the model version pointed at them."""
+    out = workspace.embeddings / mv.name / row.name
     probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
     store_predictions(store, mv.id, row.name, probs, ood=preds["ood"].to_numpy() if "ood" in preds else None,
                       disagreement=preds["disagreement"].to_numpy() if "disagreement" in preds else None)
     SimilarityIndex.build(emb, preds["id_str"].to_numpy()).save(out)
     cached_projection(out, emb, "pca")  # Explore's first map is read from disk, never computed in the page
     set_model_embeddings(store, mv.id, str(workspace.embeddings / mv.name))
-    report(1.0, f"predictions and index for {mv.name} ready")
-    return {"model": mv.name, **stats}
+
+
+def _embed_shard(store, workspace: Workspace, job_id: int | None, params: dict) -> dict:
+    return embed_shard(store, workspace, job_id, params,
+                       report=_reporter(store, job_id, 0.0, 1.0) if job_id else None)
 
 
 @dataclass(frozen=True)
@@ -411,7 +436,8 @@ def project_map(store, workspace: Workspace, job_id: int | None, params: dict) -
             "seconds": round(time.time() - t0, 1)}
 
 
-JOBS = {"retrain": retrain, "embed": embed_version, "adapt": adapt, "project": project_map}
+JOBS = {"retrain": retrain, "embed": embed_version, "embed_shard": _embed_shard, "adapt": adapt,
+        "project": project_map}
 # who may start a job of each kind from the app (default: admins); a map is a researcher's own view
 JOB_ROLES = {"project": "researcher"}
 JOB_KINDS = tuple(JOBS)

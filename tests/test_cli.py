@@ -100,6 +100,11 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     talk = pd.read_csv(tmp_path / "talk.csv")
     assert r.returncode == 0 and list(zip(talk.volunteer, talk.tags)) == [("ada", "ring")], r.stderr
     assert talk.body[0].startswith("'=HYPERLINK") and talk.created_at.notna().all()  # no formula in a spreadsheet
+    r = run("reembed", "--shards", "0", "--workspace", str(ws.root))
+    assert r.returncode == 2 and "'0': a whole number of shards ≥ 1, or auto" in r.stderr
+    r = run("reembed", "--shards", "auto", "--workspace", str(ws.root))  # this workspace has no model yet
+    assert r.returncode == 2 and r.stderr.strip() == ("error: nothing to embed: no registered survey or no model "
+                                                      "version (run `galaxalign demo`)")
     r = run("gold", "nosuch", "--workspace", str(ws.root))
     assert r.returncode == 2 and r.stderr.strip() == "error: survey 'nosuch' is not registered"
     r = run("retirement", "demo", "--workspace", str(ws.root))
