@@ -3,7 +3,8 @@
 A comment is Markdown (CommonMark: emphasis, lists, quotes, code, links). It is turned into HTML by
 markdown-it with raw HTML switched off — ``<script>`` in a comment is text, shown as typed — and then
 cleaned by nh3 (the Rust ``ammonia`` sanitiser) to a short list of tags and attributes, links only to
-``http``, ``https`` and ``mailto`` and always ``rel="nofollow noopener noreferrer ugc"``. Two layers:
+``http``, ``https`` and ``mailto`` (a relative or empty link loses its target: nothing points into the
+app) and always ``rel="nofollow noopener noreferrer ugc"``. Two layers:
 a mistake in one is caught by the other.
 
 ``#hashtags`` collect galaxies under a tag (stored lower-case); ``@name`` mentions a volunteer who
@@ -112,4 +113,4 @@ def render(text: str, names: set[str] | None = None) -> str:
 
     html = _md().render(_check(text), {"names": names})
     return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, allowed_classes=_CLASSES, url_schemes=_SCHEMES,
-                     link_rel=_REL, strip_comments=True)
+                     url_relative="deny", link_rel=_REL, strip_comments=True)

@@ -135,11 +135,13 @@ def test_two_real_workers_share_the_shards(workspace):
             assert time.time() - t0 < 120 and all(p.poll() is None for p in workers), "a worker did not start"
             time.sleep(0.3)
         time.sleep(1.5)
-        enqueue(store, "embed", {"survey": "demo", "model": "starter", "shards": 4}, workspace=w)
+        # twelve shards of five galaxies: each loads the model, so one worker alone needs several seconds
+        # for them all, while an idle worker polls the queue at least once a second
+        enqueue(store, "embed", {"survey": "demo", "model": "starter", "shards": 12}, workspace=w)
         t0 = time.time()
         while time.time() - t0 < 300:
             jobs = shard_jobs(store)
-            if len(jobs) == 4 and all(j.state in ("succeeded", "failed") for j in jobs):
+            if len(jobs) == 12 and all(j.state in ("succeeded", "failed") for j in jobs):
                 break
             time.sleep(0.5)
     finally:
@@ -148,7 +150,7 @@ def test_two_real_workers_share_the_shards(workspace):
                 os.killpg(p.pid, signal.SIGINT)
                 p.wait(30)
     jobs = shard_jobs(store)
-    assert [j.state for j in jobs] == ["succeeded"] * 4, [j.error for j in jobs]
+    assert [j.state for j in jobs] == ["succeeded"] * 12, [j.error for j in jobs]
     assert sum(j.result["published"] for j in jobs) == 1
     assert len({j.worker_pid for j in jobs}) == 2  # both workers took shards
     assert np.load(w.embeddings / "starter" / "demo" / "embeddings.npy").shape[0] == 60

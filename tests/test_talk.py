@@ -25,7 +25,8 @@ HOSTILE = ["<script>alert('x')</script>",
            "![x](javascript:alert(1))",
            '<svg onload=alert(1)>', "<style>body{display:none}</style>",
            "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-           '<span class="ga-tag" onclick="alert(1)">#fake</span>']
+           '<span class="ga-tag" onclick="alert(1)">#fake</span>',
+           "[](", "[]()", "[home](/admin)", "[x](?page=admin)", "[x](//evil.example/a)"]  # no link into the app
 ALLOWED = {"p", "br", "em", "strong", "del", "s", "code", "pre", "blockquote", "ul", "ol", "li", "a", "span", "hr",
            "h1", "h2", "h3", "h4", "h5", "h6"}
 
