@@ -26,7 +26,7 @@ from .model import ModelError, TriModalCLIP, bf16_native
 from .ood import MAX_REFERENCE, Familiarity
 from .symbols import render_symbol
 
-__all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey",
+__all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey", "embed_rows",
            "load_embeddings", "familiarity_of", "calibrate_familiarity", "PROTOTYPES"]
 
 PROTOTYPES = ("text", "symbol", "fused")
@@ -181,14 +181,8 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     resumed_from = done
     bar = tqdm(total=n, initial=done, desc="embedding", unit="img", disable=not progress)
     t0 = time.perf_counter()
-    while done < n:
-        idx = np.arange(done, min(n, done + chunk))
-        emb[idx] = embed_images(model, survey, idx, batch_size, precision=precision)
-        emb.flush()
-        done = int(idx[-1]) + 1
-        with atomic_path(mark) as tmp:
-            Path(tmp).write_text(json.dumps({**key, "done": done}))
-        bar.update(len(idx))
+    embed_rows(model, survey, emb, done, n, mark, key, batch_size, precision, chunk,
+               on_chunk=lambda row: bar.update(row - bar.n))
     seconds = time.perf_counter() - t0
     bar.close()
     del emb
@@ -202,6 +196,27 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     return {"n": n, "dim": dim, "seconds": round(seconds, 3), "resumed_from": resumed_from,
             "images_per_second": round(embedded / max(seconds, 1e-9), 1), "path": str(out),
             "embeddings": emb, "predictions": df}
+
+
+def embed_rows(model: TriModalCLIP, survey: Survey, emb: np.ndarray, start: int, stop: int, mark: Path,
+               mark_fields: dict | None = None, batch_size: int = 256, precision: str = "fp32",
+               chunk: int | None = None, on_chunk=None) -> int:
+    """Fill rows ``start``–``stop`` of the memory-mapped ``emb`` chunk by chunk; after each chunk the array
+    is flushed and ``mark`` rewritten atomically as ``{**mark_fields, "done": row}``, so a run stopped
+    part-way loses at most one chunk (:func:`embed_survey`, and every shard of
+    :mod:`galaxalign.shards`). ``on_chunk(row)`` after each chunk. Returns ``stop``."""
+    chunk = chunk or CHUNK
+    done = start
+    while done < stop:
+        idx = np.arange(done, min(stop, done + chunk))
+        emb[idx] = embed_images(model, survey, idx, batch_size, precision=precision)
+        emb.flush()
+        done = int(idx[-1]) + 1
+        with atomic_path(mark) as tmp:
+            Path(tmp).write_text(json.dumps({**(mark_fields or {}), "done": done}))
+        if on_chunk is not None:
+            on_chunk(done)
+    return done
 
 
 def head_disagreement(p: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ def dispatch(store, workspace, job_id: int | None, row, survey, mv, model, shard
 def embed_shard(store, workspace, job_id: int | None, params: dict, report=None) -> dict:
     """Embed one shard's rows into the shared array (resuming where an earlier attempt stopped); the shard
     that completes the set publishes the whole survey (see the module docstring)."""
-    from .inference import CHUNK, _weights_key, embed_images
+    from .inference import _weights_key, embed_rows
     from .jobs import _survey_for
     from .model import load_model
     from .store import get_model_version
@@ -103,14 +103,8 @@ def embed_shard(store, workspace, job_id: int | None, params: dict, report=None)
             done = a
     resumed = done - a
     emb = np.load(partial, mmap_mode="r+")
-    while done < b:
-        idx = np.arange(done, min(b, done + CHUNK))
-        emb[idx] = embed_images(model, survey, idx, precision=plan["precision"])
-        emb.flush()
-        done = int(idx[-1]) + 1
-        with atomic_path(mark) as tmp:
-            Path(tmp).write_text(json.dumps({"done": done}))
-        report((done - a) / (b - a), f"shard {i}: rows {a}–{done} of {a}–{b}")
+    embed_rows(model, survey, emb, done, b, mark, precision=plan["precision"],
+               on_chunk=lambda row: report((row - a) / (b - a), f"shard {i}: rows {a}–{row} of {a}–{b}"))
     del emb
     with atomic_path(folder / f"{i}.done") as tmp:
         Path(tmp).write_text(str(b))
