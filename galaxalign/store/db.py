@@ -88,20 +88,17 @@ class Store:
         self.engine.dispose()
 
 
-def _revisions(engine: Engine, target: str) -> tuple[str | None, str]:
+def _revisions(engine: Engine, cfg, target: str) -> tuple[str | None, str]:
     """(the database's Alembic revision or None when it has none yet, the ``target`` revision's id)."""
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     return current, ScriptDirectory.from_config(cfg).get_revision(target).revision
 
 
-def _backup_sqlite(engine: Engine, current: str, target: str) -> Path | None:
+def _backup_sqlite(engine: Engine, target: str) -> Path | None:
     """Copy a SQLite database that holds data to ``<file>.before-<target>`` (SQLite's online backup)
     before its schema changes: an upgrade that goes wrong leaves the old file beside the new one."""
     import sqlite3
@@ -134,7 +131,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    current, target = _revisions(engine, revision)
+    current, target = _revisions(engine, cfg, revision)
     if current == target:
         return
     if engine.dialect.name != "sqlite":
@@ -143,7 +140,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             command.upgrade(cfg, revision)
         return
     if current is not None:
-        _backup_sqlite(engine, current, target)
+        _backup_sqlite(engine, target)
     with engine.connect() as conn:
         raw = conn.connection.driver_connection  # autocommit (isolation_level None): outside any transaction
         raw.execute("PRAGMA foreign_keys=OFF")
