@@ -21,6 +21,7 @@ from galaxalign.inference import load_embeddings
 from galaxalign.model import load_model
 from galaxalign.store import account_for_sign_on, active_model, authenticate, list_surveys, open_store, require_role
 from galaxalign.symbols import render_symbol, symbol_path
+from galaxalign.talk import render as render_comment
 from galaxalign.viewing import upscale
 from galaxalign.workspace import Workspace, default_workspace
 
@@ -189,3 +190,25 @@ def show_error(e: Exception) -> None:
         st.error(os_error_message(e))
     else:
         st.error(f"{e.__class__.__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+
+
+# --- Talk comments -----------------------------------------------------------------------------------
+
+TALK_CSS = """<style>
+.ga-tag { color: #1c7ed6; font-weight: 600; }
+.ga-mention { color: #7048e8; font-weight: 600; }
+.ga-comment p { margin: 0.2rem 0; }
+.ga-comment blockquote { border-left: 3px solid #ced4da; margin: 0.3rem 0; padding-left: 0.6rem; color: #495057; }
+</style>"""
+
+
+def show_comment(c, names: set[str] | None = None, on_galaxy: bool = False) -> None:
+    """A comment row (``galaxalign.store`` Talk frames): who and when (and on which galaxy), whether a
+    moderator hid it, and its text rendered by ``galaxalign.talk.render`` — never as typed markup."""
+    head = f"**{c.volunteer}** · {c.created_at:%Y-%m-%d %H:%M} UTC"
+    if on_galaxy:
+        head += f" · on `{c.id_str}`"
+    if c.hidden:
+        head += " · :orange[hidden by a moderator]"
+    st.markdown(head)
+    st.html(f'<div class="ga-comment">{render_comment(c.body, names)}</div>')

@@ -179,8 +179,9 @@ def reembed(survey: Optional[str] = typer.Option(None, help="Registered survey (
         raise typer.BadParameter(f"{shards!r}: a whole number of shards ≥ 1, or auto", param_hint="--shards")
     ws = _workspace(workspace)
     store = open_store(ws.database_url)
-    mv = model or (active_model(store).name if active_model(store) else None)
-    row = survey or (list_surveys(store)[0].name if list_surveys(store) else None)
+    active, surveys = active_model(store), list_surveys(store)
+    mv = model or (active.name if active else None)
+    row = survey or (surveys[0].name if surveys else None)
     if mv is None or row is None:
         raise GalaxalignError("nothing to embed: no registered survey or no model version (run `galaxalign demo`)")
     params = {"survey": row, "model": mv, "shards": shards if shards == "auto" else int(shards)}

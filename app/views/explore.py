@@ -51,7 +51,7 @@ def density(folder: str, method: str, version: str, bounds, only_flagged: bool):
     xy = projection(folder, method, version)
     if only_flagged:
         xy = xy[get_embeddings(folder)[1].id_str.isin(flag_frame(row.id).id_str).to_numpy()]
-    return density_image(xy[in_bounds(xy, bounds)], bounds)
+    return density_image(xy, bounds)  # datashader counts only what falls inside the bounds
 
 
 @st.cache_data(show_spinner=False, max_entries=4, ttl=30)  # votes keep arriving: refresh every 30 s

@@ -4,9 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from common import current_survey, display, require, store, survey_row
+from common import TALK_CSS, current_survey, display, require, show_comment, store, survey_row
 from galaxalign.store import mentions_of, volunteer_comments, volunteer_flags, volunteer_history
-from galaxalign.talk import render
 
 user = require("volunteer")
 st.title("My progress")
@@ -15,14 +14,14 @@ st.title("My progress")
 def talk_section() -> None:
     """The volunteer's own Talk comments and those that mention them, rendered as Talk renders them."""
     mine, mentioned = volunteer_comments(store(), user["id"]), mentions_of(store(), user["id"])
+    if len(mine) or len(mentioned):
+        st.html(TALK_CSS)
     for frame, title in ((mine, "My comments"), (mentioned, "Mentions of me")):
         if len(frame):
             st.subheader(f"{title} ({len(frame):,})")
             for c in frame.head(20).itertuples():
                 with st.container(border=True):
-                    st.markdown(f"**{c.volunteer}** on `{c.id_str}` · {c.created_at:%Y-%m-%d %H:%M} UTC"
-                                + (" · :orange[hidden by a moderator]" if c.hidden else ""))
-                    st.html(f'<div class="ga-comment">{render(c.body)}</div>')
+                    show_comment(c, on_galaxy=True)
 
 
 hist = volunteer_history(store(), user["id"])

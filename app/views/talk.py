@@ -6,24 +6,19 @@ comments and suspend volunteers from Talk here; every action goes to the moderat
 """
 import streamlit as st
 
-from common import current_survey, display, require, show_error, store
+from common import TALK_CSS, current_survey, display, require, show_comment, show_error, store
 from galaxalign.errors import GalaxalignError
 from galaxalign.store import (get_galaxy, get_survey, get_volunteer, galaxies_tagged, galaxy_comments, volunteer_names,
                               mentions_of, moderate_comment, post_comment, recent_comments, suspend_from_talk,
                               tag_counts)
-from galaxalign.talk import MAX_COMMENT, parse, render
+from galaxalign.talk import MAX_COMMENT, parse
 
 user = require("volunteer")
 is_admin = user["role"] == "admin"
 S = st.session_state
 VIEWS = ("Recent", "Tags", "Thread")
 
-st.html("""<style>
-.ga-tag { color: #1c7ed6; font-weight: 600; }
-.ga-mention { color: #7048e8; font-weight: 600; }
-.ga-comment p { margin: 0.2rem 0; }
-.ga-comment blockquote { border-left: 3px solid #ced4da; margin: 0.3rem 0; padding-left: 0.6rem; color: #495057; }
-</style>""")
+st.html(TALK_CSS)
 st.title("Talk")
 st.caption("Discuss galaxies with other volunteers and the science team. Markdown works; **#tags** collect "
            "galaxies under a tag, **@name** tells someone. Be kind: moderators hide what is not.")
@@ -50,13 +45,7 @@ def thumbnail(survey_id: int, idx: int, size: int = 128):
 def comment_box(c, key: str, with_galaxy: bool = False) -> None:
     """One comment: who and when, the text rendered safely; moderators get hide / delete / suspend."""
     with st.container(border=True, key=f"talk_c_{key}_{c.comment_id}"):
-        head = f"**{c.volunteer}** · {c.created_at:%Y-%m-%d %H:%M} UTC"
-        if with_galaxy:
-            head += f" · on `{c.id_str}`"
-        if c.hidden:
-            head += " · :orange[hidden by a moderator]"
-        st.markdown(head)
-        st.html(f'<div class="ga-comment">{render(c.body, known_names())}</div>')
+        show_comment(c, known_names(), on_galaxy=with_galaxy)
         cols = st.columns([1, 1, 1, 3])
         if with_galaxy:
             cols[0].button("Open thread", key=f"talk_open_{key}_{c.comment_id}", on_click=open_thread,
