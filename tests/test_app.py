@@ -507,3 +507,21 @@ def test_talk_a_comment_with_a_hashtag_collects_the_galaxy_and_an_admin_hides_a_
     store.dispose()
     at.segmented_control(key="talk_view").set_value("Recent").run()  # the volunteer no longer sees it
     assert not any("&lt;script&gt;" in h.proto.body for h in at.get("html"))
+
+
+def test_an_admin_suspends_a_volunteer_from_a_comment_with_the_reason_typed(workspace):
+    from galaxalign.data import load_survey
+    from galaxalign.store import get_volunteer, moderation_log, open_store, post_comment
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    cid = post_comment(store, "vera", load_survey(Workspace(workspace).demo_survey).id_str[0], "spam spam spam")
+    admin = signed_in("adam", "admin-password")
+    admin.switch_page(str(VIEWS / "talk.py")).run()
+    admin.text_input(key=f"talk_why_recent_{cid}").set_value("spamming")  # typed, then the button at once
+    admin.button(key=f"talk_sus_recent_{cid}").click().run()
+    assert not admin.exception, admin.exception
+    log = moderation_log(store)
+    assert list(zip(log.action, log.volunteer, log.reason)) == [("suspend", "vera", "spamming")]
+    assert get_volunteer(store, "vera").talk_suspended_at is not None
+    store.dispose()

@@ -60,7 +60,8 @@ def comment_box(c, key: str, with_galaxy: bool = False) -> None:
                           on_click=moderate, args=(c.comment_id, "delete"))
             if c.volunteer != user["name"]:
                 with cols[3].popover(f"Suspend {c.volunteer}"):
-                    why = st.text_input("Reason", key=f"talk_why_{key}_{c.comment_id}", max_chars=200)
+                    why = f"talk_why_{key}_{c.comment_id}"
+                    st.text_input("Reason", key=why, max_chars=200)
                     st.button("Suspend from Talk", key=f"talk_sus_{key}_{c.comment_id}",
                               on_click=suspend, args=(c.volunteer, why))
 
@@ -73,9 +74,11 @@ def moderate(comment_id: int, action: str) -> None:
         S["talk_err"] = str(e)
 
 
-def suspend(name: str, reason: str) -> None:
+def suspend(name: str, reason_key: str) -> None:
+    """The reason is read when the button is pressed (an argument bound at drawing time would be the text
+    box's value before the admin typed)."""
     try:
-        suspend_from_talk(store(), user["id"], name, reason=reason or None)
+        suspend_from_talk(store(), user["id"], name, reason=S.get(reason_key) or None)
         S["talk_msg"] = f"{name} is suspended from Talk"
     except GalaxalignError as e:
         S["talk_err"] = str(e)
