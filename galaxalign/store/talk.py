@@ -28,7 +28,8 @@ __all__ = ["RATE_LIMITS", "MODERATION_ACTIONS", "TalkRateLimited", "post_comment
 
 # (comments, seconds): at most 5 a minute and 30 an hour per volunteer — enough to talk, too few to flood
 RATE_LIMITS = ((5, 60), (30, 3600))
-MODERATION_ACTIONS = ("hide", "unhide", "delete", "suspend", "unsuspend")
+COMMENT_ACTIONS = ("hide", "unhide", "delete")
+MODERATION_ACTIONS = COMMENT_ACTIONS + ("suspend", "unsuspend")
 _COLUMNS = ["comment_id", "galaxy_id", "id_str", "survey", "volunteer", "body", "created_at", "hidden"]
 
 
@@ -193,8 +194,8 @@ def _reason(reason: str | None) -> str | None:
 def moderate_comment(store: Store, admin: int | str, comment_id: int, action: str, reason: str | None = None) -> None:
     """``hide``, ``unhide`` or ``delete`` a comment, as the admin ``admin``; logged with the reason (and,
     for a deletion, the comment's text)."""
-    if action not in ("hide", "unhide", "delete"):
-        raise StoreError(f"comment action {short(action)} must be one of hide, unhide, delete")
+    if action not in COMMENT_ACTIONS:
+        raise StoreError(f"comment action {short(action)} must be one of {', '.join(COMMENT_ACTIONS)}")
     why = _reason(reason)
 
     def fn(s: Session) -> None:
