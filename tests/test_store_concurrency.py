@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from galaxalign.data import load_survey
 from galaxalign.store import add_volunteer, open_store, register_survey
@@ -52,3 +52,33 @@ def test_sixteen_processes_vote_without_loss_or_lock_errors(contended):
     store.dispose()
     print(f"\n{store.dialect}: {PROCS * VOTES} votes from {PROCS} processes in {wall:.1f} s "
           f"({PROCS * VOTES / wall:.0f} votes/s incl. process start)")
+
+
+def test_a_read_does_not_wait_for_a_writer(store):
+    """While one write transaction is open, a read answers at once (WAL: readers see their snapshot).
+    Before, every transaction began with BEGIN IMMEDIATE, so a page's read waited for the vote in
+    progress — up to the 30 s busy timeout."""
+    import threading
+
+    add_volunteer(store, "reader")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_write(s):
+        add = text("UPDATE volunteers SET name = 'writer' WHERE name = 'reader'")
+        s.execute(add)
+        inside.set()
+        assert release.wait(20)
+
+    t = threading.Thread(target=store.write, args=(slow_write,))
+    t.start()
+    try:
+        assert inside.wait(20)
+        t0 = time.perf_counter()
+        with store.read() as s:  # the committed state: the write is still open
+            assert s.scalar(select(func.count()).select_from(text("volunteers")).where(text("name = 'reader'"))) == 1
+        assert time.perf_counter() - t0 < 2.0
+    finally:
+        release.set()
+        t.join(30)
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(text("volunteers")).where(text("name = 'writer'"))) == 1

@@ -1,9 +1,10 @@
 """Opening the store: engine, SQLite pragmas, migrations, and retried write transactions.
 
-SQLite (the embedded default) runs in WAL mode with a 30 s busy timeout and takes its write lock at
-the start of every transaction (``BEGIN IMMEDIATE``), so concurrent writers queue instead of failing
-half-way. PostgreSQL (``GALAXALIGN_DATABASE_URL=postgresql+psycopg://…``) locks the rows it changes.
-Both retry a transaction that lost a lock race, a few times with back-off.
+SQLite (the embedded default) runs in WAL mode with a 30 s busy timeout. A write transaction
+(:meth:`Store.write`) takes the write lock at its start (``BEGIN IMMEDIATE``), so concurrent writers
+queue instead of failing half-way; a read (:meth:`Store.read`) begins a deferred transaction, so in WAL
+mode it reads its snapshot without waiting for any writer. PostgreSQL
+(``GALAXALIGN_DATABASE_URL=postgresql+psycopg://…``) locks the rows it changes. Both retry a transaction that lost a lock race, a few times with back-off.
 """
 from __future__ import annotations
 
@@ -42,8 +43,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+WRITE = "galaxalign_write"  # execution option of the connections that write (Store.write, migrate)
+
+
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
 
 def _retryable(e: DBAPIError) -> bool:
@@ -58,6 +62,7 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.write_sessions = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -76,7 +81,7 @@ class Store:
         """
         for attempt in range(attempts):
             try:
-                with self.sessions() as s, s.begin():
+                with self.write_sessions() as s, s.begin():
                     return fn(s)
             except (OperationalError, DBAPIError) as e:
                 if attempt == attempts - 1 or not _retryable(e):
@@ -145,7 +150,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         raw = conn.connection.driver_connection  # autocommit (isolation_level None): outside any transaction
         raw.execute("PRAGMA foreign_keys=OFF")
         try:
-            with conn.begin():
+            with conn.execution_options(**{WRITE: True}).begin():
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..validate import is_integer, short
 from .db import Store, StoreError
@@ -69,7 +69,11 @@ def list_surveys(store: Store) -> list[RegisteredSurvey]:
         return list(s.scalars(select(RegisteredSurvey).order_by(RegisteredSurvey.id)))
 
 
-def galaxy_row(s: Session, galaxy: int | str, survey_id: int | None = None, lock: bool = False) -> Galaxy:
+def galaxy_row(s: Session, galaxy: int | str, survey_id: int | None = None, lock: bool = False,
+               with_survey: bool = False) -> Galaxy:
+    """The galaxy with integer id or catalogue ``id_str`` ``galaxy`` (in ``survey_id`` when given).
+    ``lock``: on PostgreSQL, lock its row (only its row) until the transaction ends. ``with_survey``:
+    load its survey in the same query (a vote needs both: one round trip fewer)."""
     if is_integer(galaxy):
         q = select(Galaxy).where(Galaxy.id == int(galaxy))
     elif not isinstance(galaxy, str):
@@ -78,8 +82,10 @@ def galaxy_row(s: Session, galaxy: int | str, survey_id: int | None = None, lock
         q = select(Galaxy).where(Galaxy.id_str == str(galaxy))
         if survey_id is not None:
             q = q.where(Galaxy.survey_id == survey_id)
+    if with_survey:
+        q = q.options(joinedload(Galaxy.survey, innerjoin=True))
     if lock and s.bind.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
-        q = q.with_for_update()
+        q = q.with_for_update(of=Galaxy)  # not the survey's row, which every vote on it reads
     rows = list(s.scalars(q.limit(2)))
     if not rows:
         raise NotFound(f"galaxy {short(galaxy)} does not exist" + (" in that survey" if survey_id is not None else ""))

@@ -94,15 +94,15 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         if not v.active:
             raise AccessDenied(f"volunteer {v.name!r} is deactivated")
         sid = survey_row(s, survey).id if survey is not None else None
-        g = galaxy_row(s, galaxy, sid, lock=True)
+        g = galaxy_row(s, galaxy, sid, lock=True, with_survey=True)
         if g.retired:
             raise RetiredGalaxy(f"galaxy {g.id_str!r} is retired ({g.retired_reason}); it takes no more votes")
         path, cls = _validate_answers(g.survey, answers)
         prop = check_proposal(proposal, len(g.survey.class_names), InvalidAnswer)
         if model_version_id is not None:
             model_version_row(s, int(model_version_id))  # NotFound when there is no such version
-        if s.scalar(select(Classification.id).where(Classification.galaxy_id == g.id,
-                                                     Classification.volunteer_id == v.id)) is not None:
+        votes = _votes_on(s, g)  # read once: the duplicate check and the recount both need them
+        if any(vid == v.id for vid, _ in votes):
             raise DuplicateVote(f"volunteer {v.name!r} has already classified galaxy {g.id_str!r}")
         c = Classification(galaxy_id=g.id, volunteer_id=v.id, workflow=g.survey.workflow,
                            workflow_version=WORKFLOW_VERSION, answers=path, resolved_class=cls,
@@ -112,7 +112,7 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
                            accepted=None if (prop is None or blind) else (cls == prop[0]), seconds=seconds)
         s.add(c)
         s.flush()
-        _refresh_consensus(s, g, rule)
+        _refresh_consensus(s, g, rule, votes + [(v.id, cls)])
         return VoteResult(c.id, g.id, cls, g.n_votes, g.retired, g.consensus_label, g.consensus_agreement)
 
     try:
@@ -121,13 +121,20 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         raise DuplicateVote(f"volunteer {volunteer!r} has already classified galaxy {galaxy!r}") from None
 
 
-def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule | None) -> None:
-    """Recount ``g`` under ``rule`` (None: its survey's own, :attr:`RegisteredSurvey.retirement`)."""
+def _votes_on(s: Session, g: Galaxy) -> list[tuple[int, int | None]]:
+    """``(volunteer id, class)`` of every vote on ``g``, oldest first."""
+    return [tuple(r) for r in s.execute(select(Classification.volunteer_id, Classification.resolved_class)
+                                        .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
+
+
+def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule | None,
+                       votes: list[tuple[int, int | None]] | None = None) -> None:
+    """Recount ``g`` under ``rule`` (None: its survey's own, :attr:`RegisteredSurvey.retirement`) from
+    ``votes`` (:func:`_votes_on`, read here when not given)."""
     sv = g.survey
     rule = rule or RetirementRule.from_dict(sv.retirement)
     n_classes = len(sv.class_names)
-    votes = s.execute(select(Classification.volunteer_id, Classification.resolved_class)
-                      .where(Classification.galaxy_id == g.id).order_by(Classification.id)).all()
+    votes = _votes_on(s, g) if votes is None else votes
     confusions = None
     if rule.method == "skill":
         gold: dict[int, list] = {v: [] for v, _ in votes}
