@@ -214,7 +214,11 @@ def main() -> None:
                     help="sizes also timed in Chromium (3 cold starts each, new page and baseline)")
     ap.add_argument("--render", type=Path, help=argparse.SUPPRESS)  # one process's page timing (internal)
     ap.add_argument("--ws", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--report", action="store_true", help="only rewrite the tables from the saved results")
     a = ap.parse_args()
+    if a.report:
+        write_section(ROOT / "BENCHMARKS.md", "explore-scale", table(json.loads(RESULTS.read_text())))
+        return
     if a.render:
         print(json.dumps(_render_times(a.ws, a.render, a.repeats)))
         return
@@ -259,6 +263,13 @@ def table(results: dict) -> str:
                     f"| {r['PCA map']['seconds']} | {pair(new, old)} | {pair(r.get('browser'), r.get('browser_before'))} "
                     f"| {pair(warm(r.get('browser')), warm(r.get('browser_before')))} "
                     f"| {new['map_mb']} ({old.get('map_mb', '–')}) |")
+    n, r = max(results.items(), key=lambda kv: int(kv[0]))
+    rows += ["", f"The {int(n):,}-galaxy survey step by step (peak resident memory of the process so far; the page is timed in a process of its own):", "",
+             "| step | s | peak MB |", "|---|---:|---:|"]
+    for name, v in r.items():
+        if isinstance(v, dict) and "peak_mb" in v and not name.endswith("_before"):
+            rows.append(f"| {'Explore page (median of the runs)' if name == 'explore' else name} | "
+                        f"{v.get('seconds', v.get('median_s'))} | {v['peak_mb']:,} |")
     return "\n".join(rows)
 
 

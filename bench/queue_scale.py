@@ -2,7 +2,15 @@
 the time a volunteer waits for the next galaxy — the bounded candidate pool against reading every
 eligible galaxy (the queue before it), in the same run.
 
-    python bench/queue_scale.py --n 1000000     # SQLite in a temporary folder
+    python bench/queue_scale.py --n 1000000     # SQLite in a temporary folder, and PostgreSQL when
+                                                # --pg (or $GALAXALIGN_TEST_POSTGRES_URL) names one
+
+Each store runs in a process of its own, so its peak memory is its own. Then ``--writers`` volunteers
+(16) work at once on the million-galaxy survey, each in its own process: ask the queue for the next
+galaxy, vote on it, ``--votes`` times (50) — the volunteer's whole loop, timed from the moment every
+process is connected. All of them draw from the same pool of the most uncertain galaxies, so a galaxy
+can retire (its vote limit reached by the others) between being shown and being voted on: those
+rounds are counted (``retired_meanwhile``), and only stored votes count as votes.
 
 The survey is a catalogue only (ids, no pixels: registration and the queue never read pixels),
 stated plainly. Writes ``bench/results/queue_scale.json`` and the table in BENCHMARKS.md.
@@ -11,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import resource
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -65,40 +76,114 @@ def waits(store, n_requests: int, seed: int = 0) -> list[float]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--requests", type=int, default=20)
-    a = ap.parse_args()
+def volunteer_loop(url: str, k: int, votes: int, ready, start, out) -> None:
+    """One volunteer at work: next galaxy, vote, ``votes`` times; puts each round's seconds on ``out``."""
+    from galaxalign.store import RetiredGalaxy, record_classification
+
+    store = open_store(url, upgrade=False)
+    rng = np.random.default_rng(k)
+    next_galaxy_for(store, f"v{k:02d}", "big", rng=rng, gold_rate=0)  # connected and warm
+    ready.put(k)
+    start.wait()
+    rounds, late = [], 0
+    for _ in range(votes):
+        t0 = time.perf_counter()
+        g = next_galaxy_for(store, f"v{k:02d}", "big", rng=rng, gold_rate=0)
+        try:
+            record_classification(store, f"v{k:02d}", g.id, [["FLAT", int(rng.integers(10))]])
+        except RetiredGalaxy:  # others' votes retired it meanwhile: the page says so and shows the next
+            late += 1
+        rounds.append(time.perf_counter() - t0)
+    store.dispose()
+    out.put((rounds, late))
+
+
+def many_volunteers(url: str, writers: int, votes: int) -> dict:
+    ctx = mp.get_context("spawn")
+    ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    ps = [ctx.Process(target=volunteer_loop, args=(url, k, votes, ready, start, out)) for k in range(writers)]
+    for p in ps:
+        p.start()
+    for _ in ps:
+        ready.get(timeout=900)
+    t0 = time.perf_counter()
+    start.set()
+    got = [out.get(timeout=900) for _ in ps]
+    wall = time.perf_counter() - t0
+    rounds, late = np.concatenate([r for r, _ in got]), sum(n for _, n in got)
+    for p in ps:
+        p.join()
+    ms = np.percentile(rounds, [50, 99]) * 1000
+    return {"writers": writers, "votes_per_s": round((writers * votes - late) / wall, 1), "retired_meanwhile": late,
+            "round_ms_median": round(float(ms[0]), 1), "round_ms_p99": round(float(ms[1]), 1)}
+
+
+def one(url: str | None, n: int, requests: int, writers: int = 0, votes: int = 0) -> dict:
+    """Register, predict and queue on one store (``None``: SQLite in a temporary folder)."""
     with tempfile.TemporaryDirectory() as d:
-        store = open_store(f"sqlite:///{d}/bench.db")
+        if url and url.startswith("postgresql"):
+            sys.path.insert(0, str(ROOT / "tests"))
+            from conftest import _fresh_pg
+
+            _fresh_pg(url)
+        store = open_store(url or f"sqlite:///{d}/bench.db")
         add_volunteer(store, "vol", "volunteer", "password-123")
         t0 = time.perf_counter()
-        register_survey(store, CatalogueOnly(a.n), "big", workflow="flat", gold_fraction=0, known_fraction=0)
+        register_survey(store, CatalogueOnly(n), "big", workflow="flat", gold_fraction=0, known_fraction=0)
         register_s = time.perf_counter() - t0
         mem_register = peak_mb()
         (Path(d) / "m.pt").write_bytes(b"weights")
         mid = register_model(store, "bench-model", str(Path(d) / "m.pt"), {}, {}, survey="big")
         activate_model(store, mid)
-        probs = np.random.default_rng(0).dirichlet(np.full(10, 0.3), a.n)
+        probs = np.random.default_rng(0).dirichlet(np.full(10, 0.3), n)
         t0 = time.perf_counter()
         store_predictions(store, mid, "big", probs, batch=20_000)
         predict_s = time.perf_counter() - t0
-        pool = waits(store, a.requests)
+        pool = waits(store, requests)
+        for k in range(writers):
+            add_volunteer(store, f"v{k:02d}", "volunteer", "password-123")
+        crowd = many_volunteers(url or f"sqlite:///{d}/bench.db", writers, votes) if writers else {}
         queue.POOL = 10 ** 9  # every eligible galaxy read and scored: the queue before the pool
-        full = waits(store, max(3, a.requests // 5))
-    row = {"n": a.n, "register_s": round(register_s, 1), "peak_mb_after_register": round(mem_register),
-           "store_predictions_s": round(predict_s, 1), "pool_ms_median": round(float(np.median(pool)), 1),
-           "full_ms_median": round(float(np.median(full)), 1), "peak_mb": round(peak_mb()),
-           "speedup": round(float(np.median(full) / np.median(pool)), 1)}
-    print(row)
+        full = waits(store, max(3, requests // 5))
+        store.dispose()
+    return {**crowd, "store": store.dialect, "n": n, "register_s": round(register_s, 1),
+            "peak_mb_after_register": round(mem_register), "store_predictions_s": round(predict_s, 1),
+            "pool_ms_median": round(float(np.median(pool)), 1), "full_ms_median": round(float(np.median(full)), 1),
+            "peak_mb": round(peak_mb()), "speedup": round(float(np.median(full) / np.median(pool)), 1)}
+
+
+def _one_into(result, *args) -> None:
+    result.put(one(*args))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--pg", default=os.environ.get("GALAXALIGN_TEST_POSTGRES_URL"))
+    ap.add_argument("--writers", type=int, default=16, help="volunteers working at once (0: none)")
+    ap.add_argument("--votes", type=int, default=50, help="rounds (next galaxy + vote) per volunteer")
+    a = ap.parse_args()
+    rows = []
+    for url in [None] + ([a.pg] if a.pg else []):
+        ctx = mp.get_context("spawn")  # a fresh process (not a pool's daemon: it starts the volunteers)
+        result = ctx.Queue()
+        p = ctx.Process(target=_one_into, args=(result, url, a.n, a.requests, a.writers, a.votes))
+        p.start()
+        rows.append(result.get())
+        p.join()
+        print(rows[-1], flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(row, indent=1) + "\n")
+    RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
     write_section(ROOT / "BENCHMARKS.md", "queue-scale",
-                  "| galaxies | register s | store predictions s | next galaxy, pool (median ms) | "
-                  "next galaxy, read all (median ms) | × | peak MB |\n|---:|---:|---:|---:|---:|---:|---:|\n"
-                  f"| {row['n']:,} | {row['register_s']} | {row['store_predictions_s']} | {row['pool_ms_median']} | "
-                  f"{row['full_ms_median']} | {row['speedup']} | {row['peak_mb']} |")
+                  "| store | galaxies | register s | store predictions s | next galaxy, pool (median ms) | "
+                  "next galaxy, read all (median ms) | × | peak MB | volunteers at once | votes / s | "
+                  "next + vote, median ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+                  + "\n".join(f"| {names.get(r['store'], r['store'])} | {r['n']:,} | {r['register_s']} | "
+                              f"{r['store_predictions_s']} | {r['pool_ms_median']} | {r['full_ms_median']} | "
+                              f"{r['speedup']} | {r['peak_mb']} | {r.get('writers', '–')} | {r.get('votes_per_s', '–')} | "
+                              f"{r.get('round_ms_median', '–')} | {r.get('round_ms_p99', '–')} |" for r in rows))
 
 
 if __name__ == "__main__":
