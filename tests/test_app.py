@@ -85,6 +85,11 @@ def test_researcher_explores_map_grid_and_search(workspace):
         assert not at.exception
     at.selectbox(key="exp_colour").set_value("volunteer–model disagreement").run()
     assert not at.exception
+    # only the open tab runs: the search is not computed until its tab is opened
+    assert not any("score" in c.value for c in at.caption) and "exp_mode" not in at.session_state
+    at.session_state["exp_tab"] = "Similarity search"
+    at.run()
+    assert not at.get("plotly_chart")  # the map is not drawn behind the search
     at.radio(key="exp_mode").set_value("text").run()
     at.text_input(key="exp_text").set_value("A picture of an edge-on with bulge galaxy").run()
     assert not at.exception
@@ -95,6 +100,13 @@ def test_researcher_explores_map_grid_and_search(workspace):
     at.radio(key="exp_mode").set_value("galaxy").run()
     at.text_input(key="exp_gid").set_value("no-such-galaxy").run()
     assert "'no-such-galaxy' is not in the index" in at.error[0].value
+    at.session_state["exp_tab"] = "Thumbnail grid (PCA)"
+    at.run()
+    assert not at.exception and len(at.get("image")) == 1  # the grid, and no search results behind it
+    at.session_state["exp_tab"] = "Embedding map"  # back to the map: its settings were kept
+    at.run()
+    assert at.selectbox(key="exp_colour").value == "volunteer–model disagreement"
+    assert at.radio(key="exp_method").value == "umap"
     # projections are cached on disk per model version
     assert list((workspace / "embeddings" / "starter" / "demo").glob("proj_*.npy"))
     assert "Admin" not in str(at.sidebar)

@@ -71,9 +71,18 @@ def thumbnail_grid(folder: str, version: str, rows: int, cols: int, cell: int = 
 
 
 names = survey.class_names
-tab_map, tab_grid, tab_search = st.tabs(["Embedding map", "Thumbnail grid (PCA)", "Similarity search"])
+# Only the open tab runs (on_change="rerun"): the first render at 100,000 galaxies draws the map alone,
+# not also a thumbnail grid and a similarity search nobody has asked for yet.
+tab_map, tab_grid, tab_search = st.tabs(["Embedding map", "Thumbnail grid (PCA)", "Similarity search"],
+                                        key="exp_tab", on_change="rerun")
+# Streamlit forgets the state of widgets that did not run: the settings of the closed tabs are kept here
+for tab, keys in ((tab_map, ("exp_method", "exp_colour", "exp_flagged")), (tab_grid, ("exp_grid",)),
+                  (tab_search, ("exp_mode", "exp_k", "exp_text", "exp_gid", "exp_symbol"))):
+    for key in keys if not tab.open else ():
+        if key in S:
+            S[key] = S[key]
 
-with tab_map:
+if tab_map.open:
     c1, c2 = st.columns(2)
     method = c1.radio("Projection", ["pca", "tsne", "umap"], horizontal=True, key="exp_method",
                       format_func=lambda m: {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[m])
@@ -151,6 +160,8 @@ with tab_map:
     boxes = event.selection.box if event and event.selection else []
     chosen = {p["customdata"][0] for p in points if p.get("customdata")}
     picked = df.index[df.id_str.isin(chosen)].tolist()
+    if picked:  # the search tab's default query, when it is opened
+        S["exp_picked_id"] = str(df.id_str[picked[0]])
     z1, z2 = st.columns([1, 1])
     region = None
     if boxes:
@@ -178,12 +189,12 @@ with tab_map:
     else:
         st.caption("Drag a box or lasso on the map to pick galaxies.")
 
-with tab_grid:
+if tab_grid.open:
     n = st.slider("Grid size", 6, 20, 12, key="exp_grid")
     st.image(thumbnail_grid(str(folder), mv.name, n, n), caption="Galaxies placed on the PCA plane of the "
              "embedding, each cell given the nearest galaxy by linear assignment (paper Fig. 5).")
 
-with tab_search:
+if tab_search.open:
     mode = st.radio("Search by", ["galaxy", "uploaded image", "text", "symbol"], horizontal=True, key="exp_mode")
     k = st.slider("Results", 4, 32, 12, key="exp_k")
     st.caption(f"Index: {index.describe()}.")
@@ -194,7 +205,7 @@ with tab_search:
 
         if mode == "galaxy":
             # a galaxy clicked (or the first one boxed) on the map is the default query
-            clicked = str(df.id_str[picked[0]]) if picked else str(preds.id_str.iloc[0])
+            clicked = S.get("exp_picked_id") or str(preds.id_str.iloc[0])
             if st.session_state.get("exp_gid_from") != clicked:
                 st.session_state["exp_gid"], st.session_state["exp_gid_from"] = clicked, clicked
             gid = st.text_input("Galaxy id (click a galaxy on the map to use it)", key="exp_gid")
