@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from runlog import write_section
+from runlog import start_together, write_section
 
 import galaxalign.store.queue as queue
 from galaxalign.store import activate_model, add_volunteer, next_galaxy_for, open_store, register_model, \
@@ -99,20 +99,8 @@ def volunteer_loop(url: str, k: int, votes: int, ready, start, out) -> None:
 
 
 def many_volunteers(url: str, writers: int, votes: int) -> dict:
-    ctx = mp.get_context("spawn")
-    ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
-    ps = [ctx.Process(target=volunteer_loop, args=(url, k, votes, ready, start, out)) for k in range(writers)]
-    for p in ps:
-        p.start()
-    for _ in ps:
-        ready.get(timeout=900)
-    t0 = time.perf_counter()
-    start.set()
-    got = [out.get(timeout=900) for _ in ps]
-    wall = time.perf_counter() - t0
+    got, wall = start_together(volunteer_loop, [(url, k, votes) for k in range(writers)])
     rounds, late = np.concatenate([r for r, _ in got]), sum(n for _, n in got)
-    for p in ps:
-        p.join()
     ms = np.percentile(rounds, [50, 99]) * 1000
     return {"writers": writers, "votes_per_s": round((writers * votes - late) / wall, 1), "retired_meanwhile": late,
             "round_ms_median": round(float(ms[0]), 1), "round_ms_p99": round(float(ms[1]), 1)}

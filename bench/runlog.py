@@ -1,8 +1,11 @@
-"""The run logs the benchmark scripts keep in ``bench/results/*.jsonl``: one JSON line per finished
-run, so an interrupted benchmark skips what is done."""
+"""What the benchmark scripts share: the run logs they keep in ``bench/results/*.jsonl`` (one JSON line
+per finished run, so an interrupted benchmark skips what is done), the sections they write into
+BENCHMARKS.md, and starting many processes on one signal."""
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import time
 from pathlib import Path
 
 from galaxalign.fsutil import atomic_path
@@ -30,3 +33,25 @@ def write_section(doc: Path, name: str, body: str) -> None:
         text += f"\n{begin}\n{body}\n{end}\n"
     with atomic_path(doc) as tmp:
         Path(tmp).write_text(text)
+
+
+def start_together(target, args: list[tuple], timeout: float = 900) -> tuple[list, float]:
+    """Run ``target(*a, ready, start, out)`` in one spawned process per ``a`` in ``args``. Each process
+    puts something on ``ready`` once it has imported and connected, waits for ``start``, works, and
+    puts its result on ``out``. The clock starts when every process is ready — sixteen processes
+    importing the package on two cores take seconds, which must not count as work. Returns the
+    results (in the order they finished) and the seconds from the start to the last result."""
+    ctx = mp.get_context("spawn")
+    ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    ps = [ctx.Process(target=target, args=(*a, ready, start, out)) for a in args]
+    for p in ps:
+        p.start()
+    for _ in ps:
+        ready.get(timeout=timeout)
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get(timeout=timeout) for _ in ps]
+    wall = time.perf_counter() - t0
+    for p in ps:
+        p.join()
+    return results, wall

@@ -9,10 +9,9 @@ each vote's latency as its volunteer would wait for it (median, 99th percentile,
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # con
 
 import numpy as np
 from sqlalchemy import text
+
+from runlog import start_together
 
 from galaxalign.data import load_survey
 from galaxalign.store import RetirementRule, add_volunteer, open_store, record_classification, register_survey
@@ -57,20 +58,8 @@ def fresh(url: str, tmp: Path, procs: int) -> None:
 def run(url: str, procs: int, tmp: Path) -> tuple[float, np.ndarray]:
     """Votes per second over all processes, and every vote's latency (seconds)."""
     fresh(url, tmp, procs)
-    ctx = mp.get_context("spawn")
-    ready, start, q = ctx.Queue(), ctx.Event(), ctx.Queue()
-    ps = [ctx.Process(target=voter, args=(url, k, VOTES + 16, ready, start, q)) for k in range(procs)]
-    for p in ps:
-        p.start()
-    for _ in ps:  # every process imported and connected: 16 processes importing on 2 cores take a while
-        ready.get(timeout=600)
-    t0 = time.perf_counter()
-    start.set()
-    waits = np.concatenate([q.get(timeout=600) for _ in ps])
-    wall = time.perf_counter() - t0
-    for p in ps:
-        p.join()
-    return procs * VOTES / wall, waits
+    waits, wall = start_together(voter, [(url, k, VOTES + 16) for k in range(procs)], timeout=600)
+    return procs * VOTES / wall, np.concatenate(waits)
 
 
 def main() -> None:

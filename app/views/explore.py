@@ -78,7 +78,9 @@ tab_map, tab_grid, tab_search = st.tabs(["Embedding map", "Thumbnail grid (PCA)"
 # Streamlit forgets the state of widgets that did not run: the settings of the closed tabs are kept here
 for tab, keys in ((tab_map, ("exp_method", "exp_colour", "exp_flagged")), (tab_grid, ("exp_grid",)),
                   (tab_search, ("exp_mode", "exp_k", "exp_text", "exp_gid", "exp_symbol"))):
-    for key in keys if not tab.open else ():
+    if tab.open:
+        continue
+    for key in keys:
         if key in S:
             S[key] = S[key]
 

@@ -4,7 +4,8 @@ SQLite (the embedded default) runs in WAL mode with a 30 s busy timeout. A write
 (:meth:`Store.write`) takes the write lock at its start (``BEGIN IMMEDIATE``), so concurrent writers
 queue instead of failing half-way; a read (:meth:`Store.read`) begins a deferred transaction, so in WAL
 mode it reads its snapshot without waiting for any writer. PostgreSQL
-(``GALAXALIGN_DATABASE_URL=postgresql+psycopg://…``) locks the rows it changes. Both retry a transaction that lost a lock race, a few times with back-off.
+(``GALAXALIGN_DATABASE_URL=postgresql+psycopg://…``) locks the rows it changes. Both retry a
+transaction that lost a lock race, a few times with back-off.
 """
 from __future__ import annotations
 

@@ -128,13 +128,12 @@ def _votes_on(s: Session, g: Galaxy) -> list[tuple[int, int | None]]:
 
 
 def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule | None,
-                       votes: list[tuple[int, int | None]] | None = None) -> None:
+                       votes: list[tuple[int, int | None]]) -> None:
     """Recount ``g`` under ``rule`` (None: its survey's own, :attr:`RegisteredSurvey.retirement`) from
-    ``votes`` (:func:`_votes_on`, read here when not given)."""
+    all its ``votes`` (:func:`_votes_on` and the one just added)."""
     sv = g.survey
     rule = rule or RetirementRule.from_dict(sv.retirement)
     n_classes = len(sv.class_names)
-    votes = _votes_on(s, g) if votes is None else votes
     confusions = None
     if rule.method == "skill":
         gold: dict[int, list] = {v: [] for v, _ in votes}
