@@ -1,12 +1,21 @@
-"""The paper's Tables 2–5 on the embedded synthetic survey, with the tiny CPU config.
+"""The paper's Tables 2–5 on the embedded synthetic survey, from three image towers (below), on the CPU.
 
     python bench/paper_tables.py                 # all runs × 3 seeds (about an hour on 2 cores)
     python bench/paper_tables.py --report        # only rewrite the tables from finished runs
+    python bench/paper_tables.py --tower pretrained           # Table 2/3 from our pretrained CNN tower
+    python bench/paper_tables.py --tower pretrained-diverse   # the same and ablations, on the diverse sky
 
-Every run appends one line to ``bench/results/paper_runs.jsonl``; a run already there is skipped, so
-an interrupted benchmark picks up where it stopped. Runs go in order of importance — the main
-comparison for every seed first, then the ablations. The tables (mean ± std over seeds) are written to
-``bench/out/paper_tables.md`` and the t-SNE figure (paper Fig. 4: ours vs bi-modal CLIP) to
+Towers: ``vit-scratch`` (the first tables: the tiny ViT from random weights, ``configs/tiny-cpu.yaml``,
+on 2,000 classic-sky galaxies), ``pretrained`` (the starter's CNN tower ``galaxalign-tiny-rn`` from our
+SimCLR checkpoint, ``configs/starter-cpu.yaml`` with the paper's loss targets, on the same survey) and
+``pretrained-diverse`` (the same tower on 2,000 galaxies of the diverse sky, where it is not at its
+ceiling). Every variant gets the same 3 + 6 epochs.
+
+Every run appends one line to ``bench/results/paper_runs.jsonl`` (``paper_runs_<tower>.jsonl`` for
+the other towers); a run already there is skipped, so an interrupted benchmark picks up where it
+stopped. Runs go in order of importance — the main comparison for every seed first, then the
+ablations. The tables (mean ± std over seeds) are written to ``bench/out/<section>.md`` and into
+BENCHMARKS.md; for the first tower also the t-SNE figure (paper Fig. 4: ours vs bi-modal CLIP),
 ``docs/tsne_ours_vs_clip.png``.
 """
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +39,7 @@ from galaxalign.train import load_config, resolve_split, train
 ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "bench" / "out"
-RUNS = ROOT / "bench" / "results" / "paper_runs.jsonl"  # committed: the tables are rebuilt from it
+RESULTS = ROOT / "bench" / "results"
 SURVEY = OUT / "paper_survey.h5"
 N_GALAXIES, SEEDS = 2000, (0, 1, 2)
 EPOCHS = dict(stage1_epochs=3, stage2_epochs=6)
@@ -51,14 +60,51 @@ CONTRASTIVE = {
 KEYS = ("accuracy", "macro_f1", "map_at_5", "map")
 
 
+@dataclass(frozen=True)
+class Tower:
+    config: str  # under configs/
+    overrides: dict  # on top of the config and EPOCHS
+    runs: list | None  # which rows, in PRIORITY order (None: all)
+    marker: str  # the BENCHMARKS.md section
+    file: str  # the run log under bench/results/ (committed: the tables are rebuilt from it)
+    sky: str = "classic"  # the survey: 2,000 galaxies of this renderer, seed 2025
+
+
+MAIN = ["ours", "clip", "supervised", "probe_init", "probe_ours"]
+TOWERS = {
+    "vit-scratch": Tower("tiny-cpu.yaml", {}, None, "paper-tables", "paper_runs.jsonl"),
+    # the starter's CNN from our SimCLR checkpoint, the paper's loss targets (class_aware off) so that
+    # the rows mean what they mean above; on the classic sky (as the first tables) and on the diverse sky
+    "pretrained": Tower("starter-cpu.yaml", {"class_aware": False}, MAIN, "paper-tables-pretrained",
+                        "paper_runs_pretrained.jsonl"),
+    "pretrained-diverse": Tower("starter-cpu.yaml", {"class_aware": False},
+                                MAIN + ["v2", "loss_no_img_sym", "loss_no_sym_txt", "class_aware"],
+                                "paper-tables-pretrained-diverse", "paper_runs_pretrained_diverse.jsonl", "diverse"),
+}
+TOWER = TOWERS["vit-scratch"]
+
+
+def survey_path() -> Path:
+    return SURVEY if TOWER.sky == "classic" else OUT / f"paper_survey_{TOWER.sky}.h5"
+
+
+def runs_file() -> Path:
+    return RESULTS / TOWER.file
+
+
+def run_dir(name: str, seed: int) -> Path:
+    tag = "" if TOWER is TOWERS["vit-scratch"] else TOWER.file.removeprefix("paper_runs_").removesuffix(".jsonl") + "-"
+    return OUT / "runs" / f"{tag}{name}-{seed}"
+
+
 def done() -> dict:
-    return read_runs(RUNS)
+    return read_runs(runs_file())
 
 
 def record(name: str, seed: int, metrics: dict, seconds: float) -> None:
     row = {"name": name, "seed": seed, "seconds": round(seconds, 1), **{k: metrics.get(k) for k in KEYS},
            **{k: metrics[k] for k in ("accuracy_symbol", "accuracy_fused") if k in metrics}}
-    with open(RUNS, "a") as f:
+    with open(runs_file(), "a") as f:
         f.write(json.dumps(row) + "\n")
     print(f"{name:18s} seed {seed}: " + "  ".join(f"{k} {row[k]:.4f}" for k in KEYS if row[k] is not None)
           + f"  ({seconds:.0f} s)", flush=True)
@@ -76,7 +122,7 @@ def run_one(name: str, seed: int, survey, base) -> None:
     t0 = time.perf_counter()
     if name in CONTRASTIVE:
         res = train(replace(cfg, eval_every_stage=False, **CONTRASTIVE[name]), survey=survey,
-                    out_dir=OUT / "runs" / f"{name}-{seed}", show_bar=False)
+                    out_dir=run_dir(name, seed), show_bar=False)
         metrics = res["metrics"]
     elif name == "supervised":
         metrics = train_supervised(cfg, survey)
@@ -84,9 +130,9 @@ def run_one(name: str, seed: int, survey, base) -> None:
         metrics = train_supervised(cfg, survey, focal_gamma=2.0, class_weights=True)
     else:  # linear probes: on the initial (random) tower, or on Ours' trained tower of the same seed
         torch.manual_seed(seed)
-        if name == "probe_ours" and not (OUT / "runs" / f"ours-{seed}" / "model.pt").exists():
+        if name == "probe_ours" and not (run_dir("ours", seed) / "model.pt").exists():
             return
-        m = create_model(cfg.model) if name == "probe_init" else load_model(OUT / "runs" / f"ours-{seed}")
+        m = create_model(cfg.model) if name == "probe_init" else load_model(run_dir("ours", seed))
         tr, _, te = resolve_split(survey, cfg)  # the survey's own split if it has one
         f_tr = tower_features(m.clip.visual, m.preprocess, survey, tr)
         f_te = tower_features(m.clip.visual, m.preprocess, survey, te)
@@ -96,12 +142,12 @@ def run_one(name: str, seed: int, survey, base) -> None:
 
 def run_all() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    if not SURVEY.exists():
-        synth_survey(SURVEY, n=N_GALAXIES, size=64, seed=2025, sky="classic")
-    survey = load_survey(SURVEY)
-    base = load_config(ROOT / "configs" / "tiny-cpu.yaml", **EPOCHS)
-    for name in PRIORITY:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not survey_path().exists():
+        synth_survey(survey_path(), n=N_GALAXIES, size=64, seed=2025, sky=TOWER.sky)
+    survey = load_survey(survey_path())
+    base = load_config(ROOT / "configs" / TOWER.config, **EPOCHS, **TOWER.overrides)
+    for name in TOWER.runs or PRIORITY:
         for seed in SEEDS:
             if (name, seed) not in done():
                 run_one(name, seed, survey, base)
@@ -129,8 +175,12 @@ TABLES = [
 def report() -> str:
     runs = done()
     lines = []
+    have = {n for n, _ in runs}
+    level = "###" if TOWER is TOWERS["vit-scratch"] else "####"  # those are subsections of the first tables
     for title, names in TABLES:
-        lines += [f"### {title}", "", "| method | seeds | accuracy | macro-F1 | mAP@5 | mAP |", "|---|---:|---:|---:|---:|---:|"]
+        if not have & (set(names) - {"ours", "clip"}):  # a table of only the main pair says nothing new
+            continue
+        lines += [f"{level} {title}", "", "| method | seeds | accuracy | macro-F1 | mAP@5 | mAP |", "|---|---:|---:|---:|---:|---:|"]
         for name in names:
             rows = [r for (n, _), r in sorted(runs.items()) if n == name]
             if not rows:
@@ -144,10 +194,10 @@ def report() -> str:
         lines.append("")
     text = "\n".join(lines)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "paper_tables.md").write_text(text)
+    (OUT / f"{TOWER.marker}.md").write_text(text)
     # keep BENCHMARKS.md in step: its tables live between two markers
     bm = ROOT / "BENCHMARKS.md"
-    write_section(bm, "paper-tables", text)
+    write_section(bm, TOWER.marker, text)
     return text
 
 
@@ -166,7 +216,7 @@ def tsne_figure() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
     cmap = plt.get_cmap("tab10")
     for ax, name, title in zip(axes, ("ours", "clip"), ("GalaxAlign (ours)", "CLIP fine-tuning (no symbols)")):
-        path = OUT / "runs" / f"{name}-0"
+        path = run_dir(name, 0)
         if not (path / "model.pt").exists():
             return
         xy = project(embed_images(load_model(path), survey, te), "tsne")
@@ -184,8 +234,12 @@ def tsne_figure() -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--report", action="store_true", help="only write the tables and figure from finished runs")
+    ap.add_argument("--tower", choices=sorted(TOWERS), default="vit-scratch",
+                    help="which image tower every variant starts from (module docstring)")
     a = ap.parse_args()
+    TOWER = TOWERS[a.tower]
     if not a.report:
         run_all()
     print(report())
-    tsne_figure()
+    if a.tower == "vit-scratch":
+        tsne_figure()
