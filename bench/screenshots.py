@@ -6,6 +6,9 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
                                                 # docs/screenshots/classify_first.png
     python bench/screenshots.py --phone         # docs/screenshots/classify_phone.png (390×844)
     python bench/screenshots.py --talk          # docs/screenshots/talk_thread.png (a thread, as an admin)
+    python bench/screenshots.py --adapt         # the demo's starter adapted to 800 classic-sky galaxies
+                                                # (rendered and imported into a copy of the workspace):
+                                                # docs/screenshots/admin_adapt.png, its domain AUC
     python bench/screenshots.py --loop          # the science loop, on the workspace that
                                                 # `python bench/campaign.py --keep anchoring_0.6` kept:
                                                 # docs/screenshots/admin_anchoring.png, hunt_grid.png
@@ -116,18 +119,24 @@ def talk_thread(url: str, password: str, out: Path, store) -> None:
         page.screenshot(path=str(out / "talk_thread.png"), full_page=True)
 
 
+def admin_section(page, expect, heading: str, wait_for, path: Path) -> None:
+    """Open the Admin page, wait for ``wait_for`` to show, scroll ``heading`` to the top, photograph."""
+    page.get_by_role("link", name="Admin").click()
+    head = page.get_by_role("heading", name=heading)
+    expect(head).to_be_visible()
+    expect(wait_for).to_be_visible()
+    page.wait_for_timeout(2000)
+    head.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(path))
+
+
 def loop_pages(url: str, password: str, out: Path) -> None:
     """The Admin page's anchoring control and retirement rule after a simulated campaign, and a hunt's
     grid worked from the keyboard (→ → Space ↓ Space)."""
     with signed_in(url, password, viewport={"width": 1400, "height": 1000}) as (page, expect):
-        page.get_by_role("link", name="Admin").click()
-        heading = page.get_by_role("heading", name="Anchoring control")
-        expect(heading).to_be_visible()
-        expect(page.get_by_text("Anchoring", exact=True).first).to_be_visible()
-        page.wait_for_timeout(1500)
-        heading.evaluate("e => e.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(1000)
-        page.screenshot(path=str(out / "admin_anchoring.png"))
+        admin_section(page, expect, "Anchoring control", page.get_by_text("Anchoring", exact=True).first,
+                      out / "admin_anchoring.png")
         page.get_by_role("link", name="Hunt").click()
         expect(page.get_by_role("heading", name="Hunt")).to_be_visible()
         expect(page.get_by_text("Send these 24 decisions")).to_be_visible()
@@ -136,6 +145,31 @@ def loop_pages(url: str, password: str, out: Path) -> None:
             page.keyboard.press(key)
             page.wait_for_timeout(900)
         page.screenshot(path=str(out / "hunt_grid.png"), full_page=True)
+
+
+def admin_adapt(url: str, password: str, out: Path) -> None:
+    """The Admin page's model versions with the adaptation and its domain AUC before and after."""
+    with signed_in(url, password, viewport={"width": 1400, "height": 1000}) as (page, expect):
+        admin_section(page, expect, "Model versions", page.get_by_text("Adaptations").first, out / "admin_adapt.png")
+
+
+def _adapt_workspace(ws: Path, n: int = 800) -> dict:
+    """Render ``n`` classic-sky galaxies, import them as ``classic-sky`` and adapt the active model to
+    them (align ot), as `galaxalign import` and `galaxalign adapt --wait` would; the job's result."""
+    from galaxalign.importer import import_path
+    from galaxalign.jobs import adapt
+    from galaxalign.store import open_store
+    from galaxalign.synth import synth_survey
+    from galaxalign.workspace import Workspace
+
+    workspace = Workspace(ws)
+    store = open_store(workspace.database_url)
+    src = ws / "classic-sky.h5"
+    synth_survey(src, n=n, size=64, seed=22, sky="classic", progress=False)
+    import_path(store, workspace, src, "classic-sky", workflow="flat", progress=False)
+    res = adapt(store, workspace, None, {"survey": "classic-sky", "align": "ot"}, show_bar=True)
+    store.dispose()
+    return res
 
 
 def _loop_workspace(src: Path, ws: Path) -> str:
@@ -155,6 +189,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--survey", default="demo", choices=["demo", "first"])
     ap.add_argument("--loop", action="store_true", help="the anchoring panel and a hunt, from a kept campaign")
+    ap.add_argument("--adapt", action="store_true", help="the Admin page after adapting to the classic sky")
     ap.add_argument("--phone", action="store_true", help="only the Classify page on a 390×844 phone screen")
     ap.add_argument("--talk", action="store_true", help="only a Talk thread, with a hostile comment, as an admin")
     a = ap.parse_args()
@@ -177,8 +212,14 @@ def main() -> None:
         store = open_store(f"sqlite:///{ws / 'galaxalign.db'}")
         relocate_paths(store, str(src), str(ws))
         store.dispose()
+        if a.adapt:
+            res = _adapt_workspace(ws)
+            print(f"adapted {res['model']}: domain AUC {res['domain_auc_before']} -> {res['domain_auc_after']}")
         with streamlit_server(ws, Path(tmp) / "streamlit.log") as url:
-            if a.phone:
+            if a.adapt:
+                out.mkdir(parents=True, exist_ok=True)
+                admin_adapt(url, password, out)
+            elif a.phone:
                 out.mkdir(parents=True, exist_ok=True)
                 phone_classify(url, password, out)
             elif a.talk:

@@ -319,6 +319,27 @@ def test_admin_sees_the_anchoring_control(workspace):
     store.dispose()
 
 
+def test_admin_sees_an_adaptation_with_its_domain_auc_and_its_accuracy_on_the_targets_labels(workspace):
+    from galaxalign.store import active_model, open_store, register_model
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    starter = active_model(store)
+    register_model(store, "adapt-elsewhere", starter.checkpoint_path, {}, {
+        "domain_auc_before": 0.91, "domain_auc_after": 0.62, "adapted_from": starter.name, "align": "ot",
+        "target_accuracy_before": 0.41, "target_accuracy_after": 0.47, "target_scored": 300}, parent_id=starter.id)
+    store.dispose()
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "admin.py")).run()
+    assert not at.exception
+    assert any("**Adaptations**" in m.value for m in at.markdown)
+    table = next(d.value for d in at.dataframe if "AUC after" in d.value.columns)
+    row = table.set_index("version").loc["adapt-elsewhere"]
+    assert (row["from"], row["alignment"]) == (starter.name, "ot")
+    assert (row["AUC before"], row["AUC after"]) == (0.91, 0.62)
+    assert (row["accuracy before"], row["accuracy after"], row["labelled"]) == (0.41, 0.47, 300)
+
+
 def test_admin_sets_the_retirement_rule(workspace):
     at = signed_in("adam", "admin-password")
     at.switch_page(str(VIEWS / "admin.py")).run()

@@ -89,11 +89,15 @@ if versions:
     adapted = [m for m in versions if "domain_auc_before" in (m.metrics or {})]
     if adapted:
         st.markdown("**Adaptations** — domain AUC: how well a classifier tells the model's features of its own "
-                    "survey from the target's (1.0 two worlds, 0.5 mixed)")
+                    "survey from the target's (1.0 two worlds, 0.5 mixed); accuracy: on the target's labelled "
+                    "galaxies, where it has some, before and after — the figure that says whether it helped")
         st.dataframe(pd.DataFrame([{"version": m.name, "from": m.metrics.get("adapted_from"),
                                     "alignment": m.metrics.get("align"),
-                                    "domain AUC before": m.metrics["domain_auc_before"],
-                                    "domain AUC after": m.metrics["domain_auc_after"]} for m in adapted]),
+                                    "AUC before": m.metrics["domain_auc_before"],
+                                    "AUC after": m.metrics["domain_auc_after"],
+                                    "accuracy before": m.metrics.get("target_accuracy_before"),
+                                    "accuracy after": m.metrics.get("target_accuracy_after"),
+                                    "labelled": m.metrics.get("target_scored")} for m in adapted]),
                      hide_index=True, width="stretch")
     c1, c2 = st.columns([3, 1])
     choice = c1.selectbox("Version", [m.name for m in versions], key="adm_version",
