@@ -27,38 +27,29 @@ from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs, write_section
+from runlog import append_run, mean_std, read_runs, write_section
+from sky import named
 
 from galaxalign.adapt import ALIGN, AdaptCfg, adapt_model
 from galaxalign.data import load_survey
 from galaxalign.inference import evaluate_model
 from galaxalign.model import load_model
-from galaxalign.synth import synth_survey
 from galaxalign.train import load_config, resolve_split, train
 
 ROOT = Path(__file__).resolve().parent.parent
-SKY = ROOT / "bench" / "out" / "sky"  # the surveys bench/sky.py renders (made here if missing)
 OUT = ROOT / "bench" / "out" / "adapt"
 RUNS = ROOT / "bench" / "results" / "adapt_runs.jsonl"
 RECIPES = {"wave1": ROOT / "configs" / "tiny-cpu.yaml", "starter": ROOT / "configs" / "starter-cpu.yaml"}
 OVERRIDES = {"starter": {"stage2_epochs": 12}}  # as measured (the starter config has 4 + 36 epochs since)
 SEEDS = (0, 1, 2)
-SURVEYS = {"train-classic": (1500, 12, "classic"), "train-diverse": (1500, 11, "diverse"),
-           "test-diverse": (500, 21, "diverse"), "test-classic": (500, 22, "classic")}
 
 
 def survey(name: str):
-    path = SKY / f"{name}.h5"
-    if not path.exists():
-        n, seed, sky = SURVEYS[name]
-        synth_survey(path, n=n, size=64, seed=seed, sky=sky, progress=False)
-    return load_survey(path)
+    return load_survey(named(name))  # bench/sky.py's surveys, rendered there if missing
 
 
 def record(row: dict) -> None:
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RUNS, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_run(RUNS, row)
     print(json.dumps(row), flush=True)
 
 
@@ -96,11 +87,6 @@ def run_all() -> None:
                 record(row)
 
 
-def _ms(v) -> str:
-    v = np.asarray(v, float)
-    return f"{v.mean():.3f}" if len(v) == 1 else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
-
-
 def report() -> str:
     runs = read_runs(RUNS)
     lines = ["| recipe (trained on the classic sky) | adaptation to the diverse sky | seeds | domain AUC before → after "
@@ -111,11 +97,11 @@ def report() -> str:
             if not rows:
                 continue
             auc = ("—" if align == "before" else
-                   f"{_ms([r['domain_auc_before'] for r in rows])} → {_ms([r['domain_auc_after'] for r in rows])}")
+                   f"{mean_std([r['domain_auc_before'] for r in rows])} → {mean_std([r['domain_auc_after'] for r in rows])}")
             secs = "—" if align == "before" else f"{np.mean([r['adapt_seconds'] for r in rows]):.0f}"
             what = "not adapted" if align == "before" else f"adapt, align {align}"
-            lines.append(f"| {recipe} | {what} | {len(rows)} | {auc} | {_ms([r['diverse_accuracy'] for r in rows])} | "
-                         f"{_ms([r['classic_accuracy'] for r in rows])} | {secs} |")
+            lines.append(f"| {recipe} | {what} | {len(rows)} | {auc} | {mean_std([r['diverse_accuracy'] for r in rows])} | "
+                         f"{mean_std([r['classic_accuracy'] for r in rows])} | {secs} |")
     text = "\n".join(lines)
     write_section(ROOT / "BENCHMARKS.md", "adapt-tables", text)
     return text

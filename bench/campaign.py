@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs, write_section
+from runlog import mean_std, read_runs, write_section
 
 from galaxalign.data import first_package_dir, load_survey
 from galaxalign.importer import import_path
@@ -146,13 +146,6 @@ def votes_to_reach(rounds: list[dict], key: str, target: float) -> float | None:
     return None
 
 
-def _ms(v) -> str:
-    v = [x for x in v if x is not None]
-    if not v:
-        return "–"
-    return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else f"{np.mean(v):.3f}"
-
-
 def report() -> str:
     runs = read_runs(RESULTS / S["runs"])
     total = S["rounds"] * S["votes"]
@@ -162,7 +155,7 @@ def report() -> str:
     by = {name: [r for (n, _), r in sorted(runs.items()) if n == name] for name in VARIANTS}
     # the target: the ceiling minus one point; and the area under each learning curve (the mean accuracy
     # over the rounds after the first votes), the usual way to compare active-learning queues
-    lines = [f"Reference (every training label known, same recipe): accuracy {_ms(list(ref.values()))} "
+    lines = [f"Reference (every training label known, same recipe): accuracy {mean_std(list(ref.values()))} "
              f"({len(ref)} seeds).", "",
              f"| variant | seeds | model accuracy, start | after {total:,} votes | labels from volunteers | "
              "votes / retired | consensus accuracy | mean accuracy over the rounds (area under the curve) | "
@@ -178,10 +171,10 @@ def report() -> str:
                      if r["seed"] in ref]
         hit = [x for x in reach_ref if x is not None]
         lines.append(
-            f"| {name} | {len(rs)} | {_ms([r['rounds'][0]['model_accuracy'] for r in rs])} | "
-            f"{_ms([x['model_accuracy'] for x in last])} | {np.mean([x.get('n_consensus_labels', 0) for x in last]):.0f} | "
-            f"{_ms([x['votes_per_retired'] for x in last])} | {_ms([x['consensus_accuracy'] for x in last])} | "
-            f"{_ms(area)} | "
+            f"| {name} | {len(rs)} | {mean_std([r['rounds'][0]['model_accuracy'] for r in rs])} | "
+            f"{mean_std([x['model_accuracy'] for x in last])} | {np.mean([x.get('n_consensus_labels', 0) for x in last]):.0f} | "
+            f"{mean_std([x['votes_per_retired'] for x in last])} | {mean_std([x['consensus_accuracy'] for x in last])} | "
+            f"{mean_std(area)} | "
             f"{f'{np.mean(hit):,.0f} ({len(hit)} of {len(reach_ref)} seeds)' if hit else f'not within {total:,}'} |")
     anchored = [name for name in VARIANTS if name.startswith("anchoring") and by[name]]
     if anchored:
@@ -193,10 +186,10 @@ def report() -> str:
         a = [r["anchoring"] for r in rs]
         ci = [x["anchoring_ci"] for x in a if x["anchoring_ci"]]
         lines.append(f"| {habit} | {len(rs)} | {np.mean([x['n_shown'] for x in a]):.0f} / "
-                     f"{np.mean([x['n_blind'] for x in a]):.0f} | {_ms([x['anchoring'] for x in a])} | "
+                     f"{np.mean([x['n_blind'] for x in a]):.0f} | {mean_std([x['anchoring'] for x in a])} | "
                      f"{', '.join(f'[{lo:.2f}, {hi:.2f}]' for lo, hi in ci)} | "
                      f"{sum(lo <= habit <= hi for lo, hi in ci)} of {len(ci)} | "
-                     f"{_ms([r['rounds'][-1]['consensus_accuracy'] for r in rs])} |")
+                     f"{mean_std([r['rounds'][-1]['consensus_accuracy'] for r in rs])} |")
     _plot(by, ref)
     return "\n".join(lines)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runlog import read_runs, write_section
+from runlog import append_run, read_runs, write_section
 
 from galaxalign.baselines import train_supervised
 from galaxalign.data import first_package_dir, load_survey
@@ -66,9 +66,7 @@ def done() -> dict:
 
 
 def record(row: dict) -> None:
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RUNS, "a") as f:
-        f.write(json.dumps(row, default=float) + "\n")
+    append_run(RUNS, row)
 
 
 def surveys():

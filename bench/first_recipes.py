@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from runlog import write_section
+from runlog import append_run, write_section
 
 from galaxalign.data import first_package_dir, load_survey
 
@@ -168,8 +168,6 @@ if __name__ == "__main__":
     a = ap.parse_args()
     if not a.report:
         row = run(a)
-        RUNS.parent.mkdir(parents=True, exist_ok=True)
-        with open(RUNS, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_run(RUNS, row)
         print(json.dumps(row))
     print(report())

@@ -21,14 +21,13 @@ BENCHMARKS.md; for the first tower also the t-SNE figure (paper Fig. 4: ours vs 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs, write_section
+from runlog import append_run, read_runs, write_section
 
 from galaxalign.baselines import linear_probe, tower_features, train_supervised
 from galaxalign.data import load_survey
@@ -65,21 +64,27 @@ class Tower:
     config: str  # under configs/
     overrides: dict  # on top of the config and EPOCHS
     runs: list | None  # which rows, in PRIORITY order (None: all)
-    marker: str  # the BENCHMARKS.md section
-    file: str  # the run log under bench/results/ (committed: the tables are rebuilt from it)
+    tag: str = ""  # names its run log, run folders and BENCHMARKS.md section ("": the first tables)
     sky: str = "classic"  # the survey: 2,000 galaxies of this renderer, seed 2025
+
+    @property
+    def marker(self) -> str:  # the BENCHMARKS.md section
+        return "paper-tables" + (f"-{self.tag}" if self.tag else "")
+
+    @property
+    def stem(self) -> str:  # in the names of its run log and run folders
+        return self.tag.replace("-", "_")
 
 
 MAIN = ["ours", "clip", "supervised", "probe_init", "probe_ours"]
 TOWERS = {
-    "vit-scratch": Tower("tiny-cpu.yaml", {}, None, "paper-tables", "paper_runs.jsonl"),
+    "vit-scratch": Tower("tiny-cpu.yaml", {}, None),
     # the starter's CNN from our SimCLR checkpoint, the paper's loss targets (class_aware off) so that
     # the rows mean what they mean above; on the classic sky (as the first tables) and on the diverse sky
-    "pretrained": Tower("starter-cpu.yaml", {"class_aware": False}, MAIN, "paper-tables-pretrained",
-                        "paper_runs_pretrained.jsonl"),
+    "pretrained": Tower("starter-cpu.yaml", {"class_aware": False}, MAIN, "pretrained"),
     "pretrained-diverse": Tower("starter-cpu.yaml", {"class_aware": False},
                                 MAIN + ["v2", "loss_no_img_sym", "loss_no_sym_txt", "class_aware"],
-                                "paper-tables-pretrained-diverse", "paper_runs_pretrained_diverse.jsonl", "diverse"),
+                                "pretrained-diverse", "diverse"),
 }
 TOWER = TOWERS["vit-scratch"]
 
@@ -88,13 +93,12 @@ def survey_path() -> Path:
     return SURVEY if TOWER.sky == "classic" else OUT / f"paper_survey_{TOWER.sky}.h5"
 
 
-def runs_file() -> Path:
-    return RESULTS / TOWER.file
+def runs_file() -> Path:  # committed: the tables are rebuilt from it
+    return RESULTS / (f"paper_runs_{TOWER.stem}.jsonl" if TOWER.tag else "paper_runs.jsonl")
 
 
 def run_dir(name: str, seed: int) -> Path:
-    tag = "" if TOWER is TOWERS["vit-scratch"] else TOWER.file.removeprefix("paper_runs_").removesuffix(".jsonl") + "-"
-    return OUT / "runs" / f"{tag}{name}-{seed}"
+    return OUT / "runs" / (f"{TOWER.stem}-{name}-{seed}" if TOWER.tag else f"{name}-{seed}")
 
 
 def done() -> dict:
@@ -104,8 +108,7 @@ def done() -> dict:
 def record(name: str, seed: int, metrics: dict, seconds: float) -> None:
     row = {"name": name, "seed": seed, "seconds": round(seconds, 1), **{k: metrics.get(k) for k in KEYS},
            **{k: metrics[k] for k in ("accuracy_symbol", "accuracy_fused") if k in metrics}}
-    with open(runs_file(), "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_run(runs_file(), row)
     print(f"{name:18s} seed {seed}: " + "  ".join(f"{k} {row[k]:.4f}" for k in KEYS if row[k] is not None)
           + f"  ({seconds:.0f} s)", flush=True)
 
@@ -176,7 +179,7 @@ def report() -> str:
     runs = done()
     lines = []
     have = {n for n, _ in runs}
-    level = "###" if TOWER is TOWERS["vit-scratch"] else "####"  # those are subsections of the first tables
+    level = "####" if TOWER.tag else "###"  # the other towers' tables are subsections of the first ones
     for title, names in TABLES:
         if not have & (set(names) - {"ours", "clip"}):  # a table of only the main pair says nothing new
             continue

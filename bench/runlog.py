@@ -1,12 +1,14 @@
 """What the benchmark scripts share: the run logs they keep in ``bench/results/*.jsonl`` (one JSON line
-per finished run, so an interrupted benchmark skips what is done), the sections they write into
-BENCHMARKS.md, and starting many processes on one signal."""
+per finished run, so an interrupted benchmark skips what is done), mean ± std over seeds, the sections
+they write into BENCHMARKS.md, and starting many processes on one signal."""
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
 import time
 from pathlib import Path
+
+import numpy as np
 
 from galaxalign.fsutil import atomic_path
 
@@ -19,6 +21,22 @@ def read_runs(path: Path) -> dict:
             r = json.loads(line)
             out[(r["name"], r["seed"])] = r
     return out
+
+
+def append_run(path: Path, row: dict) -> None:
+    """Add one finished run to the log at ``path`` (the folder made if needed; numpy numbers written as
+    floats)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+
+
+def mean_std(values, digits: int = 3) -> str:
+    """``mean ± sample std`` of the values that are not None (the mean alone for one, "–" for none)."""
+    v = np.asarray([x for x in values if x is not None], float)
+    if not len(v):
+        return "–"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
 def write_section(doc: Path, name: str, body: str) -> None:

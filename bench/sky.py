@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runlog import read_runs, write_section
+from runlog import append_run, mean_std, read_runs, write_section
 
 from galaxalign.data import load_survey
 from galaxalign.inference import evaluate_model
@@ -52,14 +52,17 @@ EPOCHS = {k: {"stage2_epochs": 12} for k in ("starter", "starter_scratch", "star
 # the image tower each starter row starts from: the CPU checkpoint (configs/pretrain-cpu.yaml; in git
 # history, see models/pretrained/README.md), the GPU one the starter config names now
 # (configs/pretrain-gpu.yaml), or random weights
-TOWERS = {"starter": ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.pt",
-          "starter_gpu": ROOT / "models" / "pretrained" / "galaxalign-tiny-sky-gpu.pt",
-          "starter_gpu_long": ROOT / "models" / "pretrained" / "galaxalign-tiny-sky-gpu.pt", "starter_scratch": None}
+GPU_TOWER = ROOT / "models" / "pretrained" / "galaxalign-tiny-sky-gpu.pt"
+TOWERS = {"starter": ROOT / "models" / "pretrained" / "galaxalign-tiny-sky.pt", "starter_gpu": GPU_TOWER,
+          "starter_gpu_long": GPU_TOWER, "starter_scratch": None}
 LABELS = {"starter": "starter, CPU-pretrained tower", "starter_gpu": "starter, GPU-pretrained tower, 4 + 12 epochs",
           "starter_gpu_long": "starter, GPU-pretrained tower, 4 + 36 epochs",
           "starter_scratch": "starter, random weights", "wave1": "wave-1 recipe"}
 # (recipe, training sky, seeds), in order of importance
 N_TRAIN, N_TEST, N_SWEEP, SEEDS = 1500, 500, 200, (0, 1, 2)
+# the surveys of the main runs (and of bench/adapt.py): name → (galaxies, render seed, sky)
+SURVEYS = {"train-diverse": (N_TRAIN, 11, "diverse"), "train-classic": (N_TRAIN, 12, "classic"),
+           "test-diverse": (N_TEST, 21, "diverse"), "test-classic": (N_TEST, 22, "classic")}
 MAIN = [("starter_gpu", "diverse", SEEDS), ("starter", "diverse", SEEDS), ("starter_scratch", "diverse", SEEDS),
         ("wave1", "classic", (0,)), ("starter_gpu_long", "diverse", SEEDS)]
 SWEEPS = {
@@ -77,6 +80,12 @@ def survey(name: str, n: int, seed: int, sky: str = "diverse", nuisance: Nuisanc
     return path
 
 
+def named(name: str) -> Path:
+    """One of :data:`SURVEYS`, rendered the first time it is asked for."""
+    n, seed, sky = SURVEYS[name]
+    return survey(name, n, seed, sky)
+
+
 def sweep_nuisance(factor: str, value) -> Nuisance:
     if factor == "psf_over_hlr":
         return Nuisance().but(psf_over_hlr=(value, value))
@@ -86,9 +95,7 @@ def sweep_nuisance(factor: str, value) -> Nuisance:
 
 
 def record(row: dict) -> None:
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RUNS, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_run(RUNS, row)
     print(json.dumps(row), flush=True)
 
 
@@ -110,14 +117,13 @@ def fit(recipe: str, name: str, train_path: Path, seed: int) -> tuple[object, di
 
 def run_all() -> None:
     done = read_runs(RUNS)
-    tests = {"diverse": survey("test-diverse", N_TEST, 21), "classic": survey("test-classic", N_TEST, 22, "classic")}
-    train_sets = {"diverse": 11, "classic": 12}
+    tests = {sky: named(f"test-{sky}") for sky in ("diverse", "classic")}
     for seed in SEEDS:
         for recipe, sky, seeds in MAIN:
             key = f"{recipe}-{sky}"
             if (key, seed) in done or seed not in seeds:
                 continue
-            path = survey(f"train-{sky}", N_TRAIN, train_sets[sky], sky)
+            path = named(f"train-{sky}")
             model, own, secs = fit(recipe, key, path, seed)
             row = {"name": key, "seed": seed, "seconds": secs, "own_accuracy": round(own["accuracy"], 4),
                    "own_macro_f1": round(own["macro_f1"], 4)}
@@ -141,11 +147,6 @@ def run_all() -> None:
                     "outside_accuracy": out["accuracy"], "outside_macro_f1": out["macro_f1"]})
 
 
-def _ms(values) -> str:
-    v = np.asarray(values, float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
-
-
 def report() -> str:
     rows = [json.loads(line) for line in RUNS.read_text().splitlines() if line.strip()]
     lines = ["| recipe | trained on | seeds | own test split | diverse test (500) | classic test (500) | "
@@ -153,8 +154,8 @@ def report() -> str:
     for recipe, sky, _ in MAIN:
         rs = [r for r in rows if r["name"] == f"{recipe}-{sky}"]
         if rs:
-            lines.append(f"| {LABELS[recipe]} | {sky} sky | {len(rs)} | {_ms([r['own_accuracy'] for r in rs])} | "
-                         f"{_ms([r['diverse_accuracy'] for r in rs])} | {_ms([r['classic_accuracy'] for r in rs])} | "
+            lines.append(f"| {LABELS[recipe]} | {sky} sky | {len(rs)} | {mean_std([r['own_accuracy'] for r in rs])} | "
+                         f"{mean_std([r['diverse_accuracy'] for r in rs])} | {mean_std([r['classic_accuracy'] for r in rs])} | "
                          f"{np.mean([r['seconds'] for r in rs]) / 60:.1f} |")
     held: dict[str, list[dict]] = {}
     for r in rows:
@@ -166,7 +167,7 @@ def report() -> str:
     for factor, rs in held.items():
         inside = [r["inside_accuracy"] for r in rs]
         outside = [r["outside_accuracy"] for r in rs]
-        lines.append(f"| {factor} | {len(rs)} | {_ms(inside)} | {_ms(outside)} | "
+        lines.append(f"| {factor} | {len(rs)} | {mean_std(inside)} | {mean_std(outside)} | "
                      f"{np.mean(outside) / max(np.mean(inside), 1e-9):.2f} |")
     div = [r for r in rows if r["name"] == "starter-diverse"]
     if div:
@@ -174,7 +175,7 @@ def report() -> str:
         lines.append("|---|" + "---:|" * len(SWEEPS["snr"]))
         for factor, values in SWEEPS.items():
             lines.append(f"| {factor} (" + ", ".join(f"{v:g}" for v in values) + ") | " +
-                         " | ".join(_ms([r[f'sweep_{factor}_{v}'] for r in div]) for v in values) + " |")
+                         " | ".join(mean_std([r[f'sweep_{factor}_{v}'] for r in div]) for v in values) + " |")
         _plot(div)
     return "\n".join(lines)
 
