@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,32 @@ def check_name(name: Any, what: str = "name", error: type[GalaxalignError] = Inv
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise error(f"{what} {short(name)} {NAME_RULE}")
     return name
+
+
+NAME_MAX = 40
+
+
+def name_key(name: str) -> str:
+    """The form two account names are compared in: NFKC (full-width ``Ａｄａ`` → ``Ada``) then casefold —
+    ``Ada``, ``ada`` and ``Ａｄａ`` share one key, so they can be only one account."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def check_volunteer_name(name: Any, error: type[GalaxalignError] = InvalidValue) -> str:
+    """An account name as a person typed it, in its display form: NFKC-normalised, then held to :data:`NAME_RULE` (the form Talk's ``@mentions`` can name).
+    Control characters and over-long names get their own message."""
+    if not isinstance(name, str):
+        raise error(f"name {short(name)}: must be text")
+    display = unicodedata.normalize("NFKC", name)
+    if not display:
+        raise error("name: must not be empty")
+    if any(unicodedata.category(ch).startswith("C") for ch in display):
+        raise error(f"name {short(display)}: must not contain control or invisible characters")
+    if len(display) > NAME_MAX:
+        raise error(f"name {short(display)}: too long; at most {NAME_MAX} characters")
+    if not NAME_RE.fullmatch(display):
+        raise error(f"name {short(display)} {NAME_RULE}")
+    return display
 
 
 def is_integer(x: Any) -> bool:

@@ -1,5 +1,5 @@
 """The annotation store: SQLAlchemy models, Alembic migrations, and one module per domain —
-:mod:`~.accounts`, :mod:`~.surveys`, :mod:`~.votes` (with :mod:`~.retirement`), :mod:`~.versions` (model
+:mod:`~.accounts` (guests, sign-up, account management), :mod:`~.project` (settings, home page figures), :mod:`~.surveys`, :mod:`~.votes` (with :mod:`~.retirement`), :mod:`~.versions` (model
 versions and predictions), :mod:`~.jobs`, :mod:`~.hunts` (rare-object hunts), :mod:`~.flags` (favourites
 and odd flags), :mod:`~.talk` (comments, tags, mentions, moderation) — over one :mod:`~.lookup` module; read-side views in :mod:`~.consensus`, :mod:`~.queue`
 and :mod:`~.export`.
@@ -28,6 +28,8 @@ from .jobs import *  # noqa: F401,F403
 from .jobs import __all__ as _jobs
 from .lookup import *  # noqa: F401,F403
 from .lookup import __all__ as _lookup
+from .project import *  # noqa: F401,F403
+from .project import __all__ as _project
 from .queue import QUEUE_STRATEGIES, gold_rate_for, next_galaxy_for
 from .talk import *  # noqa: F401,F403
 from .talk import __all__ as _talk
@@ -38,7 +40,7 @@ from .versions import __all__ as _versions
 from .votes import *  # noqa: F401,F403
 from .votes import __all__ as _votes
 
-__all__ = [*_lookup, *_accounts, *_surveys, *_votes, *_versions, *_jobs, *_hunts, *_flags, *_talk, "Store", "StoreError", "open_store",
+__all__ = [*_lookup, *_project, *_accounts, *_surveys, *_votes, *_versions, *_jobs, *_hunts, *_flags, *_talk, "Store", "StoreError", "open_store",
            "migrate", "anchoring_estimate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
            "skill_weights", "next_galaxy_for", "gold_rate_for", "QUEUE_STRATEGIES", "CONSENSUS_METHODS", "retirement_summary", "volunteer_history", "export_classifications", "export_vote_fractions", "neutralise",
            "write_table"]

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from ..validate import is_integer, short
+from ..validate import is_integer, name_key, short
 from .db import Store, StoreError
 from .models import Galaxy, Job, ModelVersion, RegisteredSurvey, Volunteer
 
@@ -46,8 +46,20 @@ def _named_row(s: Session, model, which: int | str, what: str, missing: str):
     return row
 
 
-def volunteer_row(s: Session, who: int | str) -> Volunteer:
-    return _named_row(s, Volunteer, who, "volunteer", "does not exist")
+def volunteer_row(s: Session, who: int | str, lock: bool = False) -> Volunteer:
+    """The account with integer id ``who``, or whose name is ``who`` in any case or width (``ADA`` finds
+    ``Ada``: names compare by :func:`galaxalign.validate.name_key`). ``lock``: on PostgreSQL, lock the row."""
+    who = key(who, "volunteer")
+    if isinstance(who, int):
+        q = select(Volunteer).where(Volunteer.id == who)
+    else:
+        q = select(Volunteer).where(Volunteer.name_key == name_key(who))
+    if lock and s.bind.dialect.name != "sqlite":
+        q = q.with_for_update()
+    row = s.scalar(q)
+    if row is None:
+        raise NotFound(f"volunteer {short(who)} does not exist")
+    return row
 
 
 def get_volunteer(store: Store, who: int | str) -> Volunteer:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-ROLES = ("volunteer", "researcher", "admin")
+ROLES = ("guest", "volunteer", "researcher", "admin")  # in rising order of rights
 MODEL_STATUSES = ("candidate", "active", "retired")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -57,7 +57,7 @@ class Galaxy(Base):
     gold: Mapped[bool] = mapped_column(Boolean, default=False)
     n_votes: Mapped[int] = mapped_column(Integer, default=0)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     retired_reason: Mapped[str | None] = mapped_column(String(40))
     consensus_label: Mapped[int | None] = mapped_column(Integer)
     consensus_agreement: Mapped[float | None] = mapped_column(Float)
@@ -67,13 +67,19 @@ class Galaxy(Base):
 class Volunteer(Base):
     __tablename__ = "volunteers"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)  # the display form, as typed (NFKC)
+    # NFKC + casefold of the name: "Ada", "ada" and "Ａｄａ" are one key, so one account (galaxalign.names)
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(20), default="volunteer")
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     tutorial_seen_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: the Classify page shows the tutorial
     talk_suspended_at: Mapped[datetime | None] = mapped_column(DateTime)  # set: may read Talk, not post
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime)  # set: may neither sign in nor vote
+    suspended_reason: Mapped[str | None] = mapped_column(String(200))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime)  # personal data erased on request; votes kept
 
 
 class Classification(Base):
@@ -93,6 +99,7 @@ class Classification(Base):
     # True: a control task — the model's proposal (proposal_class) was hidden on purpose; accepted is None
     blind: Mapped[bool | None] = mapped_column(Boolean)
     seconds: Mapped[float | None] = mapped_column(Float)
+    guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # cast without an account
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     galaxy: Mapped[Galaxy] = relationship()
     volunteer: Mapped[Volunteer] = relationship()
@@ -216,6 +223,30 @@ class ModerationAction(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ProjectSetting(Base):
+    """One project-wide setting (galaxalign.store.project): the home page's text, who may join, guests."""
+    __tablename__ = "project_settings"
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[object | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AccountLink(Base):
+    """A one-time account link: an invitation to join (with the role it grants) or a password reset for
+    one account. The URL carries this row's id signed and timed (galaxalign.links); ``used_at`` makes it
+    single-use."""
+    __tablename__ = "account_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # invite or reset
+    volunteer_id: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
+    role: Mapped[str | None] = mapped_column(String(20))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
 
 
 class Job(Base):

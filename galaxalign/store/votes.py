@@ -16,7 +16,8 @@ from ..validate import check_fraction, check_proposal, check_seconds, is_integer
 from .db import Store, StoreError
 from .lookup import (AccessDenied, NotFound, active_model_row, galaxy_row, model_version_row, survey_row,
                      volunteer_row)
-from .models import Classification, Galaxy, Prediction, RegisteredSurvey, utcnow
+from .models import Classification, Galaxy, Prediction, RegisteredSurvey, Volunteer, utcnow
+from .project import settings_in
 from .retirement import RETIREMENT_METHODS, RetirementRule, confusion_from_gold, decide
 from .surveys import gold_survey_ids
 
@@ -93,6 +94,8 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         v = volunteer_row(s, volunteer)
         if not v.active:
             raise AccessDenied(f"volunteer {v.name!r} is deactivated")
+        if v.suspended_at is not None:
+            raise AccessDenied(f"volunteer {v.name!r} is suspended; the vote was not recorded")
         sid = survey_row(s, survey).id if survey is not None else None
         g = galaxy_row(s, galaxy, sid, lock=True, with_survey=True)
         if g.retired:
@@ -102,17 +105,18 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         if model_version_id is not None:
             model_version_row(s, int(model_version_id))  # NotFound when there is no such version
         votes = _votes_on(s, g)  # read once: the duplicate check and the recount both need them
-        if any(vid == v.id for vid, _ in votes):
+        if any(vid == v.id for vid, _, _ in votes):
             raise DuplicateVote(f"volunteer {v.name!r} has already classified galaxy {g.id_str!r}")
         c = Classification(galaxy_id=g.id, volunteer_id=v.id, workflow=g.survey.workflow,
                            workflow_version=WORKFLOW_VERSION, answers=path, resolved_class=cls,
                            proposal_class=None if prop is None else prop[0],
                            proposal_confidence=None if prop is None else prop[1],
                            model_version_id=model_version_id, blind=blind if prop is not None else None,
-                           accepted=None if (prop is None or blind) else (cls == prop[0]), seconds=seconds)
+                           accepted=None if (prop is None or blind) else (cls == prop[0]), seconds=seconds,
+                           guest=v.role == "guest")
         s.add(c)
         s.flush()
-        _refresh_consensus(s, g, rule, votes + [(v.id, cls)])
+        _refresh_consensus(s, g, rule, _counted(s, votes + [(v.id, cls, v.role == "guest")]))
         return VoteResult(c.id, g.id, cls, g.n_votes, g.retired, g.consensus_label, g.consensus_agreement)
 
     try:
@@ -121,10 +125,20 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         raise DuplicateVote(f"volunteer {volunteer!r} has already classified galaxy {galaxy!r}") from None
 
 
-def _votes_on(s: Session, g: Galaxy) -> list[tuple[int, int | None]]:
-    """``(volunteer id, class)`` of every vote on ``g``, oldest first."""
-    return [tuple(r) for r in s.execute(select(Classification.volunteer_id, Classification.resolved_class)
-                                        .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
+def _votes_on(s: Session, g: Galaxy) -> list[tuple[int, int | None, bool]]:
+    """``(volunteer id, class, by a guest now)`` of every vote on ``g``, oldest first."""
+    return [(vid, cls, role == "guest") for vid, cls, role in s.execute(
+        select(Classification.volunteer_id, Classification.resolved_class, Volunteer.role)
+        .join(Volunteer, Volunteer.id == Classification.volunteer_id)
+        .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
+
+
+def _counted(s: Session, votes: list[tuple[int, int | None, bool]]) -> list[tuple[int, int | None]]:
+    """The votes that count toward consensus and retirement: all of them, or — where the project's
+    guest rule is ``store`` — those of people with an account (a guest's votes count once they join)."""
+    if any(g for _, _, g in votes) and settings_in(s).guest_votes == "store":
+        votes = [x for x in votes if not x[2]]
+    return [(vid, cls) for vid, cls, _ in votes]
 
 
 def _refresh_consensus(s: Session, g: Galaxy, rule: RetirementRule | None,
