@@ -7,7 +7,7 @@ holds data frames and projections.
 from __future__ import annotations
 
 import json
-import time
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,9 @@ from galaxalign.errors import GalaxalignError, os_error_message
 from galaxalign.index import SimilarityIndex
 from galaxalign.inference import load_embeddings
 from galaxalign.model import load_model
-from galaxalign.store import account_for_sign_on, active_model, authenticate, list_surveys, open_store, require_role
+from galaxalign.access import Doorkeeper, SignInFailed, Throttled
+from galaxalign.store import (AccessDenied, account_for_sign_on, active_model, create_guest, list_surveys, open_store,
+                              project_settings, project_stats, require_role)
 from galaxalign.symbols import render_symbol, symbol_path
 from galaxalign.talk import render as render_comment
 from galaxalign.viewing import upscale
@@ -84,6 +86,16 @@ def display(img: np.ndarray, size: int = 160) -> np.ndarray:
 
 # --- the current survey and model --------------------------------------------------------------------
 
+@st.cache_resource(ttl=10, show_spinner=False)
+def _survey_rows(url: str) -> list:
+    return list_surveys(get_store(url))
+
+
+def get_survey_rows() -> list:
+    """The registered surveys, read at most every 10 s per process (the home page asks on every visit)."""
+    return _survey_rows(get_workspace().database_url)
+
+
 def survey_row():
     """The survey picked in the sidebar (registered surveys), or the demo file before any is registered."""
     rows = list_surveys(store())
@@ -121,7 +133,47 @@ def active_model_row():
     return active_model(store())
 
 
-# --- sign-in -----------------------------------------------------------------------------------------
+# --- who is here ------------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def get_doorkeeper(url: str) -> Doorkeeper:
+    """One per web process: sign-in and guest limits (shared by all processes through Redis when configured)."""
+    return Doorkeeper(get_store(url))
+
+
+def doorkeeper() -> Doorkeeper:
+    return get_doorkeeper(get_workspace().database_url)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _settings(url: str):
+    return project_settings(get_store(url))
+
+
+def settings():
+    """The project's settings, read at most every 10 s per process (a role or door change shows within that)."""
+    return _settings(get_workspace().database_url)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _stats(url: str) -> dict:
+    return project_stats(get_store(url))
+
+
+def stats() -> dict:
+    """The home page's figures: computed at most every 30 s per web process, whoever is visiting."""
+    return _stats(get_workspace().database_url)
+
+
+def client_address() -> str:
+    """The visitor's address for rate limits: the socket's peer, or — only when ``$GALAXALIGN_TRUST_PROXY``
+    is set, behind our own reverse proxy — the first address of ``X-Forwarded-For``."""
+    if os.environ.get("GALAXALIGN_TRUST_PROXY"):
+        fwd = (st.context.headers.get("X-Forwarded-For") or "").split(",")[0].strip()
+        if fwd:
+            return fwd[:64]
+    return str(getattr(st.context, "ip_address", None) or "local")
+
 
 def _oidc_configured() -> bool:
     try:
@@ -131,35 +183,80 @@ def _oidc_configured() -> bool:
 
 
 def current_user() -> dict | None:
-    """``{"id", "name", "role"}`` of the signed-in user, from the session or from OIDC (``st.login``)."""
+    """``{"id", "name", "role"}`` of whoever is here: an account signed in, this browser session's guest
+    (after their first vote), or someone signed in through OIDC (``st.login``); None for a new visitor."""
     user = st.session_state.get("user")
     if user is not None:
         return user
     if _oidc_configured() and getattr(st.user, "is_logged_in", False):
-        v = account_for_sign_on(store(), str(st.user.get("email") or st.user.get("sub")))
+        try:
+            v = account_for_sign_on(store(), str(st.user.get("email") or st.user.get("sub")))
+        except AccessDenied as e:
+            st.session_state["signin_error"] = str(e)
+            st.logout()
+            return None
         st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
         return st.session_state["user"]
     return None
 
 
+VISITOR = {"id": None, "name": "visitor", "role": "guest"}
+
+
+def classifier() -> dict:
+    """Who classifies on this run: the signed-in user or this session's guest; a new visitor (no row until
+    their first vote, :func:`ensure_identity`) where the project lets guests classify; else the page stops
+    with the way in."""
+    user = current_user()
+    if user is not None:
+        try:
+            require_role(store(), user["id"], "guest")
+        except GalaxalignError as e:
+            st.session_state.pop("user", None)
+            st.error(str(e))
+            st.stop()
+        return user
+    if settings().guests:
+        return dict(VISITOR)
+    st.info("Please sign in or join to classify.")
+    st.stop()
+
+
+def ensure_identity() -> dict:
+    """This session's identity before a first write: a visitor becomes a guest (one row, rate-limited per
+    address); anyone else is returned as they are."""
+    user = st.session_state.get("user")
+    if user is not None:
+        return user
+    doorkeeper().check_new_guest(client_address())
+    gid, name = create_guest(store())
+    st.session_state["user"] = {"id": gid, "name": name, "role": "guest"}
+    return st.session_state["user"]
+
+
 def sign_in_page() -> None:
-    st.title("galaxalign")
-    st.caption("Galaxy morphology by citizen scientists, with a model that learns from you.")
+    st.title(f"Sign in to {settings().title}")
+    if (msg := st.session_state.pop("signin_error", None)):
+        st.error(msg)
     with st.form("signin"):
-        name = st.text_input("Name", key="signin_name")
-        password = st.text_input("Password", type="password", key="signin_password")
+        name = st.text_input("Name", key="signin_name", max_chars=200)
+        password = st.text_input("Password", type="password", key="signin_password", max_chars=1024)
         ok = st.form_submit_button("Sign in", type="primary")
     if ok:
-        v = authenticate(store(), name.strip(), password)
-        if v is None:
-            time.sleep(0.5)
-            st.error("Unknown name or wrong password.")
+        try:
+            v = doorkeeper().sign_in(name, password, client_address())
+        except (SignInFailed, Throttled, AccessDenied) as e:
+            st.error(f"{str(e)[:1].upper()}{str(e)[1:]}.")
         else:
+            st.session_state.clear()
             st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
             st.rerun()
     if _oidc_configured():
         st.button("Sign in with your institution", on_click=st.login, key="signin_oidc")
-    st.caption("No account? An admin creates one with `galaxalign user add NAME`.")
+    if settings().join == "open":
+        st.caption("No account? **Join** takes one short form — or just start classifying as a guest.")
+    elif settings().join == "invite":
+        st.caption("This project is invitation-only: open the invitation link an admin sent you.")
 
 
 def sign_out() -> None:
@@ -169,13 +266,19 @@ def sign_out() -> None:
 
 
 def require(role: str) -> dict:
-    """Stop the page unless the signed-in user has ``role`` or above (checked against the store)."""
+    """Stop the page unless the signed-in user has ``role`` or above (checked against the store on every
+    run, so a role change or a suspension applies on the next request)."""
     user = current_user()
     if user is None:
         st.error("Please sign in.")
         st.stop()
     try:
         require_role(store(), user["id"], role)
+    except AccessDenied as e:
+        if "suspended" in str(e):
+            st.session_state.pop("user", None)
+        st.error(str(e))
+        st.stop()
     except GalaxalignError as e:
         st.error(str(e))
         st.stop()
@@ -193,6 +296,11 @@ def show_error(e: Exception) -> None:
 
 
 # --- Talk comments -----------------------------------------------------------------------------------
+
+PAGE_CSS = """<style>
+.ga-home h3 { margin-top: 0.2rem; }
+.ga-home p { font-size: 1.05rem; line-height: 1.55; }
+</style>"""
 
 TALK_CSS = """<style>
 .ga-tag { color: #1c7ed6; font-weight: 600; }

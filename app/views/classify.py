@@ -8,7 +8,9 @@ import time
 import numpy as np
 import streamlit as st
 
-from common import active_model_row, current_survey, display, require, store, survey_row, symbol_image
+from common import (active_model_row, classifier, client_address, current_survey, display, doorkeeper, ensure_identity,
+                    settings, store, survey_row, symbol_image)
+from galaxalign.access import Throttled
 from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
                               volunteer_flags, volunteer_stats)
@@ -17,7 +19,7 @@ from galaxalign.store import FLAT_TASK
 from galaxalign.taxonomy import GZ2_TREE
 from galaxalign.viewing import VIEW_STRETCHES, ZOOMS, adjust_view
 
-user = require("volunteer")
+user = classifier()  # an account, this session's guest, or a visitor (a guest from their first vote)
 row = survey_row()
 survey = current_survey(row)
 if row is None or survey is None:
@@ -28,7 +30,8 @@ S = st.session_state
 
 
 def new_galaxy() -> None:
-    g = next_galaxy_for(store(), user["id"], row.id)
+    who = (S.get("user") or user)["id"]  # a visitor's first vote made them a guest during this run
+    g = next_galaxy_for(store(), who, row.id)
     S["cls_galaxy"] = None if g is None else g.id
     S["cls_path"] = []
     S["cls_started"] = time.time()
@@ -42,10 +45,16 @@ def commit(answers: list, galaxy: int) -> None:
         return
     tp = S.get("cls_task") or TaskProposal()
     try:
-        record_classification(store(), user["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
+        me = ensure_identity()
+        if me["role"] == "guest":
+            doorkeeper().check_guest_vote(me["id"], client_address(), settings().guest_votes_per_minute)
+        record_classification(store(), me["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
                               proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
     except (DuplicateVote, RetiredGalaxy):
         pass  # already recorded (double click or a second tab) or retired meanwhile: no vote lost or doubled
+    except Throttled as e:
+        S["cls_error"] = str(e)
+        return
     except Exception as e:  # noqa: BLE001 - shown as one line, the galaxy stays on screen
         S["cls_error"] = str(e)
         return
@@ -56,7 +65,7 @@ def flag_odd(galaxy: int, id_str: str) -> None:
     """Flag ``galaxy`` as odd for the reason chosen (a callback: the button shows the flag in the same run)."""
     why = S.get("cls_odd_reason")
     try:
-        set_flag(store(), user["id"], galaxy, "odd", reason=why)
+        set_flag(store(), ensure_identity()["id"], galaxy, "odd", reason=why)
         S["cls_toast"] = f"Flagged {id_str} as odd ({why}). Thank you — researchers see every flag."
     except Exception as e:  # noqa: BLE001 - shown as one line
         S["cls_flag_error"] = f"The flag was not saved: {e}"
@@ -112,7 +121,25 @@ if (!window.__gaGuideKey) {
 </script>""", unsafe_allow_javascript=True)
 with st.container(key="cls_heading"):
     st.title("Classify")
-if get_volunteer(store(), user["id"]).tutorial_seen_at is None or S.get("cls_tutorial"):
+def tutorial_due() -> bool:
+    if S.get("cls_tutorial"):
+        return True
+    if user["id"] is None:  # a visitor: once per browser session
+        return not S.get("cls_tutorial_seen")
+    return get_volunteer(store(), user["id"]).tutorial_seen_at is None and not S.get("cls_tutorial_seen")
+
+
+def toggle_favourite(galaxy: int, on: bool) -> None:
+    try:
+        set_flag(store(), ensure_identity()["id"], galaxy, "favourite", on=on)
+    except Exception as e:  # noqa: BLE001 - shown as one line
+        S["cls_flag_error"] = f"The favourite was not saved: {e}"
+
+
+if user["role"] == "guest" and settings().join == "open" and not S.get("cls_join_hint_off"):
+    st.caption("Classifying as a guest. **Join** (one short form) to keep your work under your own name — "
+               "everything you did as a guest comes with you.")
+if tutorial_due():
     with st.container(border=True, key="cls_tutorial_box"):
         st.markdown("### How classifying works")
         st.markdown(
@@ -126,10 +153,11 @@ if get_volunteer(store(), user["id"]).tutorial_seen_at is None or S.get("cls_tut
             "4. **Not sure?** The field guide explains every symbol. *Skip* (**S**) is fine; ☆ (**F**) keeps a "
             "galaxy in your favourites; ⚑ *Odd* tells researchers about a strange one.")
         if st.button("Start classifying", key="cls_tutorial_done", type="primary"):
-            mark_tutorial_seen(store(), user["id"])
-            S["cls_tutorial"] = False
+            if user["id"] is not None:
+                mark_tutorial_seen(store(), user["id"])
+            S["cls_tutorial"], S["cls_tutorial_seen"] = False, True
             st.rerun()
-mine = volunteer_stats(store(), user["id"])  # this volunteer's rows only: this runs after every vote
+mine = volunteer_stats(store(), user["id"]) if user["id"] is not None else []  # this volunteer's rows only
 if len(mine):
     m = mine.iloc[0]
     agree = "—" if np.isnan(m.crowd_agreement) else f"{m.crowd_agreement:.0%}"
@@ -161,7 +189,7 @@ mv = active_model_row()
 pred = prediction_for(store(), g.id, mv.id) if mv else None
 # a wrong pre-selected answer anchors volunteers: an unfamiliar galaxy or an unsure model proposes nothing
 # and a small blind fraction of tasks shows nothing at all: the control that measures anchoring
-S["cls_task"] = tp = task_proposal(pred, mv, row.blind_fraction, user["id"], g.id)
+S["cls_task"] = tp = task_proposal(pred, mv, row.blind_fraction, user["id"] or 0, g.id)
 withheld = tp.reason
 pred = pred if tp.shown else None
 proposal_path = ([tuple(s) for s in ls[pred.top_class].path] if (pred is not None and ls is not None) else None)
@@ -175,18 +203,22 @@ with left:
     st.container(key="cls_image").image(display(adjust_view(img, zoom, stretch, invert), 420), width="stretch")
     st.container(key="cls_meta").caption(f"`{g.id_str}`" + (f" · RA {g.ra:.4f}, Dec {g.dec:.4f}" if g.ra is not None
                                                                    else ""))
-    mine_now = volunteer_flags(store(), user["id"], galaxy=g.id)  # this galaxy's only: this runs after every vote
-    fav = (mine_now.kind == "favourite").any()
+    mine_now = (volunteer_flags(store(), user["id"], galaxy=g.id) if user["id"] is not None  # this galaxy's only
+                else None)
+    fav = mine_now is not None and (mine_now.kind == "favourite").any()
     f1, f2, f3 = st.container(key="cls_flags").columns(3)
     f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
-              on_click=lambda: set_flag(store(), user["id"], g.id, "favourite", on=not fav),
+              on_click=toggle_favourite, args=(g.id, not fav),
               help="Keep this galaxy in My favourites (F)")
-    with f2.popover("⚑ Odd ✓" if (mine_now.kind == "odd").any() else "⚑ Odd", width="stretch",
+    odd = mine_now is not None and (mine_now.kind == "odd").any()
+    with f2.popover("⚑ Odd ✓" if odd else "⚑ Odd", width="stretch",
                     help="Something odd about this galaxy? Tell the researchers"):
         st.radio("What is odd about it?", ODD_REASONS, key="cls_odd_reason")
         st.button("Flag it", key="cls_odd_flag", on_click=flag_odd, args=(g.id, g.id_str))
     n_talk = comment_counts(store(), [g.id]).get(g.id, 0)
-    if f3.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk", width="stretch",
+    if user["role"] == "guest":
+        f3.caption(f"💬 {n_talk} comment{'s' if n_talk != 1 else ''} · join to talk" if n_talk else "💬 Join to talk")
+    elif f3.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk", width="stretch",
                  help="Discuss this galaxy with other volunteers and the science team"):
         S["talk_galaxy"], S["talk_view"], S["talk_find"] = g.id, "Thread", ""
         st.switch_page("views/talk.py")

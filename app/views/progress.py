@@ -1,14 +1,41 @@
 """My progress: a volunteer's classifications, how their agreement with the crowd and with the gold
 standard grows, their favourites and odd flags, their Talk comments and the comments that mention them."""
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from common import TALK_CSS, current_survey, display, require, show_comment, store, survey_row
-from galaxalign.store import mentions_of, volunteer_comments, volunteer_flags, volunteer_history
+from common import TALK_CSS, current_survey, current_user, display, require, show_comment, sign_out, store, survey_row
+from galaxalign.errors import GalaxalignError
+from galaxalign.store import erase_account, mentions_of, my_data, volunteer_comments, volunteer_flags, volunteer_history
 
-user = require("volunteer")
+if current_user() is None:
+    st.info("Nothing here yet: classify a galaxy first — your progress shows up here.")
+    st.stop()
+user = require("guest")
 st.title("My progress")
+if (hello := st.session_state.pop("welcome", None)):
+    st.success(hello)
+
+
+def my_data_section() -> None:
+    """The volunteer's own data, to take away or to erase (votes are kept, anonymised: see the docs)."""
+    with st.expander("My data: download or delete"):
+        st.download_button("Download my data (JSON)", json.dumps(my_data(store(), user["id"]), indent=1),
+                           file_name=f"galaxalign-{user['name']}.json", mime="application/json", key="me_download")
+        st.markdown("**Delete my account.** Your name, e-mail and password are erased and your comments are shown as "
+                    "by *[deleted]*. Your classifications stay in the science results, anonymised, so the labels "
+                    "built from them do not change.")
+        typed = st.text_input("Type your name to confirm", key="me_erase_name")
+        if st.button("Delete my account", key="me_erase", disabled=typed.strip() != user["name"]):
+            try:
+                erase_account(store(), user["id"], user["id"])
+            except GalaxalignError as e:
+                st.error(str(e))
+            else:
+                sign_out()
+                st.rerun()
 
 
 def talk_section() -> None:
@@ -29,6 +56,7 @@ if hist.empty:
     st.info("No classifications yet. Every galaxy you classify shows up here, with how your answers compare "
             "with the crowd's and with galaxies whose answer experts know.")
     talk_section()
+    my_data_section()
     st.stop()
 
 last = hist.iloc[-1]
@@ -64,3 +92,4 @@ talk_section()
 with st.expander("Every classification"):
     st.dataframe(hist[["created_at", "id_str", "answer", "consensus", "n_votes", "gold"]].iloc[::-1],
                  hide_index=True, width="stretch")
+my_data_section()

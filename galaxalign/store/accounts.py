@@ -35,7 +35,7 @@ from .project import settings_in
 __all__ = ["add_volunteer", "add_admin", "authenticate", "require_role", "account_for_sign_on", "sign_on_name",
            "mark_tutorial_seen", "volunteer_names", "create_guest", "sign_up", "set_role", "suspend_account",
            "reinstate_account", "erase_account", "list_accounts", "my_data", "create_link", "check_link",
-           "reset_password", "audit", "AccountSuspended", "LinkInvalid", "ACCOUNT_ACTIONS", "LINK_KINDS",
+           "reset_password", "audit", "record_event", "AccountSuspended", "LinkInvalid", "ACCOUNT_ACTIONS", "LINK_KINDS",
            "check_email", "MIN_PASSWORD"]
 
 MIN_PASSWORD = 8
@@ -83,6 +83,19 @@ def audit(s: Session, actor: int | None, action: str, volunteer: int | None = No
     """Add one line to the audit log inside the caller's transaction."""
     s.add(ModerationAction(actor_id=actor, action=action, volunteer_id=volunteer,
                            reason=None if reason is None else str(reason)[:200]))
+
+
+def record_event(store: Store, action: str, who: int | str | None = None, reason: str | None = None) -> None:
+    """One audit-log line from outside a store transaction (a sign-in lock-out, say); ``who`` need not exist."""
+    def fn(s: Session) -> None:
+        vid = None
+        if who is not None:
+            try:
+                vid = volunteer_row(s, who).id
+            except (NotFound, StoreError):
+                vid = None
+        audit(s, None, action, vid, reason)
+    store.write(fn)
 
 
 def _taken(s: Session, key: str, but: int | None = None) -> str | None:

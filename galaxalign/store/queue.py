@@ -66,25 +66,26 @@ def _uncertainty(strategy: str, values: list) -> np.ndarray:
     return np.array([e if e is not None else 0.5 for e in values], float)
 
 
-def next_galaxy_for(store: Store, volunteer: int | str, survey: int | str, rng: np.random.Generator | None = None,
+def next_galaxy_for(store: Store, volunteer: int | str | None, survey: int | str, rng: np.random.Generator | None = None,
                     gold_rate: float | None = None, randomness: float = 0.3, strategy: str = "entropy") -> Galaxy | None:
     """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them.
-    ``gold_rate``: a fixed share of gold tasks; None, the decaying :func:`gold_rate_for`."""
+    ``volunteer`` None: a visitor who has not voted yet (no guest row until their first vote), served as a
+    newcomer. ``gold_rate``: a fixed share of gold tasks; None, the decaying :func:`gold_rate_for`."""
     if strategy not in QUEUE_STRATEGIES:
         raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
     rng = rng or np.random.default_rng()
     with store.read() as s:
-        v = volunteer_row(s, volunteer)
+        vid = volunteer_row(s, volunteer).id if volunteer is not None else -1  # -1: nobody's votes to skip
         sv = survey_row(s, survey)
         active_row = active_model_row(s)
         active = active_row.id if active_row is not None else None
-        done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == v.id)
+        done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == vid)
         base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done)
         golds = Galaxy.survey_id.in_(gold_survey_ids(sv))  # its own and its linked survey's (rendered)
         if gold_rate is None:
             answered = s.scalar(select(func.count()).select_from(Classification).join(
                 Galaxy, Galaxy.id == Classification.galaxy_id).where(
-                Classification.volunteer_id == v.id, golds, Galaxy.gold.is_(True)))
+                Classification.volunteer_id == vid, golds, Galaxy.gold.is_(True)))
             gold_rate = gold_rate_for(int(answered or 0))
         if gold_rate > 0 and rng.random() < gold_rate:
             gold = s.scalars(select(Galaxy.id).where(golds, Galaxy.retired.is_(False), ~done,
