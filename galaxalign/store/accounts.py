@@ -105,11 +105,18 @@ def _taken(s: Session, key: str, but: int | None = None) -> str | None:
     return s.scalar(q)
 
 
+def _refuse_taken(s: Session, typed: str, name: str, but: int | None = None) -> None:
+    """Refuse a name whose key another account holds, saying under which form (``typed``: as given)."""
+    other = _taken(s, name_key(name), but)
+    if other is not None:
+        raise StoreError(f"volunteer {typed!r} already exists" + (f" (as {other!r})" if other != typed else ""))
+
+
 def add_volunteer(store: Store, name: str, role: str = "volunteer", password: str | None = None,
                   email: str | None = None, strength: bool = False) -> int:
     """Create an account; the password is stored as an argon2 hash only. Returns its id. ``strength``:
     hold the password to :func:`galaxalign.passwords.check_password` (sign-up and the CLI do)."""
-    name = check_volunteer_name(name, StoreError)
+    typed, name = name, check_volunteer_name(name, StoreError)
     if role not in ROLES:
         raise StoreError(f"role {short(role)} is not one of {', '.join(ROLES)}")
     email = check_email(email)
@@ -118,9 +125,7 @@ def add_volunteer(store: Store, name: str, role: str = "volunteer", password: st
     hashed = _ph().hash(password) if password is not None else None
 
     def fn(s: Session) -> int:
-        other = _taken(s, name_key(name))
-        if other is not None:  # "ADA" and "ada" would be two people nobody can tell apart
-            raise StoreError(f"volunteer {name!r} already exists" + (f" (as {other!r})" if other != name else ""))
+        _refuse_taken(s, typed, name)  # "ADA" and "ada" would be two people nobody can tell apart
         v = Volunteer(name=name, name_key=name_key(name), role=role, password_hash=hashed, email=email)
         s.add(v)
         s.flush()
@@ -153,7 +158,7 @@ def sign_up(store: Store, name: str, password: str, email: str | None = None, gu
     :func:`galaxalign.access.read_link` verified), which grants its role and is then used up; ``closed``
     never. ``guest``: this browser session's guest row, which becomes the account (its votes, favourites
     and progress are the account's). Nothing is written when anything is refused. Returns the id."""
-    name = check_volunteer_name(name, StoreError)
+    typed, name = name, check_volunteer_name(name, StoreError)
     email = check_email(email)
     check_password(password, name, email)
     hashed = _ph().hash(password)
@@ -169,9 +174,7 @@ def sign_up(store: Store, name: str, password: str, email: str | None = None, gu
                 raise AccessDenied("this project is invitation-only: open the invitation link you were sent")
             inv = _usable_link(s, link, "invite")
             role = inv.role or "volunteer"
-        other = _taken(s, name_key(name), but=guest)
-        if other is not None:
-            raise StoreError(f"volunteer {name!r} already exists" + (f" (as {other!r})" if other != name else ""))
+        _refuse_taken(s, typed, name, but=guest)
         if guest is not None:
             v = volunteer_row(s, guest, lock=True)
             if v.role != "guest" or v.erased_at is not None:

@@ -81,10 +81,12 @@ def export_classifications(store: Store, survey: int | str) -> pd.DataFrame:
                 "model_proposal": c.proposal_class, "model_confidence": c.proposal_confidence,
                 "model_version_id": c.model_version_id, "accepted_proposal": c.accepted,
                 # the anchoring control: shown = the proposal was on screen; blind = hidden on purpose
-                "proposal_shown": c.proposal_class is not None and not c.blind, "blind": bool(c.blind)}
+                "proposal_shown": c.proposal_class is not None and not c.blind, "blind": bool(c.blind),
+                "guest": bool(c.guest)}  # cast without an account (Panoptes: a not-logged-in classification)
         subject = {str(c.galaxy_id): {"id_str": id_str, "index": idx, "ra": ra, "dec": dec, "retired": None,
                                       "known_label": known}}
-        out.append({"classification_id": c.id, "user_name": user, "user_id": c.volunteer_id, "workflow_id": sid,
+        out.append({"classification_id": c.id, "user_name": f"not-logged-in-{user}" if c.guest else user,
+                    "user_id": c.volunteer_id, "workflow_id": sid,
                     "workflow_name": f"{sname} ({'GZ2 decision tree' if wf == 'gz2' else 'class list'})",
                     "workflow_version": c.workflow_version, "created_at": c.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                     "gold_standard": bool(gold), "expert": role == "admin",
