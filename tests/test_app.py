@@ -566,3 +566,104 @@ def test_an_admin_suspends_a_volunteer_from_a_comment_with_the_reason_typed(work
     assert list(zip(log.action, log.volunteer, log.reason)) == [("suspend", "vera", "spamming")]
     assert get_volunteer(store, "vera").talk_suspended_at is not None
     store.dispose()
+
+
+# --- the doors (issue 23) ---------------------------------------------------------------------------------
+
+def _settings(root, **kw):
+    from galaxalign.store import open_store, set_project_settings
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(root).database_url)
+    set_project_settings(store, None, **kw)
+    store.dispose()
+
+
+def test_a_visitor_lands_on_the_home_page_classifies_as_a_guest_and_joins_keeping_the_votes(workspace):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "galaxalign"  # the project's home page, not a sign-in form
+    assert any("Help us sort the galaxies" in h.proto.body for h in at.get("html"))
+    assert any("galaxies retired" in p.proto.text for p in at.get("progress"))
+    assert "Join" in str(at.sidebar) or any(b.label == "Join the project" for b in at.button)
+    at.button(key="home_classify").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Classify" and "user" not in at.session_state  # no row until the first vote
+    for _ in range(3):
+        for key in ("ans_t01_smooth", "ans_t07_round", "ans_t06_no"):
+            at.button(key=key).click().run()
+            assert not at.exception, at.exception
+    guest = at.session_state["user"]
+    assert guest["role"] == "guest" and guest["name"].startswith("guest-")
+    assert votes(workspace)[0] == 3
+    at.switch_page(str(VIEWS / "join.py")).run()
+    at.text_input(key="join_name").set_value("Henrietta")
+    at.text_input(key="join_password").set_value("nebula-cartwheel-lantern")
+    at.button[[b.label for b in at.button].index("Join")].click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["user"]["id"] == guest["id"]  # the guest row became the account
+    at.switch_page(str(VIEWS / "progress.py")).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "My progress" and at.metric[0].value == "3"
+    from galaxalign.store import get_volunteer, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    assert get_volunteer(store, "henrietta").role == "volunteer"
+    store.dispose()
+
+
+def test_sign_up_refuses_a_taken_name_in_another_case_with_one_line(workspace):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(str(VIEWS / "join.py")).run()
+    at.text_input(key="join_name").set_value("VERA")
+    at.text_input(key="join_password").set_value("nebula-cartwheel-lantern")
+    at.button[[b.label for b in at.button].index("Join")].click().run()
+    assert not at.exception and "user" not in at.session_state
+    assert at.error[0].value == "volunteer 'VERA' already exists (as 'vera')."
+
+
+def test_an_invite_only_project_shows_no_join_and_a_link_opens_the_form(workspace):
+    _settings(workspace, join="invite", guests=False)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    assert not any(b.label == "Start classifying" for b in at.button)
+    with pytest.raises(Exception):  # Join is not in a visitor's navigation without a link
+        at.switch_page(str(VIEWS / "join.py")).run()
+        assert not at.exception and at.title[0].value.startswith("Join")
+    from galaxalign.access import make_link
+    from galaxalign.store import create_link, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    token = make_link(store, create_link(store, "adam", "invite"), "invite").split("invite=")[1]
+    store.dispose()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["invite"] = token
+    at.run()
+    assert not at.exception, at.exception
+    assert at.title[0].value.startswith("Join") and "invited to join as a **volunteer**" in at.success[0].value
+
+
+def test_admin_manages_people_and_a_role_change_applies_on_the_next_run(workspace):
+    vera = signed_in("vera", "volunteer-pw")
+    with pytest.raises(Exception):  # not in a volunteer's navigation
+        vera.switch_page(str(VIEWS / "explore.py")).run()
+    vera._page_hash = ""
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "accounts.py")).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "People"
+    at.selectbox(key="acc_who").set_value("vera").run()
+    at.selectbox(key="acc_new_role").set_value("researcher").run()
+    at.button(key="acc_set_role").click().run()
+    assert not at.exception and "vera is now a researcher" in at.success[0].value
+    vera.run()  # vera's next request: the store's role, not the one she signed in with
+    assert vera.session_state["user"]["role"] == "researcher" and "researcher" in vera.sidebar.markdown[0].value
+    vera.switch_page(str(VIEWS / "explore.py")).run()
+    assert not vera.exception and vera.title[0].value.startswith("Explore")
+    at.selectbox(key="acc_who").set_value("vera").run()
+    at.text_input(key="acc_reason").set_value("testing suspension").run()
+    at.button(key="acc_suspend").click().run()
+    vera.run()
+    assert "user" not in vera.session_state  # signed out by the suspension
