@@ -22,9 +22,11 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/galaxalign demo --survey $(SURVEY)
 
-# The demo workspace (survey, store, admin, starter model) is built once; then the worker runs in the
-# background and the app in the foreground. Ctrl-C stops both.
-run: demo
+# The demo workspace (survey, store, admin) is built once and the starter model queued as the worker's
+# first job; then the worker runs in the background and the app in the foreground, serving the survey at
+# once (proposals appear when the starter lands, in a few minutes). Ctrl-C stops both.
+run: install
+	$(BIN)/galaxalign demo --survey $(SURVEY) --starter job
 	@echo ""
 	@echo "  galaxalign is starting at http://localhost:$(PORT)"
 	@echo "  sign in as: admin / $$(cat $(GALAXALIGN_WORKSPACE)/admin-password.txt)"

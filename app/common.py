@@ -165,6 +165,24 @@ def stats() -> dict:
     return _stats(get_workspace().database_url)
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def _learning(url: str) -> dict | None:
+    from galaxalign.store import list_jobs
+
+    store_ = get_store(url)
+    if active_model(store_) is not None:
+        return None
+    jobs = [j for j in list_jobs(store_, 20) if j.kind == "retrain" and j.state in ("queued", "running")]
+    return {"job": jobs[-1].id, "state": jobs[-1].state, "progress": float(jobs[-1].progress or 0.0),
+            "message": jobs[-1].message} if jobs else None
+
+
+def model_learning() -> dict | None:
+    """While there is no active model: the re-training job that will make one (``job, state, progress,
+    message``), or None. Read at most every 5 s per process."""
+    return _learning(get_workspace().database_url)
+
+
 def client_address() -> str:
     """The visitor's address for rate limits: the socket's peer, or — only when ``$GALAXALIGN_TRUST_PROXY``
     is set, behind our own reverse proxy — the first address of ``X-Forwarded-For``."""

@@ -172,7 +172,7 @@ def browser_times(ws: Path, app: Path, repeats: int = 3) -> dict:
     spec.loader.exec_module(flow)
     def explore_once(browser) -> float:
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        page.goto(url)
+        page.goto(f"{url}/signin")
         page.get_by_label("Name").fill("rosa")
         page.get_by_role("textbox", name="Password").fill("researcher-pw")
         page.get_by_role("textbox", name="Password").press("Enter")

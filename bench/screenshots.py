@@ -45,7 +45,7 @@ def signed_in(url: str, password: str, **page_options):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(**page_options)
-        page.goto(url)
+        page.goto(f"{url}/signin")
         page.get_by_label("Name").fill("admin")
         page.get_by_role("textbox", name="Password").fill(password)
         page.get_by_role("button", name="Sign in").click()

@@ -94,7 +94,9 @@ def _workspace(path: Optional[Path]):
 def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $GALAXALIGN_WORKSPACE or ./workspace)"),
          n: int = typer.Option(None, "--n", help="Galaxies in the demo survey"),
          train: bool = typer.Option(True, help="Also register the survey, create the admin and train the starter model"),
-         survey: str = typer.Option("demo", help="demo (synthetic Galaxy10, GZ2 tree) or first (real FIRST radio galaxies)")):
+         survey: str = typer.Option("demo", help="demo (synthetic Galaxy10, GZ2 tree) or first (real FIRST radio galaxies)"),
+         starter: str = typer.Option("now", help="now: train the starter model here; job: queue it as the worker's "
+                                                 "first job (make run: the app serves at once)")):
     """Build the embedded demo workspace: survey, store, admin account, starter model."""
     from .jobs import bootstrap
     from .workspace import DEMO_SURVEY_N
@@ -106,7 +108,7 @@ def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $G
         return
     if survey == "demo" and not ws.demo_survey.exists():
         typer.echo(f"rendering the demo survey into {ws.demo_survey} …")
-    out = bootstrap(ws, n=n, survey=survey)
+    out = bootstrap(ws, n=n, survey=survey, starter=starter)
     if "import" in out:
         imp = out["import"]
         typer.echo(f"imported {imp['galaxies']} galaxies as survey {imp['name']!r}; preparation: {imp['preparation_text']}")
@@ -116,6 +118,9 @@ def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $G
         m = out["starter"]["metrics"]
         typer.echo(f"starter model trained in {out['starter']['seconds']:.0f} s: accuracy {m['accuracy']:.3f}, "
                    f"macro-F1 {m['macro_f1']:.3f}, mAP {m['map']:.3f}")
+    if "starter_job" in out:
+        typer.echo(f"starter model queued as job {out['starter_job']}: the worker trains it while volunteers classify; "
+                   "proposals appear when it lands (Admin shows its progress)")
     typer.echo(f"workspace ready: {ws.root}  (admin password in {out['admin_password_file']})")
 
 
@@ -286,17 +291,148 @@ user_app = typer.Typer(help="Accounts: volunteers, researchers, admins.", no_arg
 app.add_typer(user_app, name="user")
 
 
+def _password_from_terminal(name: str) -> str:
+    """Ask for a password at the terminal; with no terminal, one line saying how to give it instead (no
+    prompt printed into a pipe, no warning)."""
+    if not sys.stdin.isatty():
+        raise GalaxalignError(f"password for {name!r}: not given and no terminal to ask on; "
+                              "use --password or $GALAXALIGN_PASSWORD")
+    return typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+
+
+def _accounts_store(workspace: Path | None):
+    from .store import open_store
+
+    return open_store(_workspace(workspace).database_url)
+
+
 @user_app.command("add")
 def user_add(name: str, role: str = typer.Option("volunteer", help="volunteer, researcher or admin"),
              workspace: Path = typer.Option(None, help="Workspace folder"),
-             password: Optional[str] = typer.Option(None, help="Password (asked for if not given)")):
-    """Create an account with a hashed password."""
-    from .store import add_volunteer, open_store
+             password: Optional[str] = typer.Option(None, envvar="GALAXALIGN_PASSWORD",
+                                                    help="Password (asked for at a terminal if not given)"),
+             email: Optional[str] = typer.Option(None, help="E-mail address (optional)")):
+    """Create an account with a hashed password (held to the same strength rule as sign-up)."""
+    from .store import add_volunteer
 
+    store = _accounts_store(workspace)
     if password is None:
-        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
-    vid = add_volunteer(open_store(_workspace(workspace).database_url), name, role, password)
+        password = _password_from_terminal(name)
+    vid = add_volunteer(store, name, role, password, email=email, strength=True)
     typer.echo(f"created {role} {name!r} (id {vid})")
+
+
+@user_app.command("list")
+def user_list(search: Optional[str] = typer.Option(None, help="Part of the name (any case)"),
+              role: Optional[str] = typer.Option(None, help="Only this role (guest, volunteer, researcher, admin)"),
+              limit: int = typer.Option(100, min=1, help="At most this many, most recently active first"),
+              workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Accounts with their activity: votes, last vote, comments, suspension."""
+    from .store import list_accounts
+
+    df = list_accounts(_accounts_store(workspace), search=search, role=role, limit=limit)
+    if not len(df):
+        typer.echo("no accounts match")
+        return
+    for r in df.itertuples():
+        last = "never" if r.last_vote is None or str(r.last_vote) in ("NaT", "None") else f"{r.last_vote:%Y-%m-%d %H:%M}"
+        typer.echo(f"{r.id:>6}  {r.name:<24} {r.role:<10} {int(r.votes):>6} votes  last {last:<16} "
+                   f"{int(r.comments):>4} comments" + (f"  SUSPENDED: {r.reason}" if r.suspended else ""))
+
+
+@user_app.command("role")
+def user_role(name: str, role: str = typer.Argument(..., help="volunteer, researcher or admin"),
+              workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Change an account's role (applies on their next request; logged)."""
+    from .store import set_role
+
+    before = set_role(_accounts_store(workspace), None, name, role)
+    typer.echo(f"{name}: {before} -> {role}")
+
+
+@user_app.command("suspend")
+def user_suspend(name: str, reason: str = typer.Option(..., help="Why (shown to them at sign-in; logged)"),
+                 workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Suspend an account: it can neither sign in nor vote until reinstated."""
+    from .store import suspend_account
+
+    suspend_account(_accounts_store(workspace), None, name, reason)
+    typer.echo(f"{name} is suspended: {reason}")
+
+
+@user_app.command("reinstate")
+def user_reinstate(name: str, reason: Optional[str] = typer.Option(None, help="Why (logged)"),
+                   workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Lift a suspension."""
+    from .store import reinstate_account
+
+    reinstate_account(_accounts_store(workspace), None, name, reason)
+    typer.echo(f"{name} is reinstated")
+
+
+@user_app.command("reset")
+def user_reset(name: str, hours: float = typer.Option(24.0, help="How long the link works"),
+               url: Optional[str] = typer.Option(None, help="The app's public address (default $GALAXALIGN_PUBLIC_URL "
+                                                            "or http://localhost:8501)"),
+               workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Print a one-time password-reset link to hand to the account's owner."""
+    from .access import make_link
+    from .store import create_link
+
+    store = _accounts_store(workspace)
+    typer.echo(make_link(store, create_link(store, None, "reset", name, hours=hours), "reset", url))
+
+
+@user_app.command("invite")
+def user_invite(role: str = typer.Option("volunteer", help="The role joining with it grants"),
+                hours: float = typer.Option(24.0 * 7, help="How long the link works"),
+                url: Optional[str] = typer.Option(None, help="The app's public address"),
+                workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Print a one-time invitation link (for an invite-only project)."""
+    from .access import make_link
+    from .store import create_link
+
+    store = _accounts_store(workspace)
+    typer.echo(make_link(store, create_link(store, None, "invite", role=role, hours=hours), "invite", url))
+
+
+@user_app.command("delete")
+def user_delete(name: str, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation"),
+                workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Erase an account on request: name, e-mail, password and comment authorship go; the votes stay,
+    anonymised, so consensus and exports do not change."""
+    from .store import erase_account, get_volunteer
+
+    store = _accounts_store(workspace)
+    v = get_volunteer(store, name)  # NotFound before anything is asked
+    if not yes:
+        if not sys.stdin.isatty():
+            raise GalaxalignError(f"delete {v.name!r}: confirm with --yes (no terminal to ask on)")
+        typer.confirm(f"erase {v.name!r}'s personal data? Their votes stay, anonymised", abort=True)
+    placeholder = erase_account(store, None, v.id)
+    typer.echo(f"erased {v.name!r}: their votes stay under {placeholder!r}")
+
+
+@app.command()
+def project(join: Optional[str] = typer.Option(None, help="Who may join: open, invite or closed"),
+            guests: Optional[bool] = typer.Option(None, "--guests/--no-guests", help="Visitors may classify as guests"),
+            guest_votes: Optional[str] = typer.Option(None, help="Guest votes: count, or store (counted once they join)"),
+            title: Optional[str] = typer.Option(None, help="The project's title"),
+            home: Optional[Path] = typer.Option(None, help="A Markdown file: the home page's text"),
+            workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Show or change the project's settings (the doors, the home page); changes are logged."""
+    from dataclasses import asdict
+
+    from .store import project_settings, set_project_settings
+
+    store = _accounts_store(workspace)
+    changes = {k: v for k, v in dict(join=join, guests=guests, guest_votes=guest_votes, title=title).items()
+               if v is not None}
+    if home is not None:
+        changes["home_text"] = home.read_text(encoding="utf-8")
+    cfg = set_project_settings(store, None, **changes) if changes else project_settings(store)
+    for k, v in asdict(cfg).items():
+        typer.echo(f"{k:<24} {'(default)' if v is None else (v[:60] + '…' if isinstance(v, str) and len(v) > 60 else v)}")
 
 
 @app.command()

@@ -48,8 +48,9 @@ from .inference import calibrate_familiarity, embed_survey, evaluate_model, load
 from .model import load_model, save_model
 from .projection import cached_projection
 from .shards import MAX_ATTEMPTS, dispatch as dispatch_shards, embed_shard
-from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, enqueue_job_row,
-                    finish_job, get_job, get_model_version, get_survey, get_volunteer, list_model_versions,
+from .store import (NotFound, activate_model, active_model, add_admin, append_log, claim_job, default_home_text,
+                    enqueue_job_row, finish_job, get_job, get_model_version, get_survey, get_volunteer, list_jobs,
+                    list_model_versions, project_settings, set_project_settings,
                     list_surveys, open_store, register_model, register_survey, require_role, set_model_embeddings,
                     store_predictions, training_labels, update_job)
 from .store.models import Job, utcnow
@@ -466,16 +467,26 @@ DEMO_SURVEYS = ("demo", "first")
 FIRST_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "first-cpu.yaml")
 
 
+STARTER_MODES = ("now", "job")
+
+
 def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = None, progress: bool = True,
-              survey: str = "demo") -> dict:
+              survey: str = "demo", starter: str = "now") -> dict:
     """Make a workspace ready for the app: the embedded survey, store, survey registered, admin account,
-    and a starter model trained, registered, embedded and activated. Each step is skipped if done.
+    the project's home page text, and a starter model trained, registered, embedded and activated. Each
+    step is skipped if done.
+
+    ``starter``: ``now`` trains it here before returning; ``job`` queues it as the worker's first job
+    (``make run``: the app serves the survey at once — nothing on Classify needs a model — and the
+    proposals appear when the job lands). Returns ``{"starter_job": id}`` when it queued one.
 
     ``survey``: ``demo`` (our synthetic Galaxy10 survey, the GZ2 workflow) or ``first`` (the real FIRST
     radio galaxies of the ``firstgalaxydata`` package, the flat workflow with radio symbols; its
     preparation is detected from the images and printed)."""
     if survey not in DEMO_SURVEYS:
         raise GalaxalignError(f"embedded survey {survey!r} is not one of {', '.join(DEMO_SURVEYS)}")
+    if starter not in STARTER_MODES:
+        raise GalaxalignError(f"starter {starter!r} is not one of {', '.join(STARTER_MODES)}")
     if survey == "demo":
         workspace.ensure_demo_survey(**({"n": n} if n else {}), progress=progress)
     else:
@@ -502,7 +513,18 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
             admin_pw_file.write_text(pw + "\n")
             admin_pw_file.chmod(0o600)
         out["admin_password_file"] = str(admin_pw_file)
-        if not list_model_versions(store):
+        if project_settings(store).home_text is None and survey == "first":
+            set_project_settings(store, None, title="Radio Galaxy Zoo · FIRST", home_text=default_home_text("first"),
+                                 tagline="Sort real radio galaxies from the VLA's FIRST survey by the shape of their jets.")
+        if not list_model_versions(store) and starter == "job":
+            pending = [j for j in list_jobs(store, 200) if j.kind == "retrain" and j.state in ("queued", "running")
+                       and (j.params or {}).get("name") == "starter"]
+            if not pending:
+                out["starter_job"] = enqueue(store, "retrain", {"survey": survey, "config": config, "name": "starter",
+                                                                "force_activate": True}, workspace=workspace)
+            else:
+                out["starter_job"] = pending[0].id
+        elif not list_model_versions(store):
             t0 = time.perf_counter()
             res = retrain(store, workspace, None, {"survey": survey, "config": config, "name": "starter",
                                                    "force_activate": True}, show_bar=progress)

@@ -26,14 +26,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(workspace: Path, log_path: Path, app: Path = APP):
-    """Serve the app (``app``: its main script) on a free loopback port for ``workspace``; yields its URL."""
-    port = free_port()
+def streamlit_server(workspace: Path, log_path: Path, app: Path = APP, port: int | None = None, cwd: Path | None = None):
+    """Serve the app (``app``: its main script) on a loopback port (``port``, else a free one) for
+    ``workspace``; yields its URL. ``cwd``: where Streamlit looks for ``.streamlit/`` (secrets)."""
+    port = port or free_port()
     env = {**os.environ, "GALAXALIGN_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
     log = open(log_path, "wb")
     p = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
                           "--server.address", "127.0.0.1", "--server.headless", "true",
-                          "--browser.gatherUsageStats", "false"], env=env, stdout=log, stderr=log)
+                          "--browser.gatherUsageStats", "false"], env=env, stdout=log, stderr=log, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -77,7 +78,7 @@ def answer(page, answer_id: str) -> None:
 
 def _steps(page, expect, user, password, out, n_votes, on_votes, url) -> None:
     """The walk-through itself; every expect() waits for the app to show what it should."""
-    page.goto(url)
+    page.goto(f"{url}/signin")
     page.get_by_label("Name").fill(user)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()

@@ -52,7 +52,7 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
         page = browser.new_page(viewport={"width": 1400, "height": 950})
         expect.set_options(timeout=120_000)
         try:
-            page.goto(url)
+            page.goto(f"{url}/signin")
             page.get_by_label("Name").fill("vera")
             page.get_by_role("textbox", name="Password").fill("volunteer-pw")
             page.get_by_role("textbox", name="Password").press("Enter")
@@ -111,7 +111,7 @@ def test_talk_in_the_browser_tutorial_once_hashtag_hostile_comment_inert_and_hid
         def signed_in(name, password):
             page = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(url)
+            page.goto(f"{url}/signin")
             page.get_by_label("Name").fill(name)
             page.get_by_role("textbox", name="Password").fill(password)
             page.get_by_role("textbox", name="Password").press("Enter")
@@ -163,3 +163,133 @@ def test_talk_in_the_browser_tutorial_once_hashtag_hostile_comment_inert_and_hid
         finally:
             browser.close()
     assert dialogs == []  # no alert() ran, anywhere
+
+
+def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invitation_works_once(workspace, tmp_path):
+    """The public's way in, in Chromium: the home page; three galaxies as a guest; Join in one form; the
+    three on My progress. Then the project becomes invite-only: no Join without a link, and one link
+    makes exactly one account."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from galaxalign.access import make_link
+    from galaxalign.store import create_link, get_volunteer, open_store, set_project_settings, volunteer_history
+    from galaxalign.workspace import Workspace
+
+    shots = Path(os.environ.get("GALAXALIGN_SCREENSHOT_DIR") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(workspace, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        expect.set_options(timeout=120_000)
+
+        def visitor(path=""):
+            page = browser.new_context(viewport={"width": 1400, "height": 950}).new_page()
+            page.goto(url + path)
+            return page
+
+        try:
+            page = visitor()
+            expect(page.get_by_role("heading", name="galaxalign", exact=True)).to_be_visible()
+            expect(page.get_by_text(re.compile(r"galaxies retired"))).to_be_visible()
+            page.screenshot(path=str(shots / "home.png"), full_page=True)
+            page.get_by_role("button", name="Start classifying").click()
+            expect(page.get_by_role("heading", name="Classify", exact=True)).to_be_visible()
+            page.get_by_role("button", name="Start classifying").click()  # the tutorial, once per visit
+            for k in range(3):
+                expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of "
+                                                        "a disk?")).to_be_visible()
+                if k == 1:
+                    page.wait_for_timeout(500)
+                    page.screenshot(path=str(shots / "guest_classify.png"))
+                for a, nxt in (("t01_smooth", "How rounded is it?"), ("t07_round", "Is there anything odd?"),
+                               ("t06_no", None)):
+                    page.locator(f".st-key-ans_{a} button").first.click()
+                    if nxt:
+                        expect(page.get_by_role("heading", name=nxt)).to_be_visible()
+                expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Classifying as guest"))).to_be_visible()
+            page.get_by_role("link", name="Join").click()
+            expect(page.get_by_role("heading", name=re.compile("^Join"))).to_be_visible()
+            page.get_by_label("Name").fill("Henrietta")
+            page.get_by_role("textbox", name="Password").fill("nebula-cartwheel-lantern")
+            page.screenshot(path=str(shots / "join.png"))
+            page.get_by_role("button", name="Join", exact=True).click()
+            expect(page.get_by_text("Signed in as")).to_be_visible()
+            page.get_by_role("link", name="My progress").click()
+            expect(page.get_by_role("heading", name="My progress")).to_be_visible()
+            expect(page.get_by_test_id("stMetricValue").first).to_have_text("3")
+
+            store = open_store(Workspace(workspace).database_url, upgrade=False)
+            assert get_volunteer(store, "henrietta").role == "volunteer"
+            assert len(volunteer_history(store, "henrietta")) == 3
+            set_project_settings(store, None, join="invite")
+            link = make_link(store, create_link(store, "adam", "invite"), "invite", url)
+            store.dispose()
+
+            closed = visitor()
+            expect(closed.get_by_role("heading", name="galaxalign", exact=True)).to_be_visible()
+            expect(closed.get_by_text("Joining is by invitation")).to_be_visible()
+            expect(closed.get_by_role("link", name="Join")).to_have_count(0)
+            invited = visitor("/?" + link.split("?", 1)[1])
+            expect(invited.get_by_text("You have been invited to join")).to_be_visible()
+            invited.get_by_label("Name").fill("Annie-Cannon")
+            invited.get_by_role("textbox", name="Password").fill("harvard-spectra-classifier")
+            invited.get_by_role("button", name="Join", exact=True).click()
+            expect(invited.get_by_text("Signed in as")).to_be_visible()
+            again = visitor("/?" + link.split("?", 1)[1])
+            expect(again.get_by_text(re.compile("already used"))).to_be_visible()
+            expect(again.get_by_label("Name")).to_have_count(0)
+        except Exception:
+            for k, ctx in enumerate(browser.contexts):
+                for p in ctx.pages:
+                    p.screenshot(path=str(tmp_path / f"failure{k}.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    store = open_store(Workspace(workspace).database_url, upgrade=False)
+    assert get_volunteer(store, "annie-cannon").role == "volunteer"
+    store.dispose()
+
+
+def test_single_sign_on_against_a_local_openid_provider_makes_a_volunteer(workspace, tmp_path):
+    """st.login end to end: an OpenID Connect provider started here on loopback (oidc-provider-mock, an
+    Authlib server), the app's secrets pointing at it; a new person signs in there and lands in the app
+    as a new volunteer named from their e-mail."""
+    from oidc_provider_mock import User, run_server_in_thread
+    from playwright.sync_api import expect, sync_playwright
+
+    from browser_flow import free_port
+    from galaxalign.store import get_volunteer, open_store
+    from galaxalign.workspace import Workspace
+
+    port = free_port()
+    person = User(sub="grace-hopper-1906", claims={"email": "grace.hopper@navy.example", "name": "Grace Hopper"})
+    with run_server_in_thread(user_claims=[person]) as provider:
+        site = tmp_path / "site"
+        (site / ".streamlit").mkdir(parents=True)
+        (site / ".streamlit" / "secrets.toml").write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+            'cookie_secret = "a-long-random-test-cookie-secret-0123456789"\n'
+            'client_id = "galaxalign-test"\nclient_secret = "not-a-secret"\n'
+            f'server_metadata_url = "http://127.0.0.1:{provider.server_port}/.well-known/openid-configuration"\n')
+        with streamlit_server(workspace, tmp_path / "streamlit.log", port=port, cwd=site) as url, \
+                sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            expect.set_options(timeout=120_000)
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            try:
+                page.goto(f"{url}/signin")
+                page.get_by_role("button", name="Sign in with your institution").click()
+                expect(page.get_by_role("heading", name="Authorize Client")).to_be_visible()  # the provider's page
+                page.get_by_role("button", name="grace-hopper-1906").click()
+                expect(page.get_by_text("Signed in as")).to_be_visible()
+                expect(page.get_by_role("heading", name="Classify", exact=True)).to_be_visible()
+            except Exception:
+                page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+                raise
+            finally:
+                browser.close()
+    store = open_store(Workspace(workspace).database_url, upgrade=False)
+    v = get_volunteer(store, "grace.hopper")
+    store.dispose()
+    assert v.role == "volunteer" and v.email == "grace.hopper@navy.example" and v.password_hash is None

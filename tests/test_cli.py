@@ -10,7 +10,7 @@ from conftest import write_galaxy10
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "galaxalign", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          stdin=subprocess.DEVNULL, timeout=300)
 
 
 def test_synth_then_info(tmp_path):
@@ -130,10 +130,51 @@ def test_a_password_prompt_without_a_terminal_is_an_error_not_a_traceback(tmp_pa
 
     r = subprocess.run([sys.executable, "-m", "galaxalign", "user", "add", "bob", "--role", "admin", "--workspace",
                         str(tmp_path / "ws")], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert r.returncode == 2 and "Traceback" not in r.stderr and "aborted" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no terminal" in r.stderr
+    # one line and nothing else: no prompt written into the pipe, no warning before the error
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_an_output_path_under_a_regular_file_is_one_line(tmp_path):
     (tmp_path / "afile").write_text("x")
     r = run("synth", "--n", "2", "--out", str(tmp_path / "afile" / "x.h5"))
     assert r.returncode == 2 and "Traceback" not in r.stderr and "afile" in r.stderr
+
+
+def test_user_commands_manage_accounts_and_log_each_action(tmp_path):
+    from galaxalign.store import authenticate, moderation_log, open_store
+    from galaxalign.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").create()
+    w = ["--workspace", str(ws.root)]
+    assert run("user", "add", "Ada", "--role", "admin", "--password", "lovelace-analytical-1843", *w).returncode == 0
+    assert run("user", "add", "bob", "--password", "babbage-difference-engine", "--email", "bob@example.org",
+               *w).returncode == 0
+    r = run("user", "add", "ＡＤＡ", "--password", "lovelace-analytical-1843", *w)
+    assert r.returncode == 2 and "already exists (as 'Ada')" in r.stderr
+    r = run("user", "add", "carol", "--password", "password1", *w)
+    assert r.returncode == 2 and r.stderr.startswith("error: password: too weak")
+    r = run("user", "list", *w)
+    assert r.returncode == 0 and "bob" in r.stdout and "Ada" in r.stdout
+    assert run("user", "role", "bob", "researcher", *w).stdout.strip() == "bob: volunteer -> researcher"
+    r = run("user", "role", "Ada", "volunteer", *w)
+    assert r.returncode == 2 and "last admin" in r.stderr
+    assert run("user", "suspend", "bob", "--reason", "testing", *w).returncode == 0
+    assert "SUSPENDED: testing" in run("user", "list", "--search", "BO", *w).stdout
+    assert run("user", "reinstate", "bob", *w).returncode == 0
+    link = run("user", "reset", "bob", "--url", "http://127.0.0.1:9999", *w).stdout.strip()
+    assert link.startswith("http://127.0.0.1:9999/?reset=")
+    r = run("user", "delete", "bob", *w)
+    assert r.returncode == 2 and "--yes" in r.stderr  # no terminal to confirm on: nothing erased
+    r = run("user", "delete", "bob", "--yes", *w)
+    assert r.returncode == 0 and "erased 'bob'" in r.stdout
+    r = run("user", "delete", "nobody", "--yes", *w)
+    assert r.returncode == 2 and r.stderr.strip() == "error: volunteer 'nobody' does not exist"
+    r = run("project", "--join", "ajar", *w)
+    assert r.returncode == 2 and "join mode 'ajar'" in r.stderr
+    assert "invite" in run("project", "--join", "invite", *w).stdout
+    store = open_store(ws.database_url)
+    actions = list(moderation_log(store).action)
+    assert {"role", "suspend-acct", "reinstate", "reset-link", "erase", "settings"} <= set(actions)
+    assert authenticate(store, "ada", "lovelace-analytical-1843") is not None
+    store.dispose()

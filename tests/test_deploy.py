@@ -39,8 +39,16 @@ def test_compose_runs_web_workers_postgres_and_redis_wired_together():
         assert env["GALAXALIGN_REDIS_URL"] == "redis://redis:6379/0"
         assert services[name]["volumes"] == ["workspace:/data"] and env["GALAXALIGN_WORKSPACE"].startswith("/data/")
     assert services["worker"]["command"] == ["galaxalign", "worker"] and services["worker"]["deploy"]["replicas"] >= 2
-    assert services["init"]["command"] == ["galaxalign", "demo"]
-    for name in ("web", "postgres", "redis"):
+    assert services["init"]["command"] == ["galaxalign", "demo", "--starter", "job"]  # the workers train it
+    # two web replicas behind nginx, sticky by address; the replicas trust the proxy's X-Forwarded-For
+    assert services["web"]["deploy"]["replicas"] >= 2 and "ports" not in services["web"]
+    assert services["web"]["environment"]["GALAXALIGN_TRUST_PROXY"] == "1"
+    assert services["proxy"]["ports"] == ["8501:8501"] and services["proxy"]["image"].startswith("nginx:")
+    mount = services["proxy"]["volumes"][0].split(":")
+    conf = (ROOT / mount[0]).read_text()
+    assert mount[1] == "/etc/nginx/nginx.conf" and "ip_hash;" in conf and "server web:8501" in conf
+    assert "proxy_set_header Upgrade $http_upgrade" in conf
+    for name in ("web", "postgres", "redis", "proxy"):
         assert services[name]["healthcheck"]["test"], name
     assert "_stcore/health" in " ".join(services["web"]["healthcheck"]["test"])
     assert services["web"]["depends_on"]["init"]["condition"] == "service_completed_successfully"

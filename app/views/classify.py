@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from common import (active_model_row, classifier, client_address, current_survey, display, doorkeeper, ensure_identity,
-                    settings, store, survey_row, symbol_image)
+                    model_learning, settings, store, survey_row, symbol_image)
 from galaxalign.access import Throttled
 from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
@@ -224,6 +224,10 @@ with left:
         st.switch_page("views/talk.py")
 
 with right:
+    if mv is None and (learning := model_learning()) is not None:
+        st.container(key="cls_learning").caption(
+            f"The model is still learning ({learning['progress']:.0%}); its proposals appear here when it is ready. "
+            "Your answers count all the same — they are what it learns from.")
     if withheld:
         st.container(key="cls_withheld").info(
             f"**No model proposal for this galaxy:** {withheld}. Your own judgement counts all the more.",

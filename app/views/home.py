@@ -7,7 +7,7 @@ refreshed at most every 30 s, never a scan per visit.
 import pandas as pd
 import streamlit as st
 
-from common import PAGE_CSS, current_survey, current_user, display, get_survey_rows, settings, stats
+from common import PAGE_CSS, current_survey, current_user, display, get_survey_rows, model_learning, settings, stats
 from galaxalign.store import default_home_text
 from galaxalign.talk import render
 
@@ -53,6 +53,10 @@ with right:
     m4.metric("Volunteers", f"{fig['volunteers']:,}", help="People who classified, guests included")
     m5.metric("Classifications", f"{fig['classifications']:,}")
     m6.metric("Today", f"{fig['today']:,}", help="Classifications since midnight UTC")
+    if (learning := model_learning()) is not None:
+        st.progress(learning["progress"], text="The model is learning from the first labels"
+                    + (f": {learning['message']}" if learning["state"] == "running" and learning["message"] else
+                       " (waiting for the worker)") + ". Its proposals appear on Classify when it is ready.")
     per_day = fig["per_day"]
     if isinstance(per_day, pd.DataFrame) and per_day.classifications.sum() > 0:
         st.caption("Classifications per day, last 30 days")
