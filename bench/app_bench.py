@@ -34,9 +34,12 @@ def signed_in(name, password):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page(str(Path(APP).parent / "views" / "signin.py")).run()  # visitors land on the home page
     at.text_input(key="signin_name").set_value(name)
     at.text_input(key="signin_password").set_value(password)
     at.button[0].click().run()
+    at.switch_page(str(Path(APP).parent / "views" / "classify.py")).run()
+    at._page_hash = ""  # then follow the pages the app switches to
     return at
 
 

@@ -209,7 +209,7 @@ def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invit
             expect(page.get_by_text(re.compile(r"Classifying as guest"))).to_be_visible()
             page.get_by_role("link", name="Join").click()
             expect(page.get_by_role("heading", name=re.compile("^Join"))).to_be_visible()
-            page.get_by_label("Name").fill("Henrietta")
+            page.get_by_role("textbox", name="Name").fill("Henrietta")
             page.get_by_role("textbox", name="Password").fill("nebula-cartwheel-lantern")
             page.screenshot(path=str(shots / "join.png"))
             page.get_by_role("button", name="Join", exact=True).click()
@@ -231,13 +231,13 @@ def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invit
             expect(closed.get_by_role("link", name="Join")).to_have_count(0)
             invited = visitor("/?" + link.split("?", 1)[1])
             expect(invited.get_by_text("You have been invited to join")).to_be_visible()
-            invited.get_by_label("Name").fill("Annie-Cannon")
+            invited.get_by_role("textbox", name="Name").fill("Annie-Cannon")
             invited.get_by_role("textbox", name="Password").fill("harvard-spectra-classifier")
             invited.get_by_role("button", name="Join", exact=True).click()
             expect(invited.get_by_text("Signed in as")).to_be_visible()
             again = visitor("/?" + link.split("?", 1)[1])
             expect(again.get_by_text(re.compile("already used"))).to_be_visible()
-            expect(again.get_by_label("Name")).to_have_count(0)
+            expect(again.get_by_role("textbox", name="Name")).to_have_count(0)
         except Exception:
             for k, ctx in enumerate(browser.contexts):
                 for p in ctx.pages:

@@ -179,10 +179,9 @@ def test_first_import_then_demo_bootstrap_on_the_package_files(tmp_path, monkeyp
 
     # the Classify page: the radio question, each class with its own symbol and help, the proposal
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     from galaxalign.store import add_volunteer, set_proposal_gate
-    from test_app import APP
+    from test_app import signed_in
 
     store = open_store(ws.database_url)
     add_volunteer(store, "vera", "volunteer", "volunteer-pw")
@@ -196,11 +195,7 @@ def test_first_import_then_demo_bootstrap_on_the_package_files(tmp_path, monkeyp
     monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.text_input(key="signin_name").set_value("vera")
-    at.text_input(key="signin_password").set_value("volunteer-pw")
-    at.button[0].click().run()
-    assert not at.exception, at.exception
+    at = signed_in("vera", "volunteer-pw")
     assert [h.value for h in at.subheader] == ["What kind of radio source is this?"]
     assert [at.button(key=f"ans_flat_{k}").label for k in range(4)] == FIRST.class_names
     assert at.button(key="ans_flat_1").help == FIRST[1].help
