@@ -231,21 +231,42 @@ def env_for(store: str) -> dict:
     env.pop("GALAXALIGN_REDIS_URL", None)
     if store == "postgresql":
         env["GALAXALIGN_DATABASE_URL"] = os.environ["GALAXALIGN_BENCH_POSTGRES_URL"]
+
     else:
         env.pop("GALAXALIGN_DATABASE_URL", None)
     return env
 
 
 def prepare(store: str, n_accounts: int = 100) -> None:
-    """The workspace: the demo survey and the starter model (once), and the store (SQLite, or PostgreSQL at
-    $GALAXALIGN_BENCH_POSTGRES_URL, registered from the same files), with n_accounts volunteer accounts."""
+    """The workspace of one store (SQLite, or PostgreSQL at $GALAXALIGN_BENCH_POSTGRES_URL): the demo
+    survey (copied from ./workspace when `make demo` made it, else rendered) registered, n_accounts
+    volunteer accounts, and no model — the same for both stores; ``sqlite-model`` copies ./workspace with
+    its trained starter (proposals, predictions and the gate on the page)."""
     env = env_for(store)
     ws = ws_for(store)
-    other = ws_for("sqlite" if store == "postgresql" else "postgresql") / "surveys" / "demo.h5"
-    if other.exists() and not (ws / "surveys" / "demo.h5").exists():  # the same sky, rendered once
-        (ws / "surveys").mkdir(parents=True, exist_ok=True)
-        shutil.copy(other, ws / "surveys" / "demo.h5")
-    subprocess.run([str(BIN / "galaxalign"), "demo", "--workspace", str(ws), "--starter", "now"], env=env, check=True)
+    demo = ROOT / "workspace"
+    if store == "sqlite-model":
+        from galaxalign.store import open_store, relocate_paths
+
+        shutil.rmtree(ws, ignore_errors=True)
+        shutil.copytree(demo, ws, ignore=shutil.ignore_patterns("huey.db*", "worker.log"))
+        st = open_store(f"sqlite:///{ws / 'galaxalign.db'}")
+        relocate_paths(st, str(demo), str(ws))
+        st.dispose()
+    else:
+        if (demo / "surveys" / "demo.h5").exists() and not (ws / "surveys" / "demo.h5").exists():
+            (ws / "surveys").mkdir(parents=True, exist_ok=True)
+            shutil.copy(demo / "surveys" / "demo.h5", ws / "surveys" / "demo.h5")  # the same sky, rendered once
+        subprocess.run([str(BIN / "galaxalign"), "demo", "--workspace", str(ws), "--no-train"], env=env, check=True)
+        code_reg = f"""
+from galaxalign.data import load_survey
+from galaxalign.store import open_store, register_survey, list_surveys
+import os
+st = open_store(os.environ.get("GALAXALIGN_DATABASE_URL") or "sqlite:///{ws}/galaxalign.db")
+if not list_surveys(st):
+    register_survey(st, load_survey("{ws}/surveys/demo.h5"), "demo", known_fraction=0.8)
+"""
+        subprocess.run([str(BIN / "python"), "-c", code_reg], env=env, check=True)
     code = f"""
 from galaxalign.store import add_volunteer, open_store, NotFound, get_volunteer, set_project_settings
 import os
@@ -377,7 +398,7 @@ def one_run(users: int, store: str, replicas: int, seconds: int, think: float) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prepare", action="store_true")
-    ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--store", choices=["sqlite", "postgresql", "sqlite-model"], default="sqlite")
     ap.add_argument("--users", type=int, nargs="+", default=[10])
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--seconds", type=int, default=90)

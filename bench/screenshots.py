@@ -9,6 +9,9 @@ browser test, in Debian's Chromium, on a copy of the workspace (the real one kee
     python bench/screenshots.py --adapt         # the demo's starter adapted to 800 classic-sky galaxies
                                                 # (rendered and imported into a copy of the workspace):
                                                 # docs/screenshots/admin_adapt.png, its domain AUC
+    python bench/screenshots.py --doors         # the public's way in, on a copy of the demo with a day of
+                                                # simulated volunteers: home.png, guest_classify.png,
+                                                # join.png, people.png
     python bench/screenshots.py --loop          # the science loop, on the workspace that
                                                 # `python bench/campaign.py --keep anchoring_0.6` kept:
                                                 # docs/screenshots/admin_anchoring.png, hunt_grid.png
@@ -46,7 +49,7 @@ def signed_in(url: str, password: str, **page_options):
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(**page_options)
         page.goto(f"{url}/signin")
-        page.get_by_label("Name").fill("admin")
+        page.get_by_role("textbox", name="Name").fill("admin")
         page.get_by_role("textbox", name="Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         try:
@@ -185,6 +188,95 @@ def _loop_workspace(src: Path, ws: Path) -> str:
     return "screenshot-admin"
 
 
+def _busy_project(ws: Path, n_volunteers: int = 24, seed: int = 0) -> None:
+    """A project a few days into its life: volunteers (some guests) who voted the galaxies' true classes
+    most of the time, over the last five days, with favourites — so the home page has figures to show."""
+    from datetime import timedelta
+
+    import numpy as np
+    from sqlalchemy import select, update
+
+    from galaxalign.data import load_survey
+    from galaxalign.store import (add_volunteer, create_guest, next_galaxy_for, open_store, record_classification,
+                                  set_flag)
+    from galaxalign.store.models import Classification, utcnow
+    from galaxalign.taxonomy import get_label_set
+
+    rng = np.random.default_rng(seed)
+    store = open_store(f"sqlite:///{ws / 'galaxalign.db'}")
+    survey = load_survey(ws / "surveys" / "demo.h5")
+    ls = get_label_set("galaxy10")
+    truth = dict(zip(survey.id_str.astype(str), survey.labels))
+    people = []
+    for k in range(n_volunteers):
+        if k % 4 == 3:
+            people.append(create_guest(store)[0])
+        else:
+            people.append(add_volunteer(store, f"{['ada', 'vera', 'henrietta', 'cecilia', 'annie', 'williamina'][k % 6]}"
+                                               f"{k}", "volunteer", None))
+    for rnd in range(14):
+        for vid in people:
+            g = next_galaxy_for(store, vid, "demo", rng=rng)
+            if g is None:
+                continue
+            c = int(truth[g.id_str]) if rng.random() < 0.8 else int(rng.integers(0, 10))
+            record_classification(store, vid, g.id, [list(p) for p in ls[c].path], seconds=float(rng.uniform(4, 20)))
+            if rng.random() < 0.04:
+                set_flag(store, vid, g.id, "favourite")
+
+    def spread(s):  # the votes over the last five days, more each day
+        now = utcnow()
+        for i in list(s.scalars(select(Classification.id))):
+            s.execute(update(Classification).where(Classification.id == i).values(
+                created_at=now - timedelta(hours=float(rng.uniform(0, 1) ** 1.7 * 110))))
+    store.write(spread)
+    store.dispose()
+
+
+def doors_pages(url: str, password: str, out: Path) -> None:
+    """The public's way in: the home page, classifying as a guest, the Join form; then People as an admin."""
+    from playwright.sync_api import expect, sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 950})
+        page.goto(url)
+        expect(page.get_by_text("galaxies retired")).to_be_visible()
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(out / "home.png"), full_page=True)
+        page.get_by_role("button", name="Start classifying").click()
+        page.get_by_role("button", name="Start classifying").click()  # the tutorial
+        expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
+               ).to_be_visible()
+        page.locator(".st-key-ans_t01_smooth button").first.click()
+        expect(page.get_by_role("heading", name="How rounded is it?")).to_be_visible()
+        page.locator(".st-key-ans_t07_round button").first.click()
+        expect(page.get_by_role("heading", name="Is there anything odd?")).to_be_visible()
+        page.locator(".st-key-ans_t06_no button").first.click()
+        expect(page.get_by_text("Classifying as guest")).to_be_visible()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "guest_classify.png"))
+        page.get_by_role("link", name="Join").click()
+        page.get_by_role("textbox", name="Name").fill("Henrietta-Leavitt")
+        page.get_by_role("textbox", name="Password").fill("cepheid-period-luminosity")
+        page.get_by_role("textbox", name="E-mail (optional)").fill("henrietta@example.org")
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(out / "join.png"))
+        admin = browser.new_page(viewport={"width": 1400, "height": 950})
+        admin.goto(f"{url}/signin")
+        admin.get_by_role("textbox", name="Name").fill("admin")
+        admin.get_by_role("textbox", name="Password").fill(password)
+        admin.get_by_role("button", name="Sign in").click()
+        admin.get_by_role("link", name="People").click()
+        admin.get_by_role("tab", name="Accounts").click()
+        expect(admin.get_by_role("button", name="Change role")).to_be_visible()
+        admin.wait_for_timeout(2000)
+        admin.screenshot(path=str(out / "people.png"), full_page=True)
+        browser.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--survey", default="demo", choices=["demo", "first"])
@@ -192,6 +284,7 @@ def main() -> None:
     ap.add_argument("--adapt", action="store_true", help="the Admin page after adapting to the classic sky")
     ap.add_argument("--phone", action="store_true", help="only the Classify page on a 390×844 phone screen")
     ap.add_argument("--talk", action="store_true", help="only a Talk thread, with a hostile comment, as an admin")
+    ap.add_argument("--doors", action="store_true", help="home, guest classification, Join and People")
     a = ap.parse_args()
     out = ROOT / "docs" / "screenshots"
     if a.loop:
@@ -212,6 +305,8 @@ def main() -> None:
         store = open_store(f"sqlite:///{ws / 'galaxalign.db'}")
         relocate_paths(store, str(src), str(ws))
         store.dispose()
+        if a.doors:
+            _busy_project(ws)
         if a.adapt:
             res = _adapt_workspace(ws)
             print(f"adapted {res['model']}: domain AUC {res['domain_auc_before']} -> {res['domain_auc_after']}")
@@ -222,6 +317,8 @@ def main() -> None:
             elif a.phone:
                 out.mkdir(parents=True, exist_ok=True)
                 phone_classify(url, password, out)
+            elif a.doors:
+                doors_pages(url, password, out)
             elif a.talk:
                 store = _talk_store(ws)
                 talk_thread(url, password, out, store)

@@ -13,6 +13,25 @@ def run(*args, cwd=None):
                           stdin=subprocess.DEVNULL, timeout=300)
 
 
+def here(*args):
+    """``galaxalign ARGS`` run in this process through the same entry point (``cli.main``): the exit
+    status and the two streams, as ``run`` gives them, without paying the CLI's start-up per command (the
+    tests above and below that need a fresh process still use ``run``)."""
+    import contextlib
+    import io
+
+    from galaxalign.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(["galaxalign", *args], code, out.getvalue(), err.getvalue())
+
+
 def test_synth_then_info(tmp_path):
     r = run("synth", "--n", "20", "--size", "32", "--seed", "7", "--out", str(tmp_path / "x.h5"))
     assert r.returncode == 0, r.stderr
@@ -63,51 +82,51 @@ def test_user_add_and_export_commands(tmp_path, synth_h5):
     store = open_store(ws.database_url)
     register_survey(store, load_survey(synth_h5), "demo")
     store.dispose()
-    r = run("user", "add", "ada", "--role", "admin", "--password", "lovelace-1843", "--workspace", str(ws.root))
+    r = here("user", "add", "ada", "--role", "admin", "--password", "lovelace-1843", "--workspace", str(ws.root))
     assert r.returncode == 0 and "created admin 'ada'" in r.stdout, r.stderr
-    r = run("user", "add", "ada", "--password", "lovelace-1843", "--workspace", str(ws.root))
+    r = here("user", "add", "ada", "--password", "lovelace-1843", "--workspace", str(ws.root))
     assert r.returncode == 2 and r.stderr.strip() == "error: volunteer 'ada' already exists"
-    r = run("user", "add", "bob", "--role", "emperor", "--password", "lovelace-1843", "--workspace", str(ws.root))
+    r = here("user", "add", "bob", "--role", "emperor", "--password", "lovelace-1843", "--workspace", str(ws.root))
     assert r.returncode == 2 and "role 'emperor'" in r.stderr
     store = open_store(ws.database_url)
     record_classification(store, "ada", load_survey(synth_h5).id_str[0],
                           [["T01", "t01_smooth"], ["T07", "t07_round"], ["T06", "t06_no"]])
     store.dispose()
-    r = run("export", str(tmp_path / "c.csv"), "--workspace", str(ws.root))
+    r = here("export", str(tmp_path / "c.csv"), "--workspace", str(ws.root))
     assert r.returncode == 0, r.stderr
     assert len(pd.read_csv(tmp_path / "c.csv")) == 1
-    r = run("export", str(tmp_path / "f.parquet"), "--what", "fractions", "--workspace", str(ws.root))
+    r = here("export", str(tmp_path / "f.parquet"), "--what", "fractions", "--workspace", str(ws.root))
     assert r.returncode == 0 and pd.read_parquet(tmp_path / "f.parquet")["frac_Round Smooth"].tolist() == [1.0]
-    r = run("export", str(tmp_path / "f.xlsx"), "--workspace", str(ws.root))
+    r = here("export", str(tmp_path / "f.xlsx"), "--workspace", str(ws.root))
     assert r.returncode == 2 and "csv or .parquet" in r.stderr
     # the retirement rule: shown, changed, and a bad value refused in one line with nothing changed
-    r = run("retirement", "demo", "--method", "skill", "--model-votes", "2", "--workspace", str(ws.root))
+    r = here("retirement", "demo", "--method", "skill", "--model-votes", "2", "--workspace", str(ws.root))
     assert r.returncode == 0 and json.loads(r.stdout)["method"] == "skill", r.stderr
-    r = run("retirement", "demo", "--method", "vote", "--workspace", str(ws.root))
+    r = here("retirement", "demo", "--method", "vote", "--workspace", str(ws.root))
     assert r.returncode == 2 and r.stderr.strip() == ("error: retirement method 'vote' must be one of majority, "
                                                       "skill")
     store = open_store(ws.database_url)
     set_flag(store, "ada", load_survey(synth_h5).id_str[1], "odd", reason="ring")
     store.dispose()
-    r = run("export", str(tmp_path / "flags.csv"), "--what", "flags", "--workspace", str(ws.root))
+    r = here("export", str(tmp_path / "flags.csv"), "--what", "flags", "--workspace", str(ws.root))
     assert r.returncode == 0, r.stderr
     flags = pd.read_csv(tmp_path / "flags.csv")
     assert list(zip(flags.volunteer, flags.kind, flags.reason)) == [("ada", "odd", "ring")]
     store = open_store(ws.database_url)
     post_comment(store, "ada", load_survey(synth_h5).id_str[1], "=HYPERLINK(\"https://evil.example\") #ring")
     store.dispose()
-    r = run("export", str(tmp_path / "talk.csv"), "--what", "comments", "--workspace", str(ws.root))
+    r = here("export", str(tmp_path / "talk.csv"), "--what", "comments", "--workspace", str(ws.root))
     talk = pd.read_csv(tmp_path / "talk.csv")
     assert r.returncode == 0 and list(zip(talk.volunteer, talk.tags)) == [("ada", "ring")], r.stderr
     assert talk.body[0].startswith("'=HYPERLINK") and talk.created_at.notna().all()  # no formula in a spreadsheet
-    r = run("reembed", "--shards", "0", "--workspace", str(ws.root))
+    r = here("reembed", "--shards", "0", "--workspace", str(ws.root))
     assert r.returncode == 2 and "'0': a whole number of shards ≥ 1, or auto" in r.stderr
-    r = run("reembed", "--shards", "auto", "--workspace", str(ws.root))  # this workspace has no model yet
+    r = here("reembed", "--shards", "auto", "--workspace", str(ws.root))  # this workspace has no model yet
     assert r.returncode == 2 and r.stderr.strip() == ("error: nothing to embed: no registered survey or no model "
                                                       "version (run `galaxalign demo`)")
-    r = run("gold", "nosuch", "--workspace", str(ws.root))
+    r = here("gold", "nosuch", "--workspace", str(ws.root))
     assert r.returncode == 2 and r.stderr.strip() == "error: survey 'nosuch' is not registered"
-    r = run("retirement", "demo", "--workspace", str(ws.root))
+    r = here("retirement", "demo", "--workspace", str(ws.root))
     assert json.loads(r.stdout)["model_votes"] == 2.0 and json.loads(r.stdout)["method"] == "skill"
 
 
@@ -147,32 +166,32 @@ def test_user_commands_manage_accounts_and_log_each_action(tmp_path):
 
     ws = Workspace(tmp_path / "ws").create()
     w = ["--workspace", str(ws.root)]
-    assert run("user", "add", "Ada", "--role", "admin", "--password", "lovelace-analytical-1843", *w).returncode == 0
-    assert run("user", "add", "bob", "--password", "babbage-difference-engine", "--email", "bob@example.org",
+    assert here("user", "add", "Ada", "--role", "admin", "--password", "lovelace-analytical-1843", *w).returncode == 0
+    assert here("user", "add", "bob", "--password", "babbage-difference-engine", "--email", "bob@example.org",
                *w).returncode == 0
-    r = run("user", "add", "ＡＤＡ", "--password", "lovelace-analytical-1843", *w)
+    r = here("user", "add", "ＡＤＡ", "--password", "lovelace-analytical-1843", *w)
     assert r.returncode == 2 and "already exists (as 'Ada')" in r.stderr
-    r = run("user", "add", "carol", "--password", "password1", *w)
+    r = here("user", "add", "carol", "--password", "password1", *w)
     assert r.returncode == 2 and r.stderr.startswith("error: password: too weak")
-    r = run("user", "list", *w)
+    r = here("user", "list", *w)
     assert r.returncode == 0 and "bob" in r.stdout and "Ada" in r.stdout
-    assert run("user", "role", "bob", "researcher", *w).stdout.strip() == "bob: volunteer -> researcher"
-    r = run("user", "role", "Ada", "volunteer", *w)
+    assert here("user", "role", "bob", "researcher", *w).stdout.strip() == "bob: volunteer -> researcher"
+    r = here("user", "role", "Ada", "volunteer", *w)
     assert r.returncode == 2 and "last admin" in r.stderr
-    assert run("user", "suspend", "bob", "--reason", "testing", *w).returncode == 0
-    assert "SUSPENDED: testing" in run("user", "list", "--search", "BO", *w).stdout
-    assert run("user", "reinstate", "bob", *w).returncode == 0
-    link = run("user", "reset", "bob", "--url", "http://127.0.0.1:9999", *w).stdout.strip()
+    assert here("user", "suspend", "bob", "--reason", "testing", *w).returncode == 0
+    assert "SUSPENDED: testing" in here("user", "list", "--search", "BO", *w).stdout
+    assert here("user", "reinstate", "bob", *w).returncode == 0
+    link = here("user", "reset", "bob", "--url", "http://127.0.0.1:9999", *w).stdout.strip()
     assert link.startswith("http://127.0.0.1:9999/?reset=")
-    r = run("user", "delete", "bob", *w)
+    r = here("user", "delete", "bob", *w)
     assert r.returncode == 2 and "--yes" in r.stderr  # no terminal to confirm on: nothing erased
-    r = run("user", "delete", "bob", "--yes", *w)
+    r = here("user", "delete", "bob", "--yes", *w)
     assert r.returncode == 0 and "erased 'bob'" in r.stdout
-    r = run("user", "delete", "nobody", "--yes", *w)
+    r = here("user", "delete", "nobody", "--yes", *w)
     assert r.returncode == 2 and r.stderr.strip() == "error: volunteer 'nobody' does not exist"
-    r = run("project", "--join", "ajar", *w)
+    r = here("project", "--join", "ajar", *w)
     assert r.returncode == 2 and "join mode 'ajar'" in r.stderr
-    assert "invite" in run("project", "--join", "invite", *w).stdout
+    assert "invite" in here("project", "--join", "invite", *w).stdout
     store = open_store(ws.database_url)
     actions = list(moderation_log(store).action)
     assert {"role", "suspend-acct", "reinstate", "reset-link", "erase", "settings"} <= set(actions)
