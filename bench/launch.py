@@ -109,6 +109,9 @@ if User is not object:
                     elif t == "exception":
                         self.errors.append(f"{el.exception.type}: {el.exception.message}")
                 elif kind == "script_finished":
+                    if fm.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:  # st.rerun(): a new run follows
+                        self.widgets, self.texts, self.errors = {}, [], []
+                        continue
                     return
             raise TimeoutError("the app did not finish its run")
 
@@ -172,6 +175,7 @@ if User is not object:
                     exc = RuntimeError(self.session.errors[0][:200])
             except Exception as e:  # noqa: BLE001 - reported to Locust as a failure
                 exc = e
+                time.sleep(1.0)  # a failing volunteer does not spin
             events.request.fire(request_type="WS", name=name, response_time=(time.perf_counter() - t0) * 1000,
                                 response_length=0, exception=exc, context={})
             if exc is not None:
