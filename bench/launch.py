@@ -399,6 +399,18 @@ def one_run(users: int, store: str, replicas: int, seconds: int, think: float) -
     return row
 
 
+def report() -> str:
+    """The Markdown table of the runs in bench/results/launch.jsonl, in the order run."""
+    rows = [json.loads(line) for line in LOG.read_text().splitlines()] if LOG.exists() else []
+    out = ["| store | web processes | volunteers | votes/s | vote→next p50 | p95 | p99 | answer p95 | failed requests "
+           "| votes seen → stored (lost) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        out.append(f"| {r['store']} | {r['replicas']} | {r['users']} | {r['votes_per_s']:.2f} | {r['p50_ms'] / 1000:.2f} s "
+                   f"| **{r['p95_ms'] / 1000:.2f} s** | {r['p99_ms'] / 1000:.2f} s | {r['answer_p95_ms'] / 1000:.2f} s "
+                   f"| {r['failures']} | {r['votes_seen']} → {r['votes_stored']} ({r['votes_lost']}) |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prepare", action="store_true")
@@ -407,7 +419,11 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--seconds", type=int, default=90)
     ap.add_argument("--think", type=float, default=2.0, help="mean seconds before each answer")
+    ap.add_argument("--report", action="store_true", help="print the table of every run logged")
     a = ap.parse_args()
+    if a.report:
+        print(report())
+        return
     if a.prepare:
         prepare(a.store)
         return

@@ -632,13 +632,16 @@ def _load_first_zip(path: Path) -> Survey:
     with z:
         names = z.namelist()
         h5 = [n for n in names if n.endswith((".h5", ".hdf5"))]
-        if h5:
-            info = z.getinfo(h5[0])
-            if info.file_size > 2 << 30:
-                raise _err(path, f"{h5[0]} unpacks to more than 2 GiB")
-            data = io.BytesIO(z.read(h5[0]))
-            return _load_first_h5(path, lambda: h5py.File(data, "r"))
-        return _load_first_png_zip(path, z, names)
+        try:
+            if h5:
+                info = z.getinfo(h5[0])
+                if info.file_size > 2 << 30:
+                    raise _err(path, f"{h5[0]} unpacks to more than 2 GiB")
+                data = io.BytesIO(z.read(h5[0]))
+                return _load_first_h5(path, lambda: h5py.File(data, "r"))
+            return _load_first_png_zip(path, z, names)
+        except zipfile.BadZipFile as e:  # a member that fails its CRC check
+            raise _err(path, f"damaged zip file ({str(e).splitlines()[0][:120]})") from None
 
 
 def _load_first_png_zip(path: Path, z, names: list[str]) -> Survey:

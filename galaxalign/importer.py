@@ -101,6 +101,8 @@ def _unzip(zip_path: Path, dest: Path, base: str) -> None:
     try:
         with zipfile.ZipFile(zip_path) as z:
             z.extractall(dest)
+    except zipfile.BadZipFile as e:  # a member that fails its CRC check, a truncated member…
+        raise SurveyImportError(f"{base}: damaged zip file ({str(e).splitlines()[0][:120]})") from None
     except OSError as e:  # an entry that is both a file and a folder, a name the file system refuses…
         raise SurveyImportError(f"{base}: cannot unpack {short(e.filename or '')}: {e.strerror or e}") from None
 

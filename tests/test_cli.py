@@ -197,3 +197,19 @@ def test_user_commands_manage_accounts_and_log_each_action(tmp_path):
     assert {"role", "suspend-acct", "reinstate", "reset-link", "erase", "settings"} <= set(actions)
     assert authenticate(store, "ada", "lovelace-analytical-1843") is not None
     store.dispose()
+
+
+def test_an_import_of_a_zip_whose_member_fails_its_crc_is_one_line(tmp_path, synth_h5):
+    import zipfile
+
+    good = tmp_path / "survey.zip"
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_STORED) as z:
+        z.write(synth_h5, "survey.h5")
+    raw = bytearray(good.read_bytes())
+    at = raw.index(b"HDF") + 200  # inside the stored member: the data no longer matches its CRC-32
+    raw[at] ^= 0xFF
+    bad = tmp_path / "damaged.zip"
+    bad.write_bytes(bytes(raw))
+    r = here("import", bad, "--name", "broken", "--workspace", tmp_path / "ws")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "BadZipFile" not in r.stderr, r.stderr
+    assert "damaged.zip" in r.stderr and "damaged zip file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
