@@ -663,7 +663,14 @@ def test_admin_manages_people_and_a_role_change_applies_on_the_next_run(workspac
     vera.switch_page(str(VIEWS / "explore.py")).run()
     assert not vera.exception and vera.title[0].value.startswith("Explore")
     at.selectbox(key="acc_who").set_value("vera").run()
-    at.text_input(key="acc_reason").set_value("testing suspension").run()
+    at.text_input(key="acc_reason").set_value("testing suspension")  # typed, then pressed: one run
     at.button(key="acc_suspend").click().run()
+    assert not at.exception and "vera is suspended" in at.success[0].value
     vera.run()
     assert "user" not in vera.session_state  # signed out by the suspension
+    from galaxalign.store import get_volunteer, open_store
+    from galaxalign.workspace import Workspace
+
+    store = open_store(Workspace(workspace).database_url)
+    assert get_volunteer(store, "vera").suspended_reason == "testing suspension"
+    store.dispose()

@@ -30,6 +30,13 @@ def act(fn, ok: str) -> None:
         S["acc_flash_err"] = str(e)
 
 
+def change_role(who: str) -> str:
+    """Give ``who`` the role in the box as it is when the button is pressed; returns that role."""
+    role = S["acc_new_role"]
+    set_role(store(), user["id"], who, role)
+    return role
+
+
 if msg := S.pop("acc_flash", None):
     st.success(msg)
 if msg := S.pop("acc_flash_err", None):
@@ -102,17 +109,18 @@ with tab_people:
         with r1.container(border=True):
             new_role = st.selectbox("Role", ["volunteer", "researcher", "admin"], key="acc_new_role",
                                     index=["volunteer", "researcher", "admin"].index(row.role) if row.role != "guest" else 0)
+            # callbacks read the boxes when pressed (S[...]): the values bound at the last run may be stale
             st.button("Change role", key="acc_set_role", disabled=row.role == "guest",
-                      on_click=act, args=(lambda: set_role(store(), user["id"], who, new_role),
-                                          f"{who} is now a {new_role}."))
+                      on_click=act, args=(lambda: change_role(who), f"{who} is now a {{out}}."))
         with r2.container(border=True):
             reason = st.text_input("Reason", key="acc_reason", max_chars=200)
             if row.suspended:
                 st.button("Reinstate", key="acc_reinstate", on_click=act,
-                          args=(lambda: reinstate_account(store(), user["id"], who, reason or None), f"{who} is reinstated."))
+                          args=(lambda: reinstate_account(store(), user["id"], who, S.get("acc_reason") or None),
+                                f"{who} is reinstated."))
             else:
                 st.button("Suspend", key="acc_suspend", on_click=act,
-                          args=(lambda: suspend_account(store(), user["id"], who, reason),
+                          args=(lambda: suspend_account(store(), user["id"], who, S.get("acc_reason", "")),
                                 f"{who} is suspended: they can neither sign in nor vote."))
         with r3.container(border=True):
             if st.button("Password-reset link", key="acc_reset", disabled=row.role == "guest"):
