@@ -26,13 +26,14 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runlog import append_run, free_port, healthy, stop_groups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -206,23 +207,12 @@ if User is not object:
 
 # --- the driver: servers, runs, report --------------------------------------------------------------------
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_healthy(port: int, limit: float = 120) -> None:
     end = time.time() + limit
     while time.time() < end:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
+        if healthy(port):
+            return
+        time.sleep(0.5)
     raise RuntimeError(f"nothing answered on 127.0.0.1:{port}")
 
 
@@ -370,12 +360,7 @@ def one_run(users: int, store: str, replicas: int, seconds: int, think: float) -
                         str(tmp / "run"), "--stop-timeout", "30", "--only-summary"], env=env, check=False,
                        timeout=seconds + 180, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_groups(procs)
     stats = {}
     import csv
 
@@ -427,8 +412,6 @@ def main() -> None:
     if a.prepare:
         prepare(a.store)
         return
-    from runlog import append_run
-
     for n in a.users:
         row = one_run(n, a.store, a.replicas, a.seconds, a.think)
         append_run(LOG, row)
@@ -436,5 +419,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -73,3 +73,39 @@ def start_together(target, args: list[tuple], timeout: float = 900) -> tuple[lis
     for p in ps:
         p.join()
     return results, wall
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(port: int) -> bool:
+    """Whether a Streamlit server answers its health check on 127.0.0.1:``port``."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def stop_groups(procs) -> None:
+    """Stop processes started with ``start_new_session=True``, their children with them: TERM, then KILL."""
+    import os
+    import signal
+    import subprocess
+
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)

@@ -10,6 +10,13 @@ from sqlalchemy import func, select
 
 from browser_flow import CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through
 
+def failure_shots(browser, folder: Path) -> None:
+    """What every open page showed when a step failed: failure<context>.png in ``folder``."""
+    for k, ctx in enumerate(browser.contexts):
+        for p in ctx.pages:
+            p.screenshot(path=str(folder / f"failure{k}.png"), full_page=True)
+
+
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian's chromium is not installed; `make test` installs it")
 
@@ -156,9 +163,7 @@ def test_talk_in_the_browser_tutorial_once_hashtag_hostile_comment_inert_and_hid
             expect(vera.locator(".ga-comment strong", has_text="ring")).to_be_visible()
             expect(vera.locator(".ga-comment", has_text="alert('s')")).to_have_count(0)
         except Exception:
-            for k, ctx in enumerate(browser.contexts):
-                for p in ctx.pages:
-                    p.screenshot(path=str(tmp_path / f"failure{k}.png"), full_page=True)
+            failure_shots(browser, tmp_path)
             raise
         finally:
             browser.close()
@@ -239,9 +244,7 @@ def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invit
             expect(again.get_by_text(re.compile("already used"))).to_be_visible()
             expect(again.get_by_role("textbox", name="Name")).to_have_count(0)
         except Exception:
-            for k, ctx in enumerate(browser.contexts):
-                for p in ctx.pages:
-                    p.screenshot(path=str(tmp_path / f"failure{k}.png"), full_page=True)
+            failure_shots(browser, tmp_path)
             raise
         finally:
             browser.close()
