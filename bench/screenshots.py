@@ -247,7 +247,9 @@ def doors_pages(url: str, password: str, out: Path) -> None:
         page.wait_for_timeout(2500)
         page.screenshot(path=str(out / "home.png"), full_page=True)
         page.get_by_role("button", name="Start classifying").click()
-        page.get_by_role("button", name="Start classifying").click()  # the tutorial
+        expect(page.get_by_role("heading", name="How classifying works")).to_be_visible()
+        page.get_by_role("button", name="Start classifying").click()  # the tutorial, dismissed
+        expect(page.get_by_role("heading", name="How classifying works")).to_have_count(0)
         expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
                ).to_be_visible()
         page.locator(".st-key-ans_t01_smooth button").first.click()

@@ -197,8 +197,9 @@ def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invit
             expect(page.get_by_text(re.compile(r"galaxies retired"))).to_be_visible()
             page.screenshot(path=str(shots / "home.png"), full_page=True)
             page.get_by_role("button", name="Start classifying").click()
-            expect(page.get_by_role("heading", name="Classify", exact=True)).to_be_visible()
+            expect(page.get_by_role("heading", name="How classifying works")).to_be_visible()
             page.get_by_role("button", name="Start classifying").click()  # the tutorial, once per visit
+            expect(page.get_by_role("heading", name="How classifying works")).to_have_count(0)
             for k in range(3):
                 expect(page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of "
                                                         "a disk?")).to_be_visible()

@@ -217,7 +217,8 @@ with left:
         st.button("Flag it", key="cls_odd_flag", on_click=flag_odd, args=(g.id, g.id_str))
     n_talk = comment_counts(store(), [g.id]).get(g.id, 0)
     if user["role"] == "guest":
-        f3.caption(f"💬 {n_talk} comment{'s' if n_talk != 1 else ''} · join to talk" if n_talk else "💬 Join to talk")
+        f3.caption(f":material/forum: {n_talk} comment{'s' if n_talk != 1 else ''} · join to talk" if n_talk
+                   else ":material/forum: Join to talk")
     elif f3.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk", width="stretch",
                  help="Discuss this galaxy with other volunteers and the science team"):
         S["talk_galaxy"], S["talk_view"], S["talk_find"] = g.id, "Thread", ""
