@@ -79,6 +79,17 @@ def symbol_image(name: str, size: int = 96) -> np.ndarray:
     return np.asarray(render_symbol(name, size))
 
 
+@st.cache_data(max_entries=2048)
+def symbol_png(name: str, size: int = 96) -> bytes:
+    """:func:`symbol_image` as PNG bytes, for ``st.image``: encoded once per process, not on every run
+    (a Classify run shows up to a dozen symbols; encoding each array again cost most of the page)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(symbol_image(name, size)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def display(img: np.ndarray, size: int = 160) -> np.ndarray:
     """Upscale a small cutout for the screen."""
     return upscale(img, size)

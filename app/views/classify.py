@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from common import (active_model_row, classifier, client_address, current_survey, display, doorkeeper, ensure_identity,
-                    model_learning, settings, store, survey_row, symbol_image)
+                    model_learning, settings, store, survey_row, symbol_png)
 from galaxalign.access import Throttled
 from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
@@ -74,7 +74,7 @@ def flag_odd(galaxy: int, id_str: str) -> None:
 def guide_row(symbol: str, name: str, help_text: str, size: int = 56) -> None:
     """One line of a field guide: the symbol, then the answer's name and what it means."""
     g1, g2 = st.columns([1, 5])
-    g1.image(symbol_image(symbol, size), width=size)
+    g1.image(symbol_png(symbol, size), width=size)
     g2.markdown(f"**{name}** — {help_text}")
 
 
@@ -251,7 +251,7 @@ with right:
         for k, cname in enumerate(survey.class_names):
             with cols[k % len(cols)]:
                 sym = flat[k].symbol if flat else "t01_features"
-                st.image(symbol_image(sym, 72), width=72)
+                st.image(symbol_png(sym, 72), width=72)
                 st.button(cname, key=f"ans_flat_{k}", on_click=commit, args=([[FLAT_TASK, k]], g.id),
                           help=flat[k].help if flat else None, width="stretch", shortcut=answer_key(k),
                           type="primary" if pred is not None and pred.top_class == k else "secondary")
@@ -279,7 +279,7 @@ with right:
         cols = st.container(key="cls_answers").columns(min(4, len(task.answers)))
         for k, a in enumerate(task.answers):
             with cols[k % len(cols)]:
-                st.image(symbol_image(a.id, 80), width=80)
+                st.image(symbol_png(a.id, 80), width=80)
                 st.button(a.text + (" ✓" if a.id == proposed else ""), key=f"ans_{a.id}", help=a.help,
                           type="primary" if a.id == proposed else "secondary", on_click=answer, args=(task_id, a.id, g.id),
                           shortcut=answer_key(k))
@@ -291,7 +291,8 @@ with right:
               shortcut="Backspace")
     b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy, shortcut="S")
 
-with st.expander("Field guide: every symbol and what it means"):
+# every symbol of the survey is drawn only when asked for: forty images on every run were most of the page
+if st.toggle("Field guide: every symbol and what it means", key="cls_full_guide"):
     if ls is None and survey.label_set is not None:
         for c in survey.label_set:
             guide_row(c.symbol, c.name, c.help, size=64)
@@ -300,5 +301,5 @@ with st.expander("Field guide: every symbol and what it means"):
         cols = st.columns(7)
         for k, a in enumerate(task.answers):
             with cols[k % 7]:
-                st.image(symbol_image(a.id, 64), width=64)
+                st.image(symbol_png(a.id, 64), width=64)
                 st.caption(f"**{a.text}** — {a.help}")

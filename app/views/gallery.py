@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from common import current_survey, display, require, symbol_image
+from common import current_survey, display, require, symbol_png
 
 user = require("volunteer")
 st.title("Survey gallery")
@@ -28,7 +28,7 @@ chunk = indices[(page - 1) * per_page: page * per_page]
 if choice != names[0] and survey.label_set is not None:
     cls = survey.label_set[names.index(choice) - 1]
     left, right = st.columns([1, 6])
-    left.image(symbol_image(cls.symbol, 96), width=96)
+    left.image(symbol_png(cls.symbol, 96), width=96)
     right.markdown(f"**{cls.name}** — {cls.description}  \n_{cls.prompt}_")
 
 images = survey.images(chunk) if len(chunk) else []
@@ -39,7 +39,7 @@ for k, (i, img) in enumerate(zip(chunk, images)):
         lab = labels[i]
         if lab >= 0 and survey.label_set is not None:
             c1, c2 = st.columns([1, 3])
-            c1.image(symbol_image(survey.label_set[lab].symbol, 48), width=32)
+            c1.image(symbol_png(survey.label_set[lab].symbol, 48), width=32)
             c2.caption(f"{survey.label_set[lab].name}  \n`{survey.id_str[i]}`")
         else:
             st.caption(f"{survey.class_names[lab] if lab >= 0 else 'unlabelled'}  \n`{survey.id_str[i]}`")
