@@ -147,9 +147,8 @@ if User is not object:
             self.session = Session(self.host, self.address)
             self.made = 0
             self.think = float(os.environ.get("LAUNCH_THINK", "2.0"))
-            accounts = json.loads(os.environ.get("LAUNCH_ACCOUNTS", "[]"))
-            if accounts and random.random() < 0.5:
-                name, password = accounts.pop(random.randrange(len(accounts))) if accounts else accounts[0]
+            if ACCOUNTS and random.random() < 0.5:  # each account to one simulated volunteer only
+                name, password = ACCOUNTS.pop(random.randrange(len(ACCOUNTS)))
                 self._timed("sign in", lambda: self._sign_in(name, password))
             self._timed("open classify", lambda: self.session.run(page="classify"))
             self.before = self.session.classified() or 0  # an account's votes from earlier runs
@@ -186,18 +185,24 @@ if User is not object:
         @task
         def classify_one(self):
             s = self.session
+            shown = s.classified()
             for k, (_, answer) in enumerate(PATH):
                 time.sleep(random.uniform(0.5, 1.5) * self.think)
                 self._timed("vote→next" if k == len(PATH) - 1 else "answer", lambda: s.click(f"ans_{answer}"))
             n = s.classified()
+            if shown is not None and n != shown + 1:  # the vote did not show: say what the page said instead
+                events.request.fire(request_type="WS", name="vote not shown", response_time=0, response_length=0,
+                                    exception=RuntimeError(f"{shown} -> {n}: {(s.errors or s.texts or [''])[0][:120]}"),
+                                    context={})
             if n is not None:
                 self.made = max(self.made, n - self.before)
-                VOTES[self.address] = self.made
+                VOTES[str(id(self))] = self.made
 
         def on_stop(self):
             self.session.close()
 
     VOTES: dict[str, int] = {}
+    ACCOUNTS: list = json.loads(os.environ.get("LAUNCH_ACCOUNTS", "[]"))  # shared by this process's volunteers
 
     @events.quitting.add_listener
     def _report_votes(environment, **_):
@@ -369,6 +374,10 @@ def one_run(users: int, store: str, replicas: int, seconds: int, think: float) -
         for r in csv.DictReader(f):
             stats[r["Name"]] = r
     made = sum(json.loads((tmp / "votes.json").read_text()).values()) if (tmp / "votes.json").exists() else None
+    errors = []
+    if (tmp / "run_failures.csv").exists():
+        with open(tmp / "run_failures.csv") as f:
+            errors = [f"{r['Occurrences']}× {r['Name']}: {r['Error'][:160]}" for r in csv.DictReader(f)]
     stored = stored_votes(store) - before
     vn = stats.get("vote→next", {})
     row = {"name": f"{store}-{replicas}x-{users}", "seed": 0, "store": store, "replicas": replicas, "users": users,
@@ -380,7 +389,7 @@ def one_run(users: int, store: str, replicas: int, seconds: int, think: float) -
            "failures": sum(int(r.get("Failure Count", 0) or 0) for r in stats.values() if r["Name"] != "Aggregated"),
            "votes_per_s": round(int(vn.get("Request Count", 0) or 0) / seconds, 2),
            "votes_seen": made, "votes_stored": stored,
-           "votes_lost": None if made is None else max(0, made - stored)}
+           "votes_lost": None if made is None else max(0, made - stored), "errors": errors}
     shutil.rmtree(tmp, ignore_errors=True)
     return row
 
