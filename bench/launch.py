@@ -397,12 +397,18 @@ def one_run(users: int, store: str, replicas: int, seconds: int, think: float) -
 def report() -> str:
     """The Markdown table of the runs in bench/results/launch.jsonl, in the order run."""
     rows = [json.loads(line) for line in LOG.read_text().splitlines()] if LOG.exists() else []
-    out = ["| store | web processes | volunteers | votes/s | vote→next p50 | p95 | p99 | answer p95 | failed requests "
-           "| votes seen → stored (lost) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    out = ["| store | web processes | volunteers | vote clicks/s | vote→next p50 | p95 | p99 | answer p95 | vote→next errors "
+           "| clicks whose galaxy had retired | votes seen → stored (lost) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
+        # a click that completed a path but whose vote did not show: its galaxy retired while on screen (the
+        # page moves on without a word; issue 24). Counted as clicks − votes seen, the same for every run logged
+        refused = max(0, r["votes"] - (r["votes_seen"] or 0))
+        share = f" ({refused / r['votes']:.0%})" if r["votes"] else ""
+        app_errors = r["vote_failures"]
         out.append(f"| {r['store']} | {r['replicas']} | {r['users']} | {r['votes_per_s']:.2f} | {r['p50_ms'] / 1000:.2f} s "
                    f"| **{r['p95_ms'] / 1000:.2f} s** | {r['p99_ms'] / 1000:.2f} s | {r['answer_p95_ms'] / 1000:.2f} s "
-                   f"| {r['failures']} | {r['votes_seen']} → {r['votes_stored']} ({r['votes_lost']}) |")
+                   f"| {app_errors} | {refused}{share} | {r['votes_seen']} → {r['votes_stored']} ({r['votes_lost']}) |")
     return "\n".join(out)
 
 
