@@ -275,7 +275,7 @@ def sign_in_page() -> None:
         try:
             v = doorkeeper().sign_in(name, password, client_address())
         except (SignInFailed, Throttled, AccessDenied) as e:
-            st.error(f"{str(e)[:1].upper()}{str(e)[1:]}.")
+            st.error(sentence(f"{str(e)[:1].upper()}{str(e)[1:]}"))
         else:
             st.session_state.clear()
             st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
@@ -312,6 +312,12 @@ def require(role: str) -> dict:
         st.error(str(e))
         st.stop()
     return user
+
+
+def sentence(e: Exception | str) -> str:
+    """A refusal as one sentence for a form: its first line, ending in one full stop."""
+    text = (str(e).splitlines() or [""])[0].strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def show_error(e: Exception) -> None:

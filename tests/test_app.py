@@ -621,6 +621,12 @@ def test_sign_up_refuses_a_taken_name_in_another_case_with_one_line(workspace):
     at.button[[b.label for b in at.button].index("Join")].click().run()
     assert not at.exception and "user" not in at.session_state
     assert at.error[0].value == "volunteer 'VERA' already exists (as 'vera')."
+    at.text_input(key="join_name").set_value("Cecilia")
+    at.text_input(key="join_password").set_value("password1")
+    at.button[[b.label for b in at.button].index("Join")].click().run()
+    msg = at.error[0].value
+    assert msg.startswith("password: too weak") and msg.endswith(".") and not msg.endswith("..") and "\n" not in msg
+    assert "user" not in at.session_state
 
 
 def test_an_invite_only_project_shows_no_join_and_a_link_opens_the_form(workspace):

@@ -3,7 +3,7 @@ take the holder of an invitation link (signed, expiring, single-use); closed one
 joins keeps everything they did as a guest: their guest row becomes the account."""
 import streamlit as st
 
-from common import client_address, current_user, doorkeeper, settings, store
+from common import client_address, current_user, doorkeeper, sentence, settings, store
 from galaxalign.access import Throttled, read_link
 from galaxalign.errors import GalaxalignError
 from galaxalign.passwords import MIN_LENGTH
@@ -21,7 +21,7 @@ if token:
         link_id = read_link(store(), token, "invite")
         granted = check_link(store(), link_id, "invite")["role"] or "volunteer"
     except GalaxalignError as e:
-        st.error(f"{e}.")
+        st.error(sentence(e))
         st.stop()
     st.success(f"You have been invited to join as a **{granted}**.")
 elif cfg.join == "closed":
@@ -51,7 +51,7 @@ if ok:
         vid = sign_up(store(), name, password, email or None,
                       guest=user["id"] if user is not None else None, link=link_id)
     except (GalaxalignError, Throttled) as e:
-        st.error(f"{e}.")
+        st.error(sentence(e))
     else:
         doorkeeper().count_sign_up(client_address())
         S.pop("invite_token", None)

@@ -1,7 +1,7 @@
 """Reset password: the form behind a one-time reset link an admin handed over."""
 import streamlit as st
 
-from common import store
+from common import sentence, store
 from galaxalign.access import read_link
 from galaxalign.errors import GalaxalignError
 from galaxalign.store import check_link, reset_password
@@ -16,7 +16,7 @@ try:
     link_id = read_link(store(), token, "reset")
     who = check_link(store(), link_id, "reset")["volunteer"]
 except GalaxalignError as e:
-    st.error(f"{e}.")
+    st.error(sentence(e))
     st.stop()
 st.caption(f"For the account **{who}**.")
 with st.form("reset"):
@@ -30,7 +30,7 @@ if ok:
         try:
             name = reset_password(store(), link_id, pw1)
         except GalaxalignError as e:
-            st.error(f"{e}.")
+            st.error(sentence(e))
         else:
             S.pop("reset_token", None)
             st.query_params.clear()
