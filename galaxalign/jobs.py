@@ -517,6 +517,7 @@ def bootstrap(workspace: Workspace, n: int | None = None, config: str | None = N
             set_project_settings(store, None, title="Radio Galaxy Zoo · FIRST", home_text=default_home_text("first"),
                                  tagline="Sort real radio galaxies from the VLA's FIRST survey by the shape of their jets.")
         if not list_model_versions(store) and starter == "job":
+            reap_stale_jobs(store, workspace=workspace)  # a starter whose worker was stopped is not pending
             pending = [j for j in list_jobs(store, 200) if j.kind == "retrain" and j.state in ("queued", "running")
                        and (j.params or {}).get("name") == "starter"]
             if not pending:

@@ -234,3 +234,30 @@ def test_the_reaper_removes_only_the_folders_of_jobs_that_are_gone(tmp_path):
     gone = remove_partial_dirs(tmp_path, "job", alive={"job4"})
     assert [p.name for p in gone] == [".partial-job3-v1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".partial-job4-v2", ".partial-local-v3", "v0"]
+
+
+def test_make_run_queues_the_starter_as_the_first_job_once(tmp_path, synth_h5, monkeypatch):
+    """`galaxalign demo --starter job` (make run): survey registered, admin made, no model trained here,
+    one starter job queued — not a second on the next run, and a new one if the first died with its worker."""
+    import shutil
+
+    from galaxalign.jobs import bootstrap
+    from galaxalign.store import finish_job, get_volunteer, list_model_versions, list_surveys, open_store
+
+    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("GALAXALIGN_REDIS_URL", raising=False)
+    w = Workspace(tmp_path / "ws").create()
+    shutil.copy(synth_h5, w.demo_survey)  # the render is skipped when the survey exists
+    out = bootstrap(w, survey="demo", starter="job", progress=False)
+    store = open_store(w.database_url)
+    assert [s.name for s in list_surveys(store)] == ["demo"] and get_volunteer(store, "admin").role == "admin"
+    assert list_model_versions(store) == []  # nothing trained before the app serves
+    job = get_job(store, out["starter_job"])
+    assert job.kind == "retrain" and job.state == "queued" and job.params["name"] == "starter"
+    assert bootstrap(w, survey="demo", starter="job", progress=False)["starter_job"] == job.id  # not twice
+    finish_job(store, job.id, "failed", error="worker stopped")
+    again = bootstrap(w, survey="demo", starter="job", progress=False)["starter_job"]
+    assert again != job.id and get_job(store, again).state == "queued"
+    with pytest.raises(GalaxalignError, match="starter 'later'"):
+        bootstrap(w, survey="demo", starter="later", progress=False)
+    store.dispose()
