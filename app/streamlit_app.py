@@ -8,7 +8,7 @@ suspension applies on the next request); every privileged action is checked agai
 """
 import streamlit as st
 
-from common import current_user, settings, sign_out, store
+from common import current_user, sentence, settings, sign_out, store
 from galaxalign.store import NotFound, get_volunteer
 
 st.set_page_config(page_title=settings().title, page_icon="🌌", layout="wide")
@@ -23,11 +23,11 @@ if user is not None:  # the role as stored now, not as it was at sign-in
         st.session_state.pop("user", None)
         user = None
         if v is not None and v.suspended_at is not None:
-            st.session_state["signin_error"] = f"Account {v.name!r} is suspended: {v.suspended_reason}."
+            st.session_state["signin_error"] = sentence(f"Account {v.name!r} is suspended: {v.suspended_reason}")
     else:
         user = st.session_state["user"] = {"id": v.id, "name": v.name, "role": v.role}
 
-PAGES = {  # name: (file or function, title, icon)
+PAGES = {  # name: (page file, title, icon)
     "home": ("views/home.py", "Home", ":material/home:"),
     "classify": ("views/classify.py", "Classify", ":material/touch_app:"),
     "join": ("views/join.py", "Join", ":material/person_add:"),

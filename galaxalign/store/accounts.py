@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ..passwords import check_password
 from ..validate import check_volunteer_name, name_key, short
 from .db import Store, StoreError
-from .lookup import AccessDenied, NotFound, get_volunteer, volunteer_row
+from .lookup import AccessDenied, NotFound, admin_row, get_volunteer, volunteer_row
 from .models import (ROLES, AccountLink, Classification, Comment, CommentMention, Galaxy, GalaxyFlag, HuntVote,
                      ModerationAction, RegisteredSurvey, Volunteer, utcnow)
 from .project import settings_in
@@ -233,12 +233,7 @@ def require_role(store: Store, who: int | str, role: str) -> Volunteer:
 
 def _admin(s: Session, admin: int | str | None) -> Volunteer | None:
     """The acting admin (None: the command line, run by the workspace's owner)."""
-    if admin is None:
-        return None
-    a = volunteer_row(s, admin)
-    if a.role != "admin" or a.suspended_at is not None or not a.active:
-        raise AccessDenied(f"{a.name!r} is a {a.role}; managing accounts needs an admin")
-    return a
+    return None if admin is None else admin_row(s, admin, "managing accounts")
 
 
 def _other_admins(s: Session, v: Volunteer) -> int:

@@ -62,6 +62,15 @@ def volunteer_row(s: Session, who: int | str, lock: bool = False) -> Volunteer:
     return row
 
 
+def admin_row(s: Session, who: int | str, doing: str) -> Volunteer:
+    """The account ``who`` if it is an active, unsuspended admin, else :class:`AccessDenied` saying that
+    ``doing`` (e.g. "moderating Talk") needs an admin."""
+    a = volunteer_row(s, who)
+    if a.role != "admin" or not a.active or a.suspended_at is not None:
+        raise AccessDenied(f"{a.name!r} is a {a.role}; {doing} needs an admin")
+    return a
+
+
 def get_volunteer(store: Store, who: int | str) -> Volunteer:
     with store.read() as s:
         return volunteer_row(s, who)

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from ..validate import short
 from .db import Store, StoreError
-from .lookup import volunteer_row
-from .models import ROLES, Classification, Galaxy, GalaxyFlag, ModerationAction, ProjectSetting, RegisteredSurvey, \
-    Volunteer, utcnow
+from .lookup import admin_row
+from .models import (Classification, Galaxy, GalaxyFlag, ModerationAction, ProjectSetting, RegisteredSurvey, Volunteer,
+                     utcnow)
 
 __all__ = ["JOIN_MODES", "GUEST_VOTE_RULES", "ProjectSettings", "project_settings", "set_project_settings",
            "project_stats", "signing_key", "default_home_text", "MAX_HOME_TEXT"]
@@ -121,11 +121,7 @@ def set_project_settings(store: Store, admin: int | str | None, **changes: Any) 
                          f"settings: {', '.join(sorted(_FIELDS))}")
 
     def fn(s: Session) -> ProjectSettings:
-        actor = None
-        if admin is not None:
-            actor = volunteer_row(s, admin)
-            if ROLES.index(actor.role) < ROLES.index("admin") or actor.suspended_at is not None:
-                raise StoreError(f"{actor.name!r} is a {actor.role}; changing the project needs an admin")
+        actor = None if admin is None else admin_row(s, admin, "changing the project")
         new = ProjectSettings(**{**asdict(settings_in(s)), **changes}).check()
         for k, v in changes.items():
             row = s.get(ProjectSetting, k)

@@ -18,7 +18,7 @@ from .. import talk
 from ..validate import is_integer, short
 from .db import Store, StoreError
 from .export import neutralise_frame
-from .lookup import AccessDenied, NotFound, galaxy_row, survey_row, volunteer_row
+from .lookup import AccessDenied, NotFound, admin_row, galaxy_row, survey_row, volunteer_row
 from .models import (ROLES, Comment, CommentMention, CommentTag, Galaxy, ModerationAction, RegisteredSurvey,
                      Volunteer, utcnow)
 
@@ -177,10 +177,7 @@ def comment_counts(store: Store, galaxies: list[int]) -> dict[int, int]:
 
 
 def _moderator(s: Session, who: int | str) -> Volunteer:
-    a = volunteer_row(s, who)
-    if not _is_moderator(a) or not a.active:
-        raise AccessDenied(f"{a.name!r} is a {a.role}; moderating Talk needs an admin")
-    return a
+    return admin_row(s, who, "moderating Talk")
 
 
 def _reason(reason: str | None) -> str | None:
