@@ -3,6 +3,7 @@ classify three galaxies through the buttons, see three rows in the database, run
 search, save screenshots. Set GALAXALIGN_SCREENSHOT_DIR to keep them."""
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -231,6 +232,7 @@ def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invit
             set_project_settings(store, None, join="invite")
             link = make_link(store, create_link(store, "adam", "invite"), "invite", url)
             store.dispose()
+            time.sleep(10.5)  # a web process reads the project's settings at most every 10 s (app/common.settings)
 
             closed = visitor()
             expect(closed.get_by_role("heading", name="galaxalign", exact=True)).to_be_visible()

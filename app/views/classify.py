@@ -94,7 +94,7 @@ st.html("""<style>
 @media (max-width: 640px) {
   [data-testid="stMainBlockContainer"] { padding-top: 0.5rem !important; }
   .st-key-cls_image img { max-height: 30vh; width: auto !important; margin: 0 auto; display: block; }
-  .st-key-cls_heading, .st-key-cls_stats, .st-key-cls_meta { display: none; }
+  .st-key-cls_heading, .st-key-cls_stats, .st-key-cls_meta, .st-key-cls_guest_hint { display: none; }
   .st-key-cls_answers [data-testid="stHorizontalBlock"], .st-key-cls_flags [data-testid="stHorizontalBlock"] {
     flex-wrap: wrap !important; gap: 0.3rem; }
   .st-key-cls_answers [data-testid="stColumn"], .st-key-cls_flags [data-testid="stColumn"] {
@@ -137,8 +137,9 @@ def toggle_favourite(galaxy: int, on: bool) -> None:
 
 
 if user["role"] == "guest" and settings().join == "open" and not S.get("cls_join_hint_off"):
-    st.caption("Classifying as a guest. **Join** (one short form) to keep your work under your own name — "
-               "everything you did as a guest comes with you.")
+    st.container(key="cls_guest_hint").caption(
+        "Classifying as a guest. **Join** (one short form) to keep your work under your own name — "
+        "everything you did as a guest comes with you.")
 if tutorial_due():
     with st.container(border=True, key="cls_tutorial_box"):
         st.markdown("### How classifying works")

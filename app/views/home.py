@@ -22,23 +22,25 @@ if (hello := st.session_state.pop("welcome", None)):
 st.title(cfg.title)
 st.markdown(f"#### {cfg.tagline}")
 
+# the way in first, above the text: on a phone the columns stack and a visitor should not scroll to start
+c1, c2, _ = st.columns([1, 1, 1])
+if user is not None or cfg.guests:
+    if c1.button("Start classifying", type="primary", key="home_classify", icon=":material/touch_app:",
+                 width="stretch"):
+        st.switch_page("views/classify.py")
+if user is None or user["role"] == "guest":
+    if cfg.join == "open":
+        if c2.button("Join the project", key="home_join", icon=":material/person_add:", width="stretch"):
+            st.switch_page("views/join.py")
+    elif cfg.join == "invite":
+        c2.caption("Joining is by invitation: ask the project's team for a link.")
+if user is None and not cfg.guests:
+    st.caption("Sign in to classify.")
+
 left, right = st.columns([3, 2], gap="large")
 with left:
     text = cfg.home_text or default_home_text(rows[0].kind if rows else None)
     st.html(f'<div class="ga-comment ga-home">{render(text, set())}</div>')
-    c1, c2 = st.columns(2)
-    if user is not None or cfg.guests:
-        if c1.button("Start classifying", type="primary", key="home_classify", icon=":material/touch_app:",
-                     width="stretch"):
-            st.switch_page("views/classify.py")
-    if user is None or user["role"] == "guest":
-        if cfg.join == "open":
-            if c2.button("Join the project", key="home_join", icon=":material/person_add:", width="stretch"):
-                st.switch_page("views/join.py")
-        elif cfg.join == "invite":
-            c2.caption("Joining is by invitation: ask the project's team for a link.")
-    if user is None and not cfg.guests:
-        st.caption("Sign in to classify.")
 
 with right:
     st.subheader("Progress")
