@@ -114,24 +114,26 @@ class Doorkeeper:
         raise SignInFailed("unknown name or wrong password")
 
     # --- guests and sign-ups ---------------------------------------------------------------------------
+    def _admit(self, windows: list[tuple[tuple[str, ...], tuple[str, ...]]], refusal: str) -> None:
+        """Count one attempt against every ``(limits, key)`` of ``windows``, or — when one is full — count
+        nothing and raise :class:`Throttled` with ``refusal`` (its ``{wait}``: the seconds to wait)."""
+        wait = max(self._full(limits, *key) for limits, key in windows)
+        if wait:
+            raise Throttled(refusal.format(wait=wait), wait)
+        for limits, key in windows:
+            self._hit(limits, *key)
+
     def check_guest_vote(self, guest: int, client: str | None, per_minute: int) -> None:
         """Count one guest vote; :class:`Throttled` when this guest or this address voted ``per_minute``
         times in the last minute (an address gets ten guests' worth: a classroom shares one)."""
-        for key, limits in ((("guest", str(guest)), (f"{per_minute}/minute",)),
-                            (("guest-client", client or "unknown"), (f"{per_minute * 10}/minute",))):
-            wait = self._full(limits, *key)
-            if wait:
-                raise Throttled(f"you are classifying faster than the project allows for guests; try again in {wait} s "
-                                "(or join: accounts have no such limit)", wait)
-        for key, limits in ((("guest", str(guest)), (f"{per_minute}/minute",)),
-                            (("guest-client", client or "unknown"), (f"{per_minute * 10}/minute",))):
-            self._hit(limits, *key)
+        self._admit([((f"{per_minute}/minute",), ("guest", str(guest))),
+                     ((f"{per_minute * 10}/minute",), ("guest-client", client or "unknown"))],
+                    "you are classifying faster than the project allows for guests; try again in {wait} s "
+                    "(or join: accounts have no such limit)")
 
     def check_new_guest(self, client: str | None) -> None:
-        wait = self._full(self.limits.guest_new_client, "guest-new", client or "unknown")
-        if wait:
-            raise Throttled(f"too many new guest sessions from this address; try again in {wait} s", wait)
-        self._hit(self.limits.guest_new_client, "guest-new", client or "unknown")
+        self._admit([(self.limits.guest_new_client, ("guest-new", client or "unknown"))],
+                    "too many new guest sessions from this address; try again in {wait} s")
 
     def check_sign_up(self, client: str | None) -> None:
         wait = self._full(self.limits.sign_up_client, "signup", client or "unknown")
