@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import streamlit as st
@@ -22,6 +23,7 @@ from galaxalign.model import load_model
 from galaxalign.access import Doorkeeper, SignInFailed, Throttled
 from galaxalign.store import (AccessDenied, account_for_sign_on, active_model, create_guest, list_surveys, open_store,
                               project_settings, project_stats, require_role)
+from galaxalign.surveys import open_registered
 from galaxalign.symbols import render_symbol, symbol_path
 from galaxalign.talk import render as render_comment
 from galaxalign.viewing import upscale
@@ -44,11 +46,14 @@ def store():
 
 
 @st.cache_resource(show_spinner="Opening the survey…")
-def get_survey(path: str, label_set: str | None = None, preparation: str | None = None) -> Survey:
+def _survey_file(path: str, label_set: str | None = None, preparation: str | None = None) -> Survey:
     """Shared by all sessions: a Survey opens its HDF5 file per read, so it is thread-safe. The
     registered survey's label set and preparation (JSON) are part of the key: volunteers see the same
     prepared pixels the model was trained on."""
-    return load_survey(path, label_set=label_set, preparation=json.loads(preparation) if preparation else None)
+    if label_set is None and preparation is None:
+        return load_survey(path)
+    return open_registered(SimpleNamespace(path=path, label_set_file=None, label_set=label_set,
+                                           preparation=json.loads(preparation) if preparation else None))
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=3)
@@ -107,7 +112,7 @@ def get_survey_rows() -> list:
     return _survey_rows(get_workspace().database_url)
 
 
-def survey_row():
+def picked_survey_row():
     """The survey picked in the sidebar (registered surveys), or the demo file before any is registered."""
     rows = list_surveys(store())
     if not rows:
@@ -125,15 +130,15 @@ def current_survey(row=_NO_ROW) -> Survey | None:
     or None with a message. Pages that already hold the row pass it, so the sidebar picker is drawn
     once per run."""
     if row is _NO_ROW:
-        row = survey_row()
+        row = picked_survey_row()
     path = Path(row.path) if row else get_workspace().demo_survey
     if not path.exists():
         st.warning(f"No survey at `{path}`. Run `make run` (or `galaxalign demo`) to build the demo workspace.")
         return None
     try:
         if row is None:
-            return get_survey(str(path))
-        return get_survey(str(path), row.label_set_file or row.label_set,
+            return _survey_file(str(path))
+        return _survey_file(str(path), row.label_set_file or row.label_set,
                           json.dumps(row.preparation, sort_keys=True) if row.preparation else None)
     except GalaxalignError as e:
         st.error(str(e))

@@ -35,7 +35,8 @@ from galaxalign.data import first_package_dir, load_survey
 from galaxalign.importer import import_path
 from galaxalign.jobs import retrain
 from galaxalign.simulate import CampaignCfg, run_campaign
-from galaxalign.store import get_survey, list_surveys, open_store, register_survey
+from galaxalign.store import list_surveys, open_store, register_survey
+from galaxalign.surveys import open_survey
 from galaxalign.synth import synth_survey
 from galaxalign.workspace import Workspace
 
@@ -92,9 +93,9 @@ def first_survey():
     store = open_store(cache.create().database_url)
     if not any(r.name == "first" for r in list_surveys(store)):
         import_path(store, cache, first_package_dir() / "galaxy_data_h5.zip", "first", progress=False)
-    row = get_survey(store, "first")
+    survey = open_survey(store, "first").survey
     store.dispose()
-    return load_survey(row.path, label_set=row.label_set_file or row.label_set, preparation=row.preparation)
+    return survey
 
 
 def _workspace(name: str, seed: int, known: float):

@@ -219,8 +219,12 @@ def step_speed(n_steps: int = 30) -> dict:
 
 
 def _mean_std(rows, key):
+    """Mean and *sample* standard deviation (ddof=1) over seeds, as every other table in BENCHMARKS.md;
+    until 2026-12-05 this was the population std, which understates the spread of 3 seeds by 1.22×."""
     v = np.array([r[key] for r in rows if r.get(key) is not None], float)
-    return (v.mean(), v.std(), len(v)) if len(v) else (np.nan, np.nan, 0)
+    if not len(v):
+        return np.nan, np.nan, 0
+    return v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0), len(v)
 
 
 def report() -> None:

@@ -98,12 +98,11 @@ def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $G
          starter: str = typer.Option("now", help="now: train the starter model here; job: queue it as the worker's "
                                                  "first job (make run: the app serves at once)")):
     """Build the embedded demo workspace: survey, store, admin account, starter model."""
-    from .jobs import bootstrap
-    from .workspace import DEMO_SURVEY_N
+    from .jobs import bootstrap, ensure_demo_survey
 
     ws = _workspace(workspace)
     if not train:
-        stats = ws.ensure_demo_survey(n=n or DEMO_SURVEY_N)
+        stats = ensure_demo_survey(ws, **({"n": n} if n else {}))
         typer.echo(f"demo survey: {ws.demo_survey}" + (f" ({stats['galaxies_per_second']:.1f} galaxies/s)" if stats else ""))
         return
     if survey == "demo" and not ws.demo_survey.exists():

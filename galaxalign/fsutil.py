@@ -2,12 +2,13 @@
 leaves either the old file or the new one, never half of one."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "staged_dir", "remove_partial_dirs", "PARTIAL_PREFIX"]
+__all__ = ["atomic_path", "staged_dir", "remove_partial_dirs", "file_sha256", "PARTIAL_PREFIX"]
 
 PARTIAL_PREFIX = ".partial-"
 
@@ -60,3 +61,11 @@ def remove_partial_dirs(folder: str | os.PathLike, owner_prefix: str, alive: set
             shutil.rmtree(p, ignore_errors=True)
             gone.append(p)
     return gone
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

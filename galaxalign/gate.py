@@ -2,13 +2,15 @@
 (and, for the same reason, counted as a vote in retirement — :mod:`galaxalign.store.retirement`).
 
 A leaf module (numpy only) so that the store and :mod:`galaxalign.ood`, which calibrates the gate,
-can both ask it.
+can both ask it; :func:`is_blind` (which tasks are the anchoring control) lives here for the same reason.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-__all__ = ["proposal_decision", "TARGET_PRECISION"]
+__all__ = ["proposal_decision", "is_blind", "TARGET_PRECISION"]
 
 TARGET_PRECISION = 0.90  # proposals shown must have been right this often on the valid split
 
@@ -31,3 +33,11 @@ def proposal_decision(confidence: float, ood: float | None, gate: dict | None) -
         return False, (f"the model is unsure ({confidence:.0%}; its proposals were right "
                        f"{gate.get('target_precision', TARGET_PRECISION):.0%} of the time only above {floor:.0%})")
     return True, None
+
+
+def is_blind(blind_fraction: float, volunteer_id: int, galaxy_id: int) -> bool:
+    """Whether this volunteer's task on this galaxy is a control that shows no proposal. Decided by a
+    hash of the two ids, so the same task is blind on every page load and in every process, and a
+    ``blind_fraction`` of all tasks are, independently of the galaxy's difficulty."""
+    digest = hashlib.blake2b(f"{int(volunteer_id)}:{int(galaxy_id)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < float(blind_fraction)

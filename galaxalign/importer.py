@@ -4,8 +4,8 @@ an upload on the Admin page (:func:`import_survey`, which unpacks the upload and
 The survey is validated with the loaders, streamed into ``surveys/imported/<name>.h5`` a chunk at a
 time (memory stays bounded whatever its size), given its label set and preparation, and registered.
 On any problem nothing stays behind — no file, no store rows — and the error names the input and the
-problem. :func:`open_registered` opens a registered survey with its label set and preparation, the
-one way the worker and the app read a survey.
+problem. :func:`galaxalign.surveys.open_survey` is the one way
+the worker, the app and the benchmarks read a registered survey.
 """
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ from .errors import GalaxalignError
 from .prepare import Preparation, detect_for_survey
 from .store import get_survey, link_gold, list_surveys, register_survey
 from .validate import check_name, short
+from .surveys import open_registered
 from .workspace import Workspace
 
-__all__ = ["import_survey", "import_path", "open_registered", "staged_upload", "inject_gold", "MAX_IMPORT_BYTES",
+__all__ = ["import_survey", "import_path", "staged_upload", "inject_gold", "MAX_IMPORT_BYTES",
            "SurveyImportError"]
 
 MAX_IMPORT_BYTES = 500 * 1024 * 1024
@@ -150,13 +151,6 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
     return {"survey_id": sid, "name": name, "galaxies": len(stored), "path": str(target),
             "preparation": preparation.to_dict(), "preparation_text": preparation.describe(), "reasons": reasons,
             "classes": stored.class_counts()}
-
-
-def open_registered(row) -> Survey:
-    """A registered survey (a ``RegisteredSurvey``) with its label set and preparation."""
-    label_set = row.label_set_file or row.label_set
-    return load_survey(row.path, label_set=label_set, preparation=Preparation.from_dict(row.preparation)
-                       if row.preparation else None)
 
 
 def inject_gold(store, workspace: Workspace, survey: str, n: int = 50, seed: int = 0, progress: bool = False) -> dict:

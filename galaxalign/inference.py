@@ -27,7 +27,7 @@ from .ood import MAX_REFERENCE, Familiarity
 from .symbols import render_symbol
 
 __all__ = ["embed_images", "class_prototypes", "class_probabilities", "evaluate_model", "embed_survey", "embed_rows",
-           "load_embeddings", "familiarity_of", "calibrate_familiarity", "PROTOTYPES"]
+           "load_embeddings", "familiarity_of", "calibrate_familiarity", "PROTOTYPES", "weights_key", "prediction_table"]
 
 PROTOTYPES = ("text", "symbol", "fused")
 
@@ -142,7 +142,7 @@ def evaluate_model(model: TriModalCLIP, survey: Survey, indices=None, batch_size
 CHUNK = 8192  # images embedded between two progress marks of embed_survey (what a crash can lose)
 
 
-def _weights_key(model: TriModalCLIP) -> str:
+def weights_key(model: TriModalCLIP) -> str:
     """A short fingerprint of the image tower's weights: a resumed embedding must come from the same ones."""
     params = list(model.clip.visual.parameters())
     h = hashlib.sha256()
@@ -168,7 +168,7 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     chunk = chunk or CHUNK
     n, dim = len(survey), int(model.embed_dim)
     partial, mark = out / ".embeddings.partial.npy", out / ".embeddings.partial.json"
-    key = {"n": n, "dim": dim, "weights": _weights_key(model), "precision": precision}
+    key = {"n": n, "dim": dim, "weights": weights_key(model), "precision": precision}
     done = 0
     if partial.exists() and mark.exists():
         try:
@@ -189,7 +189,7 @@ def embed_survey(model: TriModalCLIP, survey: Survey, out: str | os.PathLike, ba
     partial.replace(out / "embeddings.npy")
     mark.unlink(missing_ok=True)
     emb = np.load(out / "embeddings.npy", mmap_mode="r")
-    df = _prediction_table(model, survey, emb)
+    df = prediction_table(model, survey, emb)
     with atomic_path(out / "predictions.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     embedded = n - resumed_from
@@ -204,7 +204,7 @@ def embed_rows(model: TriModalCLIP, survey: Survey, emb: np.ndarray, start: int,
     """Fill rows ``start``–``stop`` of the memory-mapped ``emb`` chunk by chunk; after each chunk the array
     is flushed and ``mark`` rewritten atomically as ``{**mark_fields, "done": row}``, so a run stopped
     part-way loses at most one chunk (:func:`embed_survey`, and every shard of
-    :mod:`galaxalign.shards`). ``on_chunk(row)`` after each chunk. Returns ``stop``."""
+    :mod:`galaxalign.jobs.shards`). ``on_chunk(row)`` after each chunk. Returns ``stop``."""
     chunk = chunk or CHUNK
     done = start
     while done < stop:
@@ -229,7 +229,7 @@ def head_disagreement(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip((entropy((p + q) / 2) - (entropy(p) + entropy(q)) / 2) / np.log(2), 0.0, 1.0)
 
 
-def _prediction_table(model: TriModalCLIP, survey: Survey, emb: np.ndarray) -> pd.DataFrame:
+def prediction_table(model: TriModalCLIP, survey: Survey, emb: np.ndarray) -> pd.DataFrame:
     emb = np.asarray(emb)
     probs = class_probabilities(model, emb)
     df = pd.DataFrame({"id_str": survey.id_str, "pred": probs.argmax(1), "confidence": probs.max(1)})

@@ -19,7 +19,6 @@ Our own architectures are JSON files in ``galaxalign/model_configs/`` registered
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -32,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fsutil import atomic_path
+from .fsutil import atomic_path, file_sha256
 from .errors import GalaxalignError
 
 __all__ = ["ModelCfg", "TriModalCLIP", "ModelError", "create_model", "load_model", "save_model",
-           "add_model_config", "list_models", "file_sha256", "CHECKPOINT_NAME", "cpu_has_bf16", "bf16_native"]
+           "add_model_config", "list_models", "CHECKPOINT_NAME", "cpu_has_bf16", "bf16_native"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 CHECKPOINT_NAME = "model.pt"
@@ -278,14 +277,6 @@ def _image_size(clip: nn.Module) -> int:
     if s is None:
         s = (getattr(clip.visual, "preprocess_cfg", {}) or {}).get("size", 224)
     return int(s[0] if isinstance(s, (tuple, list)) else s)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _without_arrays(obj):

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gate import TARGET_PRECISION, proposal_decision
-from .store import is_blind
+from .gate import TARGET_PRECISION, is_blind, proposal_decision
 
 __all__ = ["Familiarity", "knn_distance", "confidence_floor", "proposal_decision", "DEFAULT_K", "QUANTILE",
            "TARGET_PRECISION"]
@@ -142,7 +141,7 @@ class TaskProposal:
 def task_proposal(pred, model_version, blind_fraction: float, volunteer_id: int, galaxy_id: int) -> TaskProposal:
     """The decision for one task: no model or prediction → nothing; the gate (:func:`proposal_decision`)
     withholds unfamiliar galaxies and unsure proposals, with a reason; of the rest, a ``blind_fraction``
-    of tasks (:func:`galaxalign.store.is_blind`, by volunteer and galaxy) hide the proposal as the
+    of tasks (:func:`galaxalign.gate.is_blind`, by volunteer and galaxy) hide the proposal as the
     anchoring control — only among tasks that would show one, so that blind and shown tasks compare
     like with like."""
     if pred is None or model_version is None:

@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from .data import load_survey
 from .errors import GalaxalignError
-from .fsutil import atomic_path
-from .model import ModelCfg, bf16_native, create_model, file_sha256
+from .fsutil import atomic_path, file_sha256
+from .model import ModelCfg, bf16_native, create_model
 from .prepare import detect_for_survey
 from .synth import synth_survey
 from .train import _cosine, _device

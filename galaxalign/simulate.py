@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .errors import GalaxalignError
 from .fsutil import atomic_path
-from .importer import open_registered
+from .surveys import open_registered
 from .jobs import retrain
 from .ood import task_proposal
 from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetiredGalaxy, RetirementRule, StoreError,

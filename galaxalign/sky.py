@@ -342,9 +342,9 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 # --- one galaxy ---------------------------------------------------------------------------------------
 
 def _morphology(galsim, cls: int, rng, nz: Nuisance, p: dict):
-    from .synth import _galaxy
+    from .morphology import galaxy_components
 
-    comps, q = _galaxy(galsim, cls, rng, 0.8, p)
+    comps, q = galaxy_components(galsim, cls, rng, 0.8, p)
     hlr = p["hlr_arcsec"]
     p["variant"] = "classic"
     options = VARIANTS[GALAXY10[cls].slug]
@@ -373,12 +373,12 @@ def render_sky(cls: int, rng: np.random.Generator, size: int = 64, nuisance: Nui
     """Render one galaxy of Galaxy10 class ``cls`` on the diverse sky.
 
     Returns ``(rgb, params)``: (size, size, 3) uint8 and the truth — the morphology parameters of
-    :data:`galaxalign.synth.TRUTH_COLUMNS` plus every nuisance (:data:`SKY_TRUTH_COLUMNS`,
+    :data:`galaxalign.morphology.TRUTH_COLUMNS` plus every nuisance (:data:`SKY_TRUTH_COLUMNS`,
     :data:`SKY_TEXT_COLUMNS`).
     """
     import galsim
 
-    from .synth import TRUTH_COLUMNS
+    from .morphology import TRUTH_COLUMNS
 
     nz = nuisance or Nuisance()
     p: dict = {c: float("nan") for c in (*TRUTH_COLUMNS, *SKY_TRUTH_COLUMNS)}

@@ -14,13 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .synth import synth_survey
-
-__all__ = ["Workspace", "default_workspace", "DEMO_SURVEY_SIZE", "DEMO_SURVEY_N"]
-
-DEMO_SURVEY_N = 2000
-DEMO_SURVEY_SIZE = 64
-DEMO_SURVEY_SEED = 7
+__all__ = ["Workspace", "default_workspace"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +48,6 @@ class Workspace:
         for p in (self.surveys, self.models, self.embeddings):
             p.mkdir(parents=True, exist_ok=True)
         return self
-
-    def ensure_demo_survey(self, n: int = DEMO_SURVEY_N, size: int = DEMO_SURVEY_SIZE, progress: bool = True):
-        """Render the demo survey if it is missing; returns the synth stats, or ``None`` if it existed."""
-        self.create()
-        if self.demo_survey.exists():
-            return None
-        return synth_survey(self.demo_survey, n=n, size=size, seed=DEMO_SURVEY_SEED, progress=progress)
 
 
 def default_workspace() -> Workspace:

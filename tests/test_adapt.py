@@ -76,10 +76,10 @@ def test_the_adapt_job_registers_a_candidate_and_leaves_the_active_model(two_sur
     assert len(preds) == 48 and all(p.ood is not None for p in preds)
     # the target's labelled galaxies score the adaptation: the active model before, the candidate after
     from galaxalign.inference import evaluate_model
-    from galaxalign.jobs import _survey_for
+    from galaxalign.surveys import open_survey
     from galaxalign.model import load_model
 
-    hst = _survey_for(store, "hst")[1]
+    hst = open_survey(store, "hst").survey
     m = versions["to-hst"].metrics
     assert m["target_scored"] == 48
     assert m["target_accuracy_before"] == pytest.approx(
@@ -91,13 +91,13 @@ def test_the_adapt_job_registers_a_candidate_and_leaves_the_active_model(two_sur
 def test_an_adaptation_is_scored_only_on_labelled_galaxies_of_the_models_classes():
     from types import SimpleNamespace
 
-    from galaxalign.jobs import _target_truth
+    from galaxalign.jobs import target_truth
 
     model = SimpleNamespace(class_names=["a", "b"])
     labels = np.array([0, -1, 1, 1, -1, 0])
-    assert _target_truth(model, SimpleNamespace(class_names=["a", "b"], labels=labels), 0).tolist() == [0, 2, 3, 5]
-    assert len(_target_truth(model, SimpleNamespace(class_names=["FRI", "FRII"], labels=labels), 0)) == 0
-    few = _target_truth(model, SimpleNamespace(class_names=["a", "b"], labels=np.zeros(5000, int)), 3, limit=100)
+    assert target_truth(model, SimpleNamespace(class_names=["a", "b"], labels=labels), 0).tolist() == [0, 2, 3, 5]
+    assert len(target_truth(model, SimpleNamespace(class_names=["FRI", "FRII"], labels=labels), 0)) == 0
+    few = target_truth(model, SimpleNamespace(class_names=["a", "b"], labels=np.zeros(5000, int)), 3, limit=100)
     assert len(few) == 100 and len(set(few.tolist())) == 100 and (np.diff(few) > 0).all()
 
 

@@ -2,6 +2,7 @@
 format that the tests write), the fixed split, import, and the embedded demo."""
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import subprocess
@@ -153,12 +154,12 @@ def test_training_selects_the_epoch_on_valid_and_reports_test(first_files, tmp_p
 def test_first_import_then_demo_bootstrap_on_the_package_files(tmp_path, monkeypatch, first_files):
     """`galaxalign demo --survey first`: imported from the package's zip with a detected preparation,
     flat workflow with the radio label set, a starter model trained on the fixed split."""
-    from galaxalign import data as data_mod
     from galaxalign.jobs import bootstrap
+    bootstrap_mod = importlib.import_module("galaxalign.jobs.bootstrap")  # the module, not its function
     from galaxalign.store import active_model, get_survey, open_store
     from galaxalign.workspace import Workspace
 
-    monkeypatch.setattr(data_mod, "first_package_dir", lambda: first_files)
+    monkeypatch.setattr(bootstrap_mod, "first_package_dir", lambda: first_files)
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump({"model": {"arch": "galaxalign-tiny-rn"}, "stage1_epochs": 1, "stage2_epochs": 1,
                                    "batch_size": 4, "warmup_steps": 1, "symbol_variants": 2, "class_aware": True}))

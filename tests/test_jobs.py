@@ -222,8 +222,9 @@ def test_retrain_parameters_are_typed_and_checked_before_any_work(params, messag
     with pytest.raises(GalaxalignError, match=re.escape(message)):
         RetrainParams.from_dict(params)
     p = RetrainParams.from_dict({"survey": "demo", "stage1_epochs": 2, "force_activate": True})
-    assert p.to_dict() == {"survey": "demo", "stage1_epochs": 2, "force_activate": True, "tolerance": 0.005,
-                           "lr_scale": 0.1}
+    assert p.to_dict() == {"survey": "demo", "stage1_epochs": 2, "force_activate": True, "from_scratch": False,
+                           "tolerance": 0.005, "lr_scale": 0.1}  # what the job runs with
+    assert RetrainParams.from_dict(p.to_dict()) == p
 
 
 def test_the_reaper_removes_only_the_folders_of_jobs_that_are_gone(tmp_path):
@@ -261,3 +262,23 @@ def test_make_run_queues_the_starter_as_the_first_job_once(tmp_path, synth_h5, m
     with pytest.raises(GalaxalignError, match="starter 'later'"):
         bootstrap(w, survey="demo", starter="later", progress=False)
     store.dispose()
+
+
+@pytest.mark.parametrize("kind, params, message", [
+    ("retrain", {"tolerance": 9}, "retrain: tolerance must be a number between -1 and 1"),
+    ("embed", {}, "embed: missing parameter(s) model"),
+    ("embed", {"model": "v1", "shards": 0}, "embed: shards must be a whole number ≥ 1 or 'auto'"),
+    ("adapt", {"survey": "hst", "align": "lda"}, "adapt: align must be one of ot, mmd, none"),
+    ("project", {"method": "lda"}, "project: method must be one of pca, tsne, umap"),
+    ("embed_shard", {"survey": "demo", "model": "v1", "shard": -1}, "embed_shard: shard must be a whole number"),
+    ("paint", {}, "unknown job kind 'paint'"),
+])
+def test_a_bad_job_is_refused_when_queued_and_nothing_is_recorded(tmp_path, kind, params, message):
+    """The Admin page, the CLI and job-to-job all queue through `enqueue`: the kind's parameter type checks
+    the request there, before a row or a queue message exists."""
+    ws = Workspace(tmp_path).create()
+    store = open_store(ws.database_url)
+    with pytest.raises(GalaxalignError, match=re.escape(message)):
+        enqueue(store, kind, params, workspace=ws)
+    assert list_jobs(store) == []
+    assert not (tmp_path / "huey.db").exists()

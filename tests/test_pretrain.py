@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from galaxalign.errors import GalaxalignError
-from galaxalign.model import file_sha256
+from galaxalign.fsutil import file_sha256
 from galaxalign.pretrain import PretrainCfg, pretrain, sky_views
 
 ROOT = Path(__file__).resolve().parent.parent

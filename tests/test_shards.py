@@ -17,7 +17,7 @@ import galaxalign.inference as inference
 from galaxalign.errors import GalaxalignError
 from galaxalign.jobs import MAX_ATTEMPTS, embed_version, reap_stale_jobs, run_job
 from galaxalign.model import load_model
-from galaxalign.shards import plan_ranges
+from galaxalign.jobs import plan_ranges
 from galaxalign.store import get_job, get_model_version, list_jobs, open_store
 from galaxalign.store.models import Job, Prediction, utcnow
 from galaxalign.workspace import Workspace
@@ -35,7 +35,7 @@ def test_ranges_cover_every_row_once():
 
 def reference_embeddings(w: Workspace, store, tmp_path):
     """What one unsharded embed gives, in its own folder."""
-    from galaxalign.importer import open_registered
+    from galaxalign.surveys import open_registered
     from galaxalign.store import get_survey
 
     mv = get_model_version(store, "starter")

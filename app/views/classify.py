@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from common import (active_model_row, classifier, client_address, current_survey, display, doorkeeper, ensure_identity,
-                    model_learning, settings, store, survey_row, symbol_png)
+                    model_learning, settings, store, picked_survey_row, symbol_png)
 from galaxalign.access import Throttled
 from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
@@ -20,7 +20,7 @@ from galaxalign.taxonomy import GZ2_TREE
 from galaxalign.viewing import VIEW_STRETCHES, ZOOMS, adjust_view
 
 user = classifier()  # an account, this session's guest, or a visitor (a guest from their first vote)
-row = survey_row()
+row = picked_survey_row()
 survey = current_survey(row)
 if row is None or survey is None:
     st.info("No survey is registered yet. An admin runs `galaxalign demo` or imports one on the Admin page.")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from common import (active_model_row, current_survey, display, get_embeddings, get_index, get_model, get_workspace,
-                    require, show_error, store, survey_row, symbol_image)
+                    require, show_error, store, picked_survey_row, symbol_image)
 
 from galaxalign.errors import GalaxalignError
 from galaxalign.jobs import enqueue
@@ -25,7 +25,7 @@ from galaxalign.viewing import (density_image, in_bounds, map_bounds, map_sample
 user = require("researcher")
 S = st.session_state
 st.title("Explore the embedding space")
-row = survey_row()
+row = picked_survey_row()
 survey, mv = current_survey(row), active_model_row()
 if row is None or survey is None or mv is None or not mv.embeddings_path:
     st.info("No embedded model yet: the worker embeds the survey after each (re-)training.")

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from common import (active_model_row, current_survey, display, get_embeddings, get_model, require, show_error,
-                    store, survey_row)
+                    store, picked_survey_row)
 from galaxalign.errors import GalaxalignError
 from galaxalign.hunt import GRID, rank, start_query
 from galaxalign.store import (ODD_REASONS, create_hunt, galaxy_flag_counts, hunt_votes, list_hunts, record_hunt_votes,
@@ -21,7 +21,7 @@ user = require("volunteer")
 S = st.session_state
 COLS = 6
 st.title("Hunt")
-row = survey_row()
+row = picked_survey_row()
 survey = current_survey(row)
 mv = active_model_row()
 if row is None or survey is None or mv is None or not mv.embeddings_path:

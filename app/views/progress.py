@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from common import TALK_CSS, current_survey, current_user, display, require, show_comment, sign_out, store, survey_row
+from common import TALK_CSS, current_survey, current_user, display, require, show_comment, sign_out, store, picked_survey_row
 from galaxalign.errors import GalaxalignError
 from galaxalign.store import erase_account, mentions_of, my_data, volunteer_comments, volunteer_flags, volunteer_history
 
@@ -72,7 +72,7 @@ curve = pd.DataFrame({"classification": np.arange(1, len(hist) + 1), "with the c
                       "with the gold standard": hist.gold_accuracy}).set_index("classification")
 st.line_chart(curve, height=260, y_label="agreement so far", x_label="your classifications")
 
-row = survey_row()
+row = picked_survey_row()
 survey = current_survey(row)
 flags = volunteer_flags(store(), user["id"])
 if survey is not None and len(flags):

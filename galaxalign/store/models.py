@@ -33,7 +33,7 @@ class RegisteredSurvey(Base):
     preparation: Mapped[dict | None] = mapped_column(JSON)  # galaxalign.prepare.Preparation.to_dict()
     label_set_file: Mapped[str | None] = mapped_column(String(1000))  # a label-set YAML outside the built-ins
     train_config: Mapped[str | None] = mapped_column(String(1000))  # the config re-training uses
-    # the anchoring control: this fraction of tasks shows no proposal (galaxalign.store.votes.is_blind)
+    # the anchoring control: this fraction of tasks shows no proposal (galaxalign.gate.is_blind)
     blind_fraction: Mapped[float] = mapped_column(Float, default=0.1, server_default="0.1")
     # RetirementRule fields (galaxalign.store.retirement); None: the defaults (majority, 5 votes, early at 3 × 80 %)
     retirement: Mapped[dict | None] = mapped_column(JSON)

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..model import file_sha256
+from ..fsutil import file_sha256
 from ..validate import check_fraction, check_name, short
 from .db import Store, StoreError
 from .lookup import NotFound, active_model_row, jsonable, model_version_row, survey_row

@@ -2,7 +2,6 @@
 galaxy's vote count, consensus and retirement refreshed in the same transaction."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -10,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..gate import TARGET_PRECISION, proposal_decision
+from ..gate import TARGET_PRECISION, is_blind, proposal_decision
 from ..taxonomy import GZ2_TREE, PathError, get_label_set
 from ..validate import check_fraction, check_proposal, check_seconds, is_integer, short
 from .db import Store, StoreError
@@ -180,14 +179,6 @@ def _model_vote(s: Session, g: Galaxy) -> tuple[int | None, float]:
     if pred is None or not proposal_decision(pred.confidence, pred.ood, gate)[0]:
         return None, precision
     return int(pred.top_class), precision
-
-
-def is_blind(blind_fraction: float, volunteer_id: int, galaxy_id: int) -> bool:
-    """Whether this volunteer's task on this galaxy is a control that shows no proposal. Decided by a
-    hash of the two ids, so the same task is blind on every page load and in every process, and a
-    ``blind_fraction`` of all tasks are, independently of the galaxy's difficulty."""
-    digest = hashlib.blake2b(f"{int(volunteer_id)}:{int(galaxy_id)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < float(blind_fraction)
 
 
 def set_blind_fraction(store: Store, survey: int | str, fraction: float) -> float:

@@ -28,8 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GalaxalignError
-from .fsutil import atomic_path
+from ..errors import GalaxalignError
+from ..fsutil import atomic_path
+from ..inference import embed_rows, prediction_table, weights_key
+from ..model import load_model
+from ..store import get_model_version
+from ..surveys import open_survey
+from .params import EmbedShardParams
+from .publish import publish_embeddings
+from .queue import enqueue, job_kind, reporter
 
 __all__ = ["SHARD_ROWS", "MAX_ATTEMPTS", "plan_ranges", "dispatch", "embed_shard"]
 
@@ -53,9 +60,6 @@ def _paths(out: Path) -> tuple[Path, Path]:
 def dispatch(store, workspace, job_id: int | None, row, survey, mv, model, shards: int | str,
              precision: str = "fp32") -> dict:
     """Plan the shards of embedding ``survey`` with model version ``mv`` and queue one job each."""
-    from .inference import _weights_key
-    from .jobs import enqueue
-
     n, dim = len(survey), int(model.embed_dim)
     k = max(1, -(-n // SHARD_ROWS)) if shards == "auto" else int(shards)
     ranges = plan_ranges(n, k)
@@ -64,7 +68,7 @@ def dispatch(store, workspace, job_id: int | None, row, survey, mv, model, shard
     shutil.rmtree(folder, ignore_errors=True)  # a plan replaces any earlier one: nothing half-known is reused
     folder.mkdir(parents=True)
     np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, dim)).flush()
-    key = {"n": n, "dim": dim, "weights": _weights_key(model), "precision": precision}
+    key = {"n": n, "dim": dim, "weights": weights_key(model), "precision": precision}
     with atomic_path(folder / "plan.json") as tmp:
         Path(tmp).write_text(json.dumps({**key, "ranges": ranges, "parent": job_id}))
     jobs = [enqueue(store, "embed_shard", {"survey": row.name, "model": mv.name, "shard": i, "attempt": 1},
@@ -72,27 +76,24 @@ def dispatch(store, workspace, job_id: int | None, row, survey, mv, model, shard
     return {"model": mv.name, "survey": row.name, "shards": len(ranges), "shard_jobs": jobs, "n": n}
 
 
-def embed_shard(store, workspace, job_id: int | None, params: dict, report=None) -> dict:
+@job_kind("embed_shard", attempts=MAX_ATTEMPTS)
+def embed_shard(store, workspace, job_id: int | None, params: EmbedShardParams | dict, report=None) -> dict:
     """Embed one shard's rows into the shared array (resuming where an earlier attempt stopped); the shard
     that completes the set publishes the whole survey (see the module docstring)."""
-    from .inference import _weights_key, embed_rows
-    from .jobs import _survey_for
-    from .model import load_model
-    from .store import get_model_version
-
-    report = report or (lambda f, m: None)
-    row, survey = _survey_for(store, params.get("survey"))
-    mv = get_model_version(store, params["model"])
+    p = params if isinstance(params, EmbedShardParams) else EmbedShardParams.from_dict(params)
+    report = report or reporter(store, job_id)
+    row, survey = open_survey(store, p.survey)
+    mv = get_model_version(store, p.model)
     out = workspace.embeddings / mv.name / row.name
     partial, folder = _paths(out)
     try:
         plan = json.loads((folder / "plan.json").read_text())
     except (OSError, ValueError):
         raise GalaxalignError(f"{folder / 'plan.json'}: no shard plan (a newer embed job replaced it?)") from None
-    i = int(params["shard"])
+    i = p.shard
     a, b = plan["ranges"][i]
     model = load_model(mv.checkpoint_path)
-    if plan["weights"] != _weights_key(model) or plan["n"] != len(survey):
+    if plan["weights"] != weights_key(model) or plan["n"] != len(survey):
         raise GalaxalignError(f"shard {i} of {row.name}: the plan was made for other weights or another survey size")
     mark = folder / f"{i}.json"
     done = a
@@ -113,7 +114,7 @@ def embed_shard(store, workspace, job_id: int | None, params: dict, report=None)
         _publish(store, workspace, row, survey, mv, model, out)
         published = True
     return {"model": mv.name, "survey": row.name, "shard": i, "rows": [a, b], "resumed_rows": resumed,
-            "attempt": int(params.get("attempt", 1)), "published": published}
+            "attempt": p.attempt, "published": published}
 
 
 def _claim(folder: Path) -> bool:
@@ -127,13 +128,10 @@ def _claim(folder: Path) -> bool:
 
 def _publish(store, workspace, row, survey, mv, model, out: Path) -> None:
     """Every shard is in: what an unsharded embed job does after embedding."""
-    from .inference import _prediction_table
-    from .jobs import publish_embeddings
-
     partial, folder = _paths(out)
     partial.replace(out / "embeddings.npy")
     emb = np.load(out / "embeddings.npy", mmap_mode="r")
-    preds = _prediction_table(model, survey, emb)
+    preds = prediction_table(model, survey, emb)
     with atomic_path(out / "predictions.parquet") as tmp:
         preds.to_parquet(tmp, index=False)
     publish_embeddings(store, workspace, row, mv, emb, preds)
