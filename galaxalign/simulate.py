@@ -27,7 +27,7 @@ from .fsutil import atomic_path
 from .surveys import open_registered
 from .jobs import retrain
 from .ood import task_proposal
-from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetiredGalaxy, RetirementRule, StoreError,
+from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetirementRule, StoreError,
                     active_model, add_volunteer, anchoring_estimate, consensus_labels, get_survey, get_volunteer,
                     next_galaxy_for, prediction_for, record_classification, retirement_summary, set_blind_fraction,
                     set_proposal_gate, set_retirement)
@@ -171,7 +171,7 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
             try:
                 record_classification(store, vol.name, g.id, [[FLAT_TASK, answer]], seconds=vol.seconds,
                                       proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
-            except (DuplicateVote, RetiredGalaxy):  # not expected from the queue; never counted twice
+            except DuplicateVote:  # not expected from the queue; never counted twice
                 continue
             bar.update(1)
         votes += cfg.votes_per_round

@@ -1,5 +1,6 @@
 """The annotation store on SQLite and PostgreSQL: votes, consensus, retirement, queue, models, exports."""
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -7,15 +8,15 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from conftest import GZ2_CIGAR, GZ2_ROUND, GZ2_STAR
+from conftest import GZ2_CIGAR, GZ2_ROUND, GZ2_STAR, write_galaxy10
 from galaxalign.data import load_survey
-from galaxalign.store import (AccessDenied, DuplicateVote, InvalidAnswer, NotFound, RetiredGalaxy, RetirementRule,
+from galaxalign.store import (AccessDenied, DuplicateVote, InvalidAnswer, NotFound, RetirementRule,
                               StoreError, activate_model, active_model, add_volunteer, authenticate, consensus_labels,
                               enqueue_job_row, export_classifications, export_vote_fractions, finish_job, get_galaxy,
                               get_job, list_model_versions, next_galaxy_for, record_classification, register_model,
                               register_survey, store_predictions, update_job, volunteer_skill, volunteer_stats,
                               vote_fractions, write_table)
-from galaxalign.store.models import Classification, Galaxy
+from galaxalign.store.models import Classification, Galaxy, utcnow
 from galaxalign.taxonomy import GALAXY10
 
 
@@ -36,8 +37,9 @@ def n_rows(store, model):
 
 def test_schema_comes_from_alembic(store):
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
     # the queue's indexes on large surveys come from migrations 0005 and 0006, Talk's from 0011
+    assert "ix_leases_galaxy_id" in {i["name"] for i in inspect(store.engine).get_indexes("leases")}  # 0013
     assert "ix_galaxy_survey_idx" in {i["name"] for i in inspect(store.engine).get_indexes("galaxies")}
     assert {"ix_prediction_entropy", "ix_prediction_disagreement"} <= {
         i["name"] for i in inspect(store.engine).get_indexes("predictions")}
@@ -111,8 +113,8 @@ def test_retirement_after_n_votes_or_early_consensus(seeded):
     r = record_classification(store, "vol2", agree, GZ2_ROUND, rule=rule)
     assert r.retired and r.consensus_label == 2 and r.agreement == 1.0
     assert get_galaxy(store, agree).retired_reason == "consensus"
-    with pytest.raises(RetiredGalaxy, match="retired"):
-        record_classification(store, "vol3", agree, GZ2_ROUND, rule=rule)
+    late = record_classification(store, "vol3", agree, GZ2_CIGAR, rule=rule)  # on screen as it retired: kept
+    assert late.late and late.n_votes == 3 and late.consensus_label == 2 and late.agreement == 1.0
     paths = [GZ2_ROUND, GZ2_CIGAR, GZ2_ROUND, GZ2_CIGAR, GZ2_STAR]
     for i, p in enumerate(paths):
         r = record_classification(store, f"vol{i}", split, p, rule=rule)
@@ -454,3 +456,60 @@ def test_upgrading_a_store_that_holds_data_keeps_every_row(db_url):
 def n_rows_sql(store, table):
     with store.engine.connect() as c:
         return c.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar()
+
+
+def test_a_late_vote_is_stored_flagged_and_exported_and_changes_no_retirement(seeded):
+    """Issue 24 §5: a vote that arrives after its galaxy retired (others finished it while it was on
+    screen) is kept — in the store, flagged late, in the Zooniverse export — and counts for nothing."""
+    from galaxalign.store import consensus_labels, export_classifications, vote_fractions
+
+    store, survey = seeded
+    rule = RetirementRule(n_votes=5, early_votes=3, early_agreement=0.8)
+    g = survey.id_str[4]
+    for v in ("vol0", "vol1", "vol2"):
+        record_classification(store, v, g, GZ2_ROUND, rule=rule)
+    before = get_galaxy(store, g)
+    assert before.retired and before.retired_reason == "consensus"
+    r = record_classification(store, "vol3", g, GZ2_STAR, rule=rule)
+    after = get_galaxy(store, g)
+    assert r.late and r.classification_id
+    assert (after.n_votes, after.consensus_label, after.consensus_agreement, after.retired_at) == \
+        (3, before.consensus_label, before.consensus_agreement, before.retired_at)
+    assert vote_fractions(store, g)["n_votes"] == 3
+    row = consensus_labels(store, "demo").set_index("id_str").loc[g]
+    assert row["n_votes"] == 3 and row["agreement"] == 1.0
+    ex = export_classifications(store, "demo")
+    meta = [json.loads(m) for m in ex["metadata"]]
+    late = [m for m in meta if m["late"]]
+    assert len(ex) == 4 and len(late) == 1 and late[0]["subject_selection_state"]["retired"] is True
+    with pytest.raises(DuplicateVote):  # still one vote per volunteer and galaxy
+        record_classification(store, "vol3", g, GZ2_ROUND, rule=rule)
+
+
+def test_a_galaxy_on_screen_is_held_and_served_again_when_the_lease_expires(tmp_path):
+    """Two volunteers are not both sent the galaxy that needs one more vote; a lease that lapses (the
+    volunteer walked away) lets it be served again, and a vote releases it."""
+    from galaxalign.store import open_store, set_retirement
+    from galaxalign.store.models import Lease
+
+    survey = load_survey(write_galaxy10(tmp_path / "two.h5", n=2))
+    store = open_store(f"sqlite:///{tmp_path / 'lease.db'}")
+    register_survey(store, survey, "pair", workflow="flat")
+    set_retirement(store, "pair", n_votes=1, early_votes=1, skill_min_votes=1)
+    for v in ("ana", "ben", "cy"):
+        add_volunteer(store, v, "volunteer", "password-" + v)
+    rng = np.random.default_rng(0)
+    a = next_galaxy_for(store, "ana", "pair", rng, gold_rate=0.0)
+    b = next_galaxy_for(store, "ben", "pair", rng, gold_rate=0.0)
+    assert a is not None and b is not None and a.id != b.id  # one vote each is all either needs
+    assert next_galaxy_for(store, "cy", "pair", rng, gold_rate=0.0) is None  # both are held
+    store.write(lambda s: s.query(Lease).filter(Lease.galaxy_id == b.id).update(  # ben walked away: it lapses
+        {"expires_at": utcnow() - timedelta(seconds=1)}))
+    c = next_galaxy_for(store, "cy", "pair", rng, gold_rate=0.0)
+    assert c is not None and c.id == b.id
+    record_classification(store, "ana", a.id, [["FLAT", 0]])  # ana's vote retires a and releases her lease
+    assert n_rows(store, Lease) == 2  # cy's, and ben's lapsed one (one row per volunteer at most)
+    late = record_classification(store, "ben", b.id, [["FLAT", 1]])  # ben came back: counted, b had room
+    assert not late.late and late.retired and n_rows(store, Lease) == 1  # his vote released his row
+    assert record_classification(store, "cy", b.id, [["FLAT", 1]]).late  # cy's is late, and kept
+    store.dispose()

@@ -11,7 +11,7 @@ import streamlit as st
 from common import (active_model_row, classifier, client_address, current_survey, display, doorkeeper, ensure_identity,
                     model_learning, settings, store, picked_survey_row, symbol_png)
 from galaxalign.access import Throttled
-from galaxalign.store import (ODD_REASONS, DuplicateVote, RetiredGalaxy, comment_counts, get_galaxy, get_survey, get_volunteer,
+from galaxalign.store import (ODD_REASONS, DuplicateVote, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
                               volunteer_flags, volunteer_stats)
 from galaxalign.ood import TaskProposal, task_proposal
@@ -48,10 +48,13 @@ def commit(answers: list, galaxy: int) -> None:
         me = ensure_identity()
         if me["role"] == "guest":
             doorkeeper().check_guest_vote(me["id"], client_address(), settings().guest_votes_per_minute)
-        record_classification(store(), me["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
-                              proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
-    except (DuplicateVote, RetiredGalaxy):
-        pass  # already recorded (double click or a second tab) or retired meanwhile: no vote lost or doubled
+        res = record_classification(store(), me["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
+                                    proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
+        if res.late:
+            S["cls_toast"] = ("Others finished this galaxy while you looked at it: your answer is kept with it "
+                              "(it no longer changes its label). Thank you!")
+    except DuplicateVote:
+        pass  # already recorded (double click or a second tab): no vote lost or doubled
     except Throttled as e:
         S["cls_error"] = str(e)
         return

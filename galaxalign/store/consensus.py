@@ -73,7 +73,7 @@ def vote_fractions(store: Store, galaxy: int | str, weighted: bool = False, surv
         g = galaxy_row(s, galaxy, sid)
         votes = [(v, a, c) for v, a, c in s.execute(
             select(Classification.volunteer_id, Classification.answers, Classification.resolved_class)
-            .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
+            .where(Classification.galaxy_id == g.id, Classification.late.is_(False)).order_by(Classification.id))]
         sid = g.survey_id
     return _fractions(votes, skill_weights(store, sid) if weighted else None)
 
@@ -98,7 +98,8 @@ def consensus_labels(store: Store, survey: int | str, weighted: bool = False, re
             select(Galaxy.id, Galaxy.id_str, Galaxy.idx, Galaxy.retired, Galaxy.known_label, Galaxy.gold,
                    Classification.volunteer_id, Classification.answers, Classification.resolved_class)
             .join(Classification, Classification.galaxy_id == Galaxy.id)
-            .where(Galaxy.survey_id == sv.id).order_by(Galaxy.id, Classification.id)).all()
+            .where(Galaxy.survey_id == sv.id, Classification.late.is_(False))  # late votes are kept, not counted
+            .order_by(Galaxy.id, Classification.id)).all()
         n_classes = len(sv.class_names)
     weights = skill_weights(store, sv.id) if weighted else None
     by_galaxy: dict[int, dict] = {}

@@ -63,7 +63,9 @@ def _annotations(workflow: str, answers: list, class_names: list[str]) -> list[d
 
 def export_classifications(store: Store, survey: int | str) -> pd.DataFrame:
     """Every classification of a survey, one row each, in Zooniverse's layout (JSON strings in the
-    JSON columns; text cells neutralised)."""
+    JSON columns; text cells neutralised). A late vote (its galaxy retired while it was on screen) is
+    exported like any other, with ``"late": true`` and ``subject_selection_state.retired`` in its
+    metadata, as Panoptes marks a classification of a retired subject."""
     with store.read() as s:
         sv = survey_row(s, survey)
         rows = s.execute(
@@ -82,7 +84,10 @@ def export_classifications(store: Store, survey: int | str) -> pd.DataFrame:
                 "model_version_id": c.model_version_id, "accepted_proposal": c.accepted,
                 # the anchoring control: shown = the proposal was on screen; blind = hidden on purpose
                 "proposal_shown": c.proposal_class is not None and not c.blind, "blind": bool(c.blind),
-                "guest": bool(c.guest)}  # cast without an account (Panoptes: a not-logged-in classification)
+                "guest": bool(c.guest),  # cast without an account (Panoptes: a not-logged-in classification)
+                # late: the subject had retired while on screen — kept, not counted (Panoptes' selection state)
+                "late": bool(c.late),
+                "subject_selection_state": {"retired": bool(c.late), "already_seen": False}}
         subject = {str(c.galaxy_id): {"id_str": id_str, "index": idx, "ra": ra, "dec": dec, "retired": None,
                                       "known_label": known}}
         out.append({"classification_id": c.id, "user_name": f"not-logged-in-{user}" if c.guest else user,

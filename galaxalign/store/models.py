@@ -100,9 +100,22 @@ class Classification(Base):
     blind: Mapped[bool | None] = mapped_column(Boolean)
     seconds: Mapped[float | None] = mapped_column(Float)
     guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # cast without an account
+    # True: the galaxy had retired while it was on the volunteer's screen — stored and exported, never
+    # counted toward its consensus or retirement (Panoptes' "retired" subject selection state)
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     galaxy: Mapped[Galaxy] = relationship()
     volunteer: Mapped[Volunteer] = relationship()
+
+
+class Lease(Base):
+    """A galaxy on a volunteer's screen, held for them until ``expires_at``: the queue counts it as a vote
+    on its way, so a nearly retired galaxy is not sent to more volunteers than it needs (one per volunteer:
+    serving the next galaxy replaces it, a vote releases it)."""
+    __tablename__ = "leases"
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True)
+    galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class ModelVersion(Base):

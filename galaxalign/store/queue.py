@@ -21,15 +21,21 @@ galaxies by survey and row), :data:`POOL` in all; the scoring above then picks a
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
 
 from .db import Store, StoreError
 from .lookup import active_model_row, survey_row, volunteer_row
-from .models import Classification, Galaxy, Prediction
+from .models import Classification, Galaxy, Lease, Prediction, utcnow
+from .retirement import RetirementRule
 from .surveys import gold_survey_ids
 
-__all__ = ["next_galaxy_for", "queue_scores", "gold_rate_for", "QUEUE_STRATEGIES"]
+__all__ = ["next_galaxy_for", "queue_scores", "gold_rate_for", "QUEUE_STRATEGIES", "LEASE_SECONDS"]
+
+LEASE_SECONDS = 120.0  # how long a galaxy on a volunteer's screen is held for them
 
 QUEUE_STRATEGIES = ("entropy", "margin", "disagreement", "random")
 POOL = 2000  # candidates scored per request when more galaxies than this are eligible
@@ -67,39 +73,68 @@ def _uncertainty(strategy: str, values: list) -> np.ndarray:
 
 
 def next_galaxy_for(store: Store, volunteer: int | str | None, survey: int | str, rng: np.random.Generator | None = None,
-                    gold_rate: float | None = None, randomness: float = 0.3, strategy: str = "entropy") -> Galaxy | None:
+                    gold_rate: float | None = None, randomness: float = 0.3, strategy: str = "entropy",
+                    lease_seconds: float = LEASE_SECONDS) -> Galaxy | None:
     """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them.
     ``volunteer`` None: a visitor who has not voted yet (no guest row until their first vote), served as a
-    newcomer. ``gold_rate``: a fixed share of gold tasks; None, the decaying :func:`gold_rate_for`."""
+    newcomer. ``gold_rate``: a fixed share of gold tasks; None, the decaying :func:`gold_rate_for`.
+
+    The galaxy served is **held** for the volunteer for ``lease_seconds`` (a row in ``leases``, replacing
+    the one they held): the queue counts other volunteers' live leases as votes on their way, so a galaxy
+    that needs one more vote is not sent to several volunteers at once. Their vote releases it; an
+    abandoned lease expires and the galaxy is served again."""
     if strategy not in QUEUE_STRATEGIES:
         raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
     rng = rng or np.random.default_rng()
     with store.read() as s:
-        vid = volunteer_row(s, volunteer).id if volunteer is not None else -1  # -1: nobody's votes to skip
-        sv = survey_row(s, survey)
-        active_row = active_model_row(s)
-        active = active_row.id if active_row is not None else None
-        done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == vid)
-        base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done)
-        golds = Galaxy.survey_id.in_(gold_survey_ids(sv))  # its own and its linked survey's (rendered)
-        if gold_rate is None:
-            answered = s.scalar(select(func.count()).select_from(Classification).join(
-                Galaxy, Galaxy.id == Classification.galaxy_id).where(
-                Classification.volunteer_id == vid, golds, Galaxy.gold.is_(True)))
-            gold_rate = gold_rate_for(int(answered or 0))
-        if gold_rate > 0 and rng.random() < gold_rate:
-            gold = s.scalars(select(Galaxy.id).where(golds, Galaxy.retired.is_(False), ~done,
-                                                     Galaxy.gold.is_(True)).limit(200)).all()
-            if gold:
-                return s.get(Galaxy, int(rng.choice(gold)))
-        rows = _candidates(s, base, sv, strategy, active, rng)
-        if not rows:
-            return None
-        ids = np.array([r[0] for r in rows])
-        votes = np.array([r[1] for r in rows], float)
-        unc = _uncertainty(strategy, [r[2] for r in rows])
-        noise = 1.0 if strategy == "random" else randomness
-        return s.get(Galaxy, int(ids[np.argmax(queue_scores(unc, votes, rng, noise))]))
+        g = _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy)
+    if g is not None and volunteer is not None and lease_seconds > 0:
+        _hold(store, g.id, volunteer, lease_seconds)
+    return g
+
+
+def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) -> None:
+    """``volunteer``'s one lease, now on ``galaxy_id`` until ``seconds`` from now."""
+    def fn(s):
+        vid = volunteer_row(s, volunteer).id
+        s.execute(delete(Lease).where(Lease.volunteer_id == vid))
+        s.add(Lease(volunteer_id=vid, galaxy_id=galaxy_id, expires_at=utcnow() + timedelta(seconds=seconds)))
+    try:
+        store.write(fn)
+    except IntegrityError:  # the same volunteer served in two tabs at once: one of the two leases stands
+        pass
+
+
+def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy) -> Galaxy | None:
+    """The chosen galaxy (see :func:`next_galaxy_for`), inside a read transaction."""
+    vid = volunteer_row(s, volunteer).id if volunteer is not None else -1  # -1: nobody's votes to skip
+    sv = survey_row(s, survey)
+    active_row = active_model_row(s)
+    active = active_row.id if active_row is not None else None
+    done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == vid)
+    held = (select(func.count()).select_from(Lease).where(Lease.galaxy_id == Galaxy.id, Lease.volunteer_id != vid,
+                                                          Lease.expires_at > utcnow()).scalar_subquery())
+    room = Galaxy.n_votes + held < RetirementRule.from_dict(sv.retirement).n_votes  # not full with votes on the way
+    base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done, room)
+    golds = Galaxy.survey_id.in_(gold_survey_ids(sv))  # its own and its linked survey's (rendered)
+    if gold_rate is None:
+        answered = s.scalar(select(func.count()).select_from(Classification).join(
+            Galaxy, Galaxy.id == Classification.galaxy_id).where(
+            Classification.volunteer_id == vid, golds, Galaxy.gold.is_(True)))
+        gold_rate = gold_rate_for(int(answered or 0))
+    if gold_rate > 0 and rng.random() < gold_rate:
+        gold = s.scalars(select(Galaxy.id).where(golds, Galaxy.retired.is_(False), ~done,
+                                                 Galaxy.gold.is_(True)).limit(200)).all()
+        if gold:
+            return s.get(Galaxy, int(rng.choice(gold)))
+    rows = _candidates(s, base, sv, strategy, active, rng)
+    if not rows:
+        return None
+    ids = np.array([r[0] for r in rows])
+    votes = np.array([r[1] for r in rows], float)
+    unc = _uncertainty(strategy, [r[2] for r in rows])
+    noise = 1.0 if strategy == "random" else randomness
+    return s.get(Galaxy, int(ids[np.argmax(queue_scores(unc, votes, rng, noise))]))
 
 
 def _candidates(s, base: tuple, sv, strategy: str, active: int | None, rng: np.random.Generator) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,12 +15,12 @@ from ..validate import check_fraction, check_proposal, check_seconds, is_integer
 from .db import Store, StoreError
 from .lookup import (AccessDenied, NotFound, active_model_row, galaxy_row, model_version_row, survey_row,
                      volunteer_row)
-from .models import Classification, Galaxy, Prediction, RegisteredSurvey, Volunteer, utcnow
+from .models import Classification, Galaxy, Lease, Prediction, RegisteredSurvey, Volunteer, utcnow
 from .project import settings_in
 from .retirement import RETIREMENT_METHODS, RetirementRule, confusion_from_gold, decide
 from .surveys import gold_survey_ids
 
-__all__ = ["DuplicateVote", "RetiredGalaxy", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
+__all__ = ["DuplicateVote", "InvalidAnswer", "RetirementRule", "VoteResult", "WORKFLOW_VERSION",
            "FLAT_TASK", "record_classification", "is_blind", "set_blind_fraction", "set_retirement", "RETIREMENT_METHODS"]
 
 WORKFLOW_VERSION = "1.0"
@@ -28,10 +28,6 @@ FLAT_TASK = "FLAT"
 
 
 class DuplicateVote(StoreError):
-    pass
-
-
-class RetiredGalaxy(StoreError):
     pass
 
 
@@ -48,6 +44,7 @@ class VoteResult:
     retired: bool
     consensus_label: int | None
     agreement: float | None
+    late: bool = False  # the galaxy had retired while on screen: stored and exported, not counted
 
 
 def _validate_answers(survey: RegisteredSurvey, answers: Sequence) -> tuple[list[list], int | None]:
@@ -80,8 +77,11 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
     "accepted" when the volunteer's class equals it. ``blind``: a control task (:func:`is_blind`) — the
     proposal is what the model *would* have shown, hidden on purpose; ``accepted`` stays empty. Refused
     (nothing written): an unknown volunteer or galaxy, an invalid path, a second vote by the same
-    volunteer, a vote for a retired galaxy. ``rule``: the survey's own retirement rule unless given
-    (:mod:`galaxalign.store.retirement`).
+    volunteer. A vote for a galaxy that retired while it was on the volunteer's screen is **stored**,
+    flagged ``late`` (exported, never counted toward the galaxy's consensus or retirement), as Panoptes
+    does: nobody's work is refused because others finished the galaxy first. The vote releases the
+    volunteer's lease (:func:`galaxalign.store.next_galaxy_for`). ``rule``: the survey's own retirement
+    rule unless given (:mod:`galaxalign.store.retirement`).
     """
     seconds = check_seconds(seconds, StoreError)
     if not isinstance(blind, bool):
@@ -97,14 +97,13 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
             raise AccessDenied(f"volunteer {v.name!r} is suspended; the vote was not recorded")
         sid = survey_row(s, survey).id if survey is not None else None
         g = galaxy_row(s, galaxy, sid, lock=True, with_survey=True)
-        if g.retired:
-            raise RetiredGalaxy(f"galaxy {g.id_str!r} is retired ({g.retired_reason}); it takes no more votes")
+        late = bool(g.retired)
         path, cls = _validate_answers(g.survey, answers)
         prop = check_proposal(proposal, len(g.survey.class_names), InvalidAnswer)
         if model_version_id is not None:
             model_version_row(s, int(model_version_id))  # NotFound when there is no such version
         votes = _votes_on(s, g)  # read once: the duplicate check and the recount both need them
-        if any(vid == v.id for vid, _, _ in votes):
+        if any(vid == v.id for vid, *_ in votes):
             raise DuplicateVote(f"volunteer {v.name!r} has already classified galaxy {g.id_str!r}")
         c = Classification(galaxy_id=g.id, volunteer_id=v.id, workflow=g.survey.workflow,
                            workflow_version=WORKFLOW_VERSION, answers=path, resolved_class=cls,
@@ -112,11 +111,14 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
                            proposal_confidence=None if prop is None else prop[1],
                            model_version_id=model_version_id, blind=blind if prop is not None else None,
                            accepted=None if (prop is None or blind) else (cls == prop[0]), seconds=seconds,
-                           guest=v.role == "guest")
+                           guest=v.role == "guest", late=late)
         s.add(c)
+        s.execute(delete(Lease).where(Lease.volunteer_id == v.id))
         s.flush()
-        _refresh_consensus(s, g, rule, _counted(s, votes + [(v.id, cls, v.role == "guest")]))
-        return VoteResult(c.id, g.id, cls, g.n_votes, g.retired, g.consensus_label, g.consensus_agreement)
+        if not late:
+            counted = [(vid, k, guest) for vid, k, guest, was_late in votes if not was_late]
+            _refresh_consensus(s, g, rule, _counted(s, counted + [(v.id, cls, v.role == "guest")]))
+        return VoteResult(c.id, g.id, cls, g.n_votes, g.retired, g.consensus_label, g.consensus_agreement, late)
 
     try:
         return store.write(fn)
@@ -124,10 +126,10 @@ def record_classification(store: Store, volunteer: int | str, galaxy: int | str,
         raise DuplicateVote(f"volunteer {volunteer!r} has already classified galaxy {galaxy!r}") from None
 
 
-def _votes_on(s: Session, g: Galaxy) -> list[tuple[int, int | None, bool]]:
-    """``(volunteer id, class, by a guest now)`` of every vote on ``g``, oldest first."""
-    return [(vid, cls, role == "guest") for vid, cls, role in s.execute(
-        select(Classification.volunteer_id, Classification.resolved_class, Volunteer.role)
+def _votes_on(s: Session, g: Galaxy) -> list[tuple[int, int | None, bool, bool]]:
+    """``(volunteer id, class, by a guest now, late)`` of every vote on ``g``, oldest first."""
+    return [(vid, cls, role == "guest", bool(late)) for vid, cls, role, late in s.execute(
+        select(Classification.volunteer_id, Classification.resolved_class, Volunteer.role, Classification.late)
         .join(Volunteer, Volunteer.id == Classification.volunteer_id)
         .where(Classification.galaxy_id == g.id).order_by(Classification.id))]
 
