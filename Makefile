@@ -38,7 +38,7 @@ run: install
 
 # PostgreSQL, Redis and Chromium come from Debian's packages (.ci/services.sh installs and starts them).
 test: install
-	@SERVICES="$$(bash .ci/services.sh)" && env $$SERVICES $(BIN)/python -m pytest -q
+	@SERVICES="$$(bash .ci/services.sh)" && env $$SERVICES $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 symbols: install
 	$(BIN)/galaxalign symbols

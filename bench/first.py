@@ -31,7 +31,8 @@ from galaxalign.baselines import train_supervised
 from galaxalign.data import first_package_dir, load_survey
 from galaxalign.model import cpu_has_bf16
 from galaxalign.prepare import Preparation, detect_for_survey, preview_sheet
-from galaxalign.train import SymbolBank, _param_groups, encode_batch, load_config, train
+from galaxalign.engine import decay_groups
+from galaxalign.train import SymbolBank, encode_batch, load_config, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -188,7 +189,7 @@ def step_speed(n_steps: int = 30) -> dict:
     model.begin_stage2()
     tokens = model.tokenize(FIRST.prompts)
     bank = SymbolBank(model, FIRST.symbols, 4, 0)
-    opt = torch.optim.AdamW(_param_groups(model, 0.05), lr=1e-4)
+    opt = torch.optim.AdamW(decay_groups(model, 0.05), lr=1e-4)
     loss_fn = GalaxAlignLoss(STAGE2_PAIRS, True)
     idx = s.split_indices("train")
     rng = np.random.default_rng(0)

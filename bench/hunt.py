@@ -25,7 +25,7 @@ from campaign import RETRAIN, survey_file
 from runlog import read_runs, write_section
 
 from galaxalign.data import load_survey
-from galaxalign.hunt import GRID, hunt_figures, rank, start_query
+from galaxalign.hunt import GRID, hunt_figures, next_grid, start_query
 from galaxalign.inference import load_embeddings
 from galaxalign.jobs import retrain
 from galaxalign.model import load_model
@@ -76,10 +76,8 @@ def one_seed(seed: int) -> list[dict]:
                 score = probs[:, TARGET].copy()
                 score[np.concatenate([decided, exclude0]).astype(int)] = -np.inf
                 grid = np.argsort(-score, kind="stable")[:GRID]
-            else:
-                grid = rank(emb, q0, probs, TARGET, confirmed=v.idx[v.status == "confirmed"].to_numpy(),
-                            rejected=v.idx[v.status == "rejected"].to_numpy(),
-                            exclude=np.concatenate([decided, exclude0]).astype(int))
+            else:  # the Hunt page's own ranking: the examples and every decided galaxy left out
+                grid = next_grid(emb, preds.id_str.to_numpy(), q0, probs, {**query, "target_class": TARGET}, v)
             member = truth[grid] == TARGET
             said = np.where(member, rng.random(len(grid)) < 0.95, rng.random(len(grid)) < 0.03)
             record_hunt_votes(store, hid, "hunter", {survey.id_str[i]: bool(x) for i, x in zip(grid, said)}, round=r)

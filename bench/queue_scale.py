@@ -24,7 +24,6 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -111,8 +110,7 @@ def one(url: str | None, n: int, requests: int, writers: int = 0, votes: int = 0
     """Register, predict and queue on one store (``None``: SQLite in a temporary folder)."""
     with tempfile.TemporaryDirectory() as d:
         if url and url.startswith("postgresql"):
-            sys.path.insert(0, str(ROOT / "tests"))
-            from conftest import _fresh_pg
+            from galaxalign.testing import reset_postgres as _fresh_pg
 
             _fresh_pg(url)
         store = open_store(url or f"sqlite:///{d}/bench.db")

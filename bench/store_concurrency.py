@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # conftest's fixtures' helpers
 
 import numpy as np
 from sqlalchemy import text
@@ -44,7 +42,7 @@ def voter(url, k, n_gal, ready, start, q):
 
 
 def fresh(url: str, tmp: Path, procs: int) -> None:
-    from conftest import _fresh_pg, write_galaxy10
+    from galaxalign.testing import reset_postgres as _fresh_pg, write_galaxy10
 
     if url.startswith("postgresql"):
         _fresh_pg(url)

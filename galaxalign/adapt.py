@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from .data import Survey
 from .errors import GalaxalignError
 from .inference import embed_images
+from .engine import Engine
 from .pretrain import SSLHead, encode_views, sky_views
 
 __all__ = ["AdaptCfg", "domain_auc", "adapt_model", "ALIGN", "mmd", "ot_distance"]
@@ -119,7 +120,7 @@ def adapt_model(model, source: Survey, source_idx: np.ndarray, target: Survey, c
     model.train()
     ntx = NTXentLoss(temperature=cfg.temperature)
     params = list(model.clip.visual.parameters()) + list(net.head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.02)
+    engine = Engine(params, cfg.lr, weight_decay=0.02, grad_clip=1.0)  # a constant rate: a short run
     with torch.no_grad():
         protos = F.normalize(model.encode_text(model.tokenize(model.prompts)), dim=-1)
     scale = float(model.logit_scale.detach())
@@ -133,24 +134,24 @@ def adapt_model(model, source: Survey, source_idx: np.ndarray, target: Survey, c
             s_idx = np.sort(rng.choice(src_idx, cfg.batch_size, replace=len(src_idx) < cfg.batch_size))
             t_img = torch.from_numpy(target.images(t_idx))
             s_img = torch.from_numpy(source.images(s_idx))
-            v1, v2 = sky_views(t_img, gen), sky_views(t_img, gen)
-            ssl = ntx(net(v1), net(v2))
-            zs = encode_views(model, sky_views(s_img, gen))
-            zt = encode_views(model, v1)
             y = torch.as_tensor(source.labels[s_idx])
-            cls = F.cross_entropy(scale * F.normalize(zs, dim=-1) @ protos.T, y)
-            align = torch.zeros(())
-            if cfg.align == "ot":
-                align = ot_distance(zs, zt)
-            elif cfg.align == "mmd":
-                align = mmd(F.normalize(zs, dim=-1), F.normalize(zt, dim=-1))
-            loss = cfg.ssl_weight * ssl + cls + cfg.align_weight * align
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            for k, v in (("ssl", ssl), ("cls", cls), ("align", align)):
-                sums[k] += float(v.detach())
+
+            def compute(t_img=t_img, s_img=s_img, y=y):
+                v1, v2 = sky_views(t_img, gen), sky_views(t_img, gen)
+                ssl = ntx(net(v1), net(v2))
+                zs = encode_views(model, sky_views(s_img, gen))
+                zt = encode_views(model, v1)
+                cls = F.cross_entropy(scale * F.normalize(zs, dim=-1) @ protos.T, y)
+                align = torch.zeros(())
+                if cfg.align == "ot":
+                    align = ot_distance(zs, zt)
+                elif cfg.align == "mmd":
+                    align = mmd(F.normalize(zs, dim=-1), F.normalize(zt, dim=-1))
+                return {"loss": cfg.ssl_weight * ssl + cls + cfg.align_weight * align, "ssl": ssl, "cls": cls,
+                        "align": align}
+            terms = engine.step(compute)
+            for k in ("ssl", "cls", "align"):
+                sums[k] += float(terms[k].detach())
         history.append({k: round(v / steps, 4) for k, v in sums.items()})
         if progress:
             progress((epoch + 1) / cfg.epochs, f"adapt epoch {epoch + 1}/{cfg.epochs}: " +

@@ -9,7 +9,6 @@ tower's L2-normalised features.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -21,7 +20,8 @@ from .data import Survey
 from .loss import focal_loss
 from .metrics import classification_report, retrieval_map
 from .model import create_model
-from .train import TrainCfg, _cosine, _device, _param_groups, amp_enabled, augment_images, epoch_order, resolve_split
+from .engine import EarlyStop, Engine, amp_enabled, decay_groups, device_for
+from .train import TrainCfg, augment_images, epoch_order, resolve_split
 
 __all__ = ["train_supervised", "linear_probe", "tower_features", "effective_number_weights"]
 
@@ -57,20 +57,20 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
     the same split, augmentation, precision and early stopping (``patience``, on the valid split) as
     :func:`galaxalign.train.train`."""
     torch.manual_seed(cfg.seed)
-    device = _device(cfg.device)
+    device = device_for(cfg.device)
     labels = survey.labels
     tr, va, te = resolve_split(survey, cfg)
     tr, te = tr[labels[tr] >= 0], te[labels[te] >= 0]
-    use_amp = amp_enabled(cfg, device)
     tm = create_model(cfg.model, device)
     visual = tm.clip.visual
     n_cls = len(survey.class_names)
     head = nn.Linear(tm.embed_dim, n_cls).to(device)
-    params = _param_groups(nn.ModuleList([visual, head]), cfg.weight_decay)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     epochs = epochs or (cfg.stage1_epochs + cfg.stage2_epochs)
     steps = len(tr) // cfg.batch_size
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, steps * epochs, cfg.warmup_steps))
+    engine = Engine(decay_groups(nn.ModuleList([visual, head]), cfg.weight_decay), cfg.lr, betas=(0.9, 0.98),
+                    eps=1e-6, total_steps=steps * epochs, warmup_steps=cfg.warmup_steps,
+                    grad_clip=cfg.grad_clip or None, amp=amp_enabled(cfg.amp, device), device_type=device.type)
+    stopper = EarlyStop(cfg.patience)
     weight = None
     if class_weights:
         weight = torch.tensor(effective_number_weights(np.bincount(labels[tr], minlength=n_cls)), dtype=torch.float32,
@@ -78,7 +78,6 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
     images = torch.from_numpy(survey.images(np.arange(len(survey))))
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    best = None
     for epoch in range(epochs):
         visual.train()
         head.train()
@@ -89,29 +88,22 @@ def train_supervised(cfg: TrainCfg, survey: Survey, focal_gamma: float = 0.0, cl
             if cfg.augment:
                 x = augment_images(x, gen, cfg.rotation, cfg.shift, cfg.noise)
             y = torch.as_tensor(labels[b], device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+
+            def compute(x=x, y=y):
                 logits = head(visual(tm.preprocess(x))).float()
-            loss = focal_loss(logits, y, focal_gamma, weight) if (focal_gamma or weight is not None) else \
-                F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(visual.parameters()) + list(head.parameters()), cfg.grad_clip or math.inf)
-            opt.step()
-            sched.step()
+                return focal_loss(logits, y, focal_gamma, weight) if (focal_gamma or weight is not None) else \
+                    F.cross_entropy(logits, y)
+            engine.step(compute)
         if cfg.patience and len(va):
             acc = float(np.mean(_predict(visual, head, tm.preprocess, survey, va) == labels[va]))
-            if best is None or acc > best[0]:
-                best = (acc, epoch + 1, [{k: v.clone() for k, v in m.state_dict().items()} for m in (visual, head)])
-            elif epoch + 1 - best[1] >= cfg.patience:
+            if stopper.update(acc, epoch + 1, visual, head):
                 break
-    if best is not None:
-        visual.load_state_dict(best[2][0])
-        head.load_state_dict(best[2][1])
+    stopper.restore(visual, head)
     feats = tower_features(visual, tm.preprocess, survey, te)
     out = _metrics(labels[te], _predict(visual, head, tm.preprocess, survey, te), feats, survey.class_names)
     out["seconds"] = round(time.perf_counter() - t0, 2)
-    if best is not None:
-        out["selected_epoch"], out["valid_accuracy"] = best[1], best[0]
+    if stopper.kept:
+        out["selected_epoch"], out["valid_accuracy"] = stopper.epoch, stopper.score
     return out
 
 

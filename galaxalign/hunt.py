@@ -19,7 +19,8 @@ import pandas as pd
 from .errors import GalaxalignError
 from .index import query_symbol, query_text
 
-__all__ = ["HuntError", "start_query", "rank", "hunt_figures", "GRID", "CLASSIFIER_WEIGHT"]
+__all__ = ["HuntError", "start_query", "rank", "next_grid", "next_round", "hunt_query", "hunt_figures", "GRID",
+           "CLASSIFIER_WEIGHT"]
 
 GRID = 24                  # candidates per grid
 CLASSIFIER_WEIGHT = 0.5    # weight of p(target class) beside the cosine similarity
@@ -89,3 +90,27 @@ def hunt_figures(votes: pd.DataFrame, truth: np.ndarray, target_class: int) -> l
                     "purity": hits / len(conf) if len(conf) else None,
                     "completeness": hits / n_true if n_true else None})
     return out
+
+
+def hunt_query(examples: list[str] | None = None, text: str | None = None, symbol: str | None = None,
+               target_class: int | None = None) -> dict:
+    """The stored query of a new hunt from what the researcher gave (blank parts left out)."""
+    query = {"examples": [e.strip() for e in examples or [] if e and e.strip()] or None,
+             "text": (text or "").strip() or None, "symbol": symbol or None, "target_class": target_class}
+    return {k: v for k, v in query.items() if v is not None}
+
+
+def next_round(votes: pd.DataFrame) -> int:
+    """The round a grid sent now belongs to (0 for the first), from :func:`galaxalign.store.hunt_votes`."""
+    return int(votes.first_round.max()) + 1 if len(votes) else 0
+
+
+def next_grid(embeddings: np.ndarray, id_str, query_vector: np.ndarray, probs: np.ndarray | None, query: dict,
+              votes: pd.DataFrame, k: int = GRID) -> np.ndarray:
+    """The rows of a hunt's next grid: ranked by :func:`rank` with the query moved by every stored decision
+    (``votes``: :func:`galaxalign.store.hunt_votes`), never a galaxy anyone decided nor an example."""
+    pos = {s: i for i, s in enumerate(np.asarray(id_str).astype(str))}
+    exclude = np.array(list(votes.idx) + [pos[e] for e in query.get("examples", []) if e in pos], int)
+    return rank(embeddings, query_vector, probs, query.get("target_class"),
+                confirmed=votes.idx[votes.status == "confirmed"].to_numpy(),
+                rejected=votes.idx[votes.status == "rejected"].to_numpy(), exclude=exclude, k=k)

@@ -34,7 +34,7 @@ from .fsutil import atomic_path, file_sha256
 from .model import ModelCfg, bf16_native, create_model
 from .prepare import detect_for_survey
 from .synth import synth_survey
-from .train import _cosine, _device
+from .engine import Engine, device_for
 
 __all__ = ["PretrainCfg", "sky_views", "encode_views", "pretrain", "ssl_step", "SSLHead", "save_open_clip_checkpoint",
            "write_checkpoint"]
@@ -217,7 +217,7 @@ def pretrain(cfg: PretrainCfg, out: str | os.PathLike, workdir: str | os.PathLik
     out = Path(out)
     workdir = Path(workdir) if workdir else out.parent / "pretrain-work"
     torch.manual_seed(cfg.seed)
-    device = _device(cfg.device)
+    device = device_for(cfg.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     images = torch.from_numpy(pretraining_pool(cfg, workdir, progress)).to(device)
     model = create_model(ModelCfg(cfg.arch, image_size=cfg.image_size, norm=cfg.norm)).to(device).train()
@@ -248,23 +248,27 @@ class _SSLRun:
 
         self.cfg, self.net, self.loss_fn, self.images, self.device = cfg, net, loss_fn, images, device
         self.params = list(net.model.clip.visual.parameters()) + list(net.head.parameters())
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = max(1, len(images) // cfg.batch_size)
-        # with a time budget the length is unknown until the step rate is measured
-        self.total = 10 ** 9 if cfg.minutes else self.steps_per_epoch * cfg.epochs
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _cosine(s, self.total, cfg.warmup_steps))
+        # with a time budget the length is unknown until the step rate is measured; the views' own bf16
+        # (ssl_step) keeps the augmentations in fp32, so the engine adds no autocast of its own
+        self.engine = Engine(self.params, cfg.lr, weight_decay=cfg.weight_decay, grad_clip=1.0,
+                             total_steps=10 ** 9 if cfg.minutes else self.steps_per_epoch * cfg.epochs,
+                             warmup_steps=cfg.warmup_steps)
         self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
         self.amp = cfg.amp and bf16_native(device)
         self.seconds = 0.0
 
+    @property
+    def total(self) -> int:
+        """Steps in the run: the schedule's length (fitted to the time budget once the rate is known)."""
+        return self.engine.total_steps
+
+    @total.setter
+    def total(self, steps: int) -> None:
+        self.engine.total_steps = steps
+
     def step(self, batch: torch.Tensor) -> torch.Tensor:
-        loss = ssl_step(self.net, self.loss_fn, batch, self.gen, self.amp)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
-        self.opt.step()
-        self.sched.step()
-        return loss.detach()
+        return self.engine.step(lambda: ssl_step(self.net, self.loss_fn, batch, self.gen, self.amp)).detach()
 
     def _sync(self) -> float:
         if self.device.type == "cuda":

@@ -38,16 +38,17 @@ import yaml
 from tqdm.auto import tqdm
 
 from .data import Survey, load_survey, stratified_split
+from .engine import EarlyStop, Engine, amp_enabled, decay_groups, device_for
 from .errors import GalaxalignError
 from .fsutil import atomic_path
 from .inference import calibrate_familiarity, class_probabilities, embed_images, evaluate_model
 from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
-from .model import ModelCfg, TriModalCLIP, bf16_native, create_model, load_model, save_model
+from .model import ModelCfg, TriModalCLIP, create_model, load_model, save_model
 from .symbols import render_symbol
 from .taxonomy import LabelSetError, make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
-           "class_text_for", "encode_batch", "augment_images", "resolve_split", "amp_enabled",
+           "class_text_for", "encode_batch", "augment_images", "resolve_split",
            "epoch_order"]
 
 VARIANTS = ("galaxalign", "clip", "v1", "v2", "v3", "scratch", "no_text")
@@ -317,10 +318,6 @@ def epoch_order(train_idx: np.ndarray, labels: np.ndarray, seed: int, epoch: int
     return rng.choice(train_idx, size=len(train_idx), replace=True, p=w / w.sum())
 
 
-def amp_enabled(cfg: "TrainCfg", device: torch.device) -> bool:
-    return bool(cfg.amp) and bf16_native(device)
-
-
 def resolve_split(survey: Survey, cfg: "TrainCfg", labels: np.ndarray | None = None):
     """``(train, valid, test)`` indices: the survey's own split under ``split: auto|fixed`` when it has
     one, else a stratified random split (``test_size``, ``split_seed``) with no valid part."""
@@ -345,30 +342,6 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if m.any():
             out[m] = torch.rot90(x[m], r, dims=(1, 2))
     return out
-
-
-def _param_groups(model: torch.nn.Module, wd: float):
-    """open_clip's rule: no weight decay on gains, biases, embeddings and the logit scale."""
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n or "embedding" in n
-         else decay).append(p)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": wd}]
-
-
-def _cosine(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -404,7 +377,7 @@ class Trainer:
                  valid_idx: np.ndarray | None = None, init_from: str | None = None, progress: Callable[[float, str], None] | None = None,
                  show_bar: bool = True):
         self.cfg, self.survey, self.out = cfg, survey, Path(out_dir)
-        self.device = _device(cfg.device)
+        self.device = device_for(cfg.device)
         self.rank, self.world, _ = _dist_info()
         self.labels = survey.labels if labels is None else np.asarray(labels, np.int64)
         if len(self.labels) != len(survey):
@@ -455,7 +428,7 @@ class Trainer:
             self._write_run_config()
         start_stage, start_epoch, state = self._resume_point(plan, resume)
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
-        self.best = None  # (valid accuracy, epoch, state) over the last stage when patience > 0
+        self.stopper = EarlyStop(cfg.patience)  # the best weights on valid, over the last stage
         evals, global_epoch = [], sum(sp.epochs for sp in plan[:start_stage])
         t_start = time.perf_counter()
         for si in range(start_stage, len(plan)):
@@ -527,33 +500,34 @@ class Trainer:
             wrapped = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
-        opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-        total_steps = len(self._epoch_batches(0)) * sp.epochs
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total_steps, cfg.warmup_steps))
+        engine = Engine(decay_groups(model, cfg.weight_decay), cfg.lr, betas=(0.9, 0.98), eps=1e-6,
+                        total_steps=len(self._epoch_batches(0)) * sp.epochs, warmup_steps=cfg.warmup_steps,
+                        grad_clip=cfg.grad_clip or None, clip_params=model.parameters(),
+                        amp=amp_enabled(cfg.amp, self.device),
+                        device_type=self.device.type)
         if state is not None and first_epoch > 0:
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
+            engine.load_state_dict(state)
             self.gen.set_state(state["generator"])
         last_stage = si == len(plan) - 1
         loss_fn = GalaxAlignLoss(sp.pairs, cfg.class_aware)
         total = max(1, self._total(plan))
         for epoch in range(first_epoch, sp.epochs):
-            row = self._train_epoch(wrapped, sp, loss_fn, opt, sched, global_epoch + epoch, epoch)
-            self._after_epoch(row, sp, si, epoch, opt, sched, (global_epoch + epoch + 1) / total)
+            row = self._train_epoch(wrapped, sp, loss_fn, engine, global_epoch + epoch, epoch)
+            self._after_epoch(row, sp, si, epoch, engine, (global_epoch + epoch + 1) / total)
             if cfg.patience and last_stage and len(self.valid_idx) and self.rank == 0 and self._stop_early(sp, epoch):
                 break
-        if self.best is not None and last_stage:
-            model.load_state_dict(self.best[2])
-            _write_jsonl(self.metrics_path, {"selected_epoch": self.best[1], "valid_accuracy": self.best[0]})
+        if self.stopper.kept and last_stage:
+            self.stopper.restore(model)
+            _write_jsonl(self.metrics_path, {"selected_epoch": self.stopper.epoch, "valid_accuracy": self.stopper.score})
 
     @staticmethod
     def _total(plan: list[StagePlan]) -> int:
         return sum(p.epochs for p in plan)
 
-    def _train_epoch(self, wrapped, sp: StagePlan, loss_fn, opt, sched, order_epoch: int, epoch: int) -> dict:
-        """The step loop of one epoch; returns the epoch's row for ``metrics.jsonl``."""
+    def _train_epoch(self, wrapped, sp: StagePlan, loss_fn, engine: Engine, order_epoch: int, epoch: int) -> dict:
+        """The step loop of one epoch (each step :meth:`galaxalign.engine.Engine.step`); returns the epoch's
+        row for ``metrics.jsonl``."""
         cfg, model = self.cfg, self.model
-        use_amp = amp_enabled(cfg, self.device)
         need_sym = any("sym" in p for p in sp.pairs)
         need_txt = any("txt" in p for p in sp.pairs)
         model.train()
@@ -568,16 +542,12 @@ class Trainer:
                 imgs = augment_images(imgs, self.gen, cfg.rotation, cfg.shift, cfg.noise)
             y = torch.as_tensor(self.labels[bidx], device=self.device)
             x = model.preprocess(imgs)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+
+            def compute(x=x, y=y):
                 z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, need_txt,
                                  cfg.unique_encode)
-                terms = loss_fn(z, z["scale"], y)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
+                return loss_fn(z, z["scale"], y)
+            terms = engine.step(compute)
             with torch.no_grad():
                 model.clip.logit_scale.clamp_(0, math.log(100))
             for k, v in terms.items():
@@ -585,15 +555,14 @@ class Trainer:
             bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
         n = max(1, len(batches))
         return {"stage": sp.stage, "epoch": epoch + 1, "global_epoch": order_epoch + 1,
-                **{k: v / n for k, v in sums.items()}, "lr": sched.get_last_lr()[-1],
+                **{k: v / n for k, v in sums.items()}, "lr": engine.lr,
                 "logit_scale": model.logit_scale.item(), "seconds": round(time.perf_counter() - t0, 3), "steps": n}
 
-    def _after_epoch(self, row: dict, sp: StagePlan, si: int, epoch: int, opt, sched, fraction: float) -> None:
+    def _after_epoch(self, row: dict, sp: StagePlan, si: int, epoch: int, engine: Engine, fraction: float) -> None:
         """Log the epoch, save ``last.pt`` (resume point) and report progress."""
         if self.rank == 0:
             _write_jsonl(self.metrics_path, row)
-            _atomic_torch_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "generator": self.gen.get_state(),
+            _atomic_torch_save({"model": self.model.state_dict(), **engine.state_dict(), "generator": self.gen.get_state(),
                                 "stage_index": si, "stage": self.model.stage, "epoch": epoch}, self.out / "last.pt")
             if self.show_bar:
                 tqdm.write(f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}  loss {row['loss']:.4f}  "
@@ -605,15 +574,11 @@ class Trainer:
         """Score the valid split, keep the best weights; True when ``patience`` epochs have not beaten it."""
         acc = self._valid_accuracy()
         _write_jsonl(self.metrics_path, {"valid_accuracy": acc, "stage": sp.stage, "epoch": epoch + 1})
-        if self.best is None or acc > self.best[0]:
-            self.best = (acc, epoch + 1, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
-            return False
-        if epoch + 1 - self.best[1] < self.cfg.patience:
-            return False
-        if self.show_bar:
-            tqdm.write(f"early stop: valid accuracy {self.best[0]:.3f} at epoch {self.best[1]} not beaten for "
-                       f"{self.cfg.patience} epochs")
-        return True
+        stop = self.stopper.update(acc, epoch + 1, self.model)
+        if stop and self.show_bar:
+            tqdm.write(f"early stop: valid accuracy {self.stopper.score:.3f} at epoch {self.stopper.epoch} not beaten "
+                       f"for {self.cfg.patience} epochs")
+        return stop
 
     def _finish(self, evals: list[dict]) -> dict:
         """Rank 0: final metrics on the held-out split, the proposal gate, and ``model.pt``."""
@@ -621,8 +586,8 @@ class Trainer:
         familiarity, held_on = self.calibrate()
         final = {**final, "proposal": {**familiarity.summary(), "calibrated_on": held_on}}
         out = {"metrics": final}
-        if self.best is not None:
-            out["selected_epoch"], out["valid_accuracy"] = self.best[1], self.best[0]
+        if self.stopper.kept:
+            out["selected_epoch"], out["valid_accuracy"] = self.stopper.epoch, self.stopper.score
         save_model(self.model, self.out, extra={"train_cfg": self.cfg.to_dict(), "metrics": final,
                                                 "familiarity": {**familiarity.to_dict(), "calibrated_on": held_on},
                                                 "survey": str(self.survey.path),
@@ -660,7 +625,7 @@ def train(cfg: TrainCfg, survey_path: str | os.PathLike | None = None, out_dir: 
     ``progress=``).
     """
     survey = survey or load_survey(survey_path)
-    device = _device(cfg.device)
+    device = device_for(cfg.device)
     started = _maybe_init_dist(device)
     try:
         if device.type == "cuda" and dist.is_initialized():

@@ -5,9 +5,11 @@ and the density image beneath them. Pages only draw and call.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from .data import MAX_IMAGE_SIDE
@@ -125,3 +127,61 @@ def read_query_image(data: bytes, name: str, grey: bool) -> np.ndarray:
         raise
     except (OSError, ValueError, Image.DecompressionBombError):
         raise ViewError(f"{name}: not a readable image") from None
+
+
+@dataclass(frozen=True)
+class MapView:
+    """What Explore's embedding map draws: ``frame`` (one row per drawn galaxy, indexed by survey row, with
+    every colouring), the ``bounds`` in view and the ``full`` extent, how many galaxies are ``in_view``
+    and how many pass the flag filter (``kept``)."""
+    frame: pd.DataFrame
+    bounds: Bounds
+    full: Bounds
+    in_view: int
+    kept: int
+
+    @property
+    def zoomed(self) -> bool:
+        return self.bounds != self.full
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.frame) < self.in_view
+
+
+def map_view(xy: np.ndarray, preds: pd.DataFrame, labels: np.ndarray, class_names: list[str],
+             consensus: pd.DataFrame, flags: pd.DataFrame, bounds: Bounds | None = None,
+             only_flagged: bool = False, max_points: int | None = None) -> MapView:
+    """The points of the map in ``bounds`` (default: all of it), a bounded random sample of them
+    (:func:`map_sample`), coloured by known label, model label, confidence, unfamiliarity, consensus,
+    volunteer–model disagreement and volunteer flags. ``preds``: the prediction table (``id_str``,
+    ``pred``, ``confidence``, optionally ``ood``); ``consensus``: ``id_str``, ``consensus_label``
+    (:func:`galaxalign.store.consensus_labels`); ``flags``: ``id_str``, ``odd``, ``favourites``
+    (:func:`galaxalign.store.galaxy_flag_counts`). ``only_flagged``: only galaxies with a flag."""
+    ids_all = preds.id_str.astype(str)
+    keep = np.ones(len(xy), bool)
+    if only_flagged:
+        keep &= ids_all.isin(flags.id_str.astype(str)).to_numpy()
+    full = map_bounds(xy[keep]) if keep.any() else map_bounds(xy)
+    bounds = bounds or full
+    in_view = np.flatnonzero(keep & in_bounds(xy, bounds))
+    drawn = in_view[map_sample(len(in_view), max_points)]
+    names = np.asarray(list(class_names) + ["unknown"], dtype=object)
+    df = pd.DataFrame({"x": xy[drawn, 0], "y": xy[drawn, 1], "id_str": ids_all.to_numpy()[drawn],
+                       "model label": names[preds.pred.to_numpy()[drawn]],
+                       "confidence": preds.confidence.to_numpy()[drawn].round(3)}, index=drawn)
+    known = np.asarray(labels)[drawn]
+    df["known label"] = names[np.where(known >= 0, known, len(class_names))]
+    if "ood" in preds:
+        df["unfamiliarity"] = preds.ood.to_numpy()[drawn].round(3)
+    voted = consensus[consensus.consensus_label.notna()]
+    cmap = pd.Series(names[voted.consensus_label.to_numpy(int)], index=voted.id_str.astype(str).to_numpy(),
+                     dtype=object)
+    df["consensus"] = df.id_str.map(cmap).astype(object).fillna("no votes")
+    df["volunteer–model disagreement"] = np.where(df.consensus == "no votes", "no votes",
+                                                  np.where(df.consensus == df["model label"], "agree", "disagree"))
+    fid = flags.id_str.astype(str).to_numpy()
+    odd = df.id_str.map(pd.Series(flags.odd.to_numpy(), index=fid)).fillna(0)
+    fav = df.id_str.map(pd.Series(flags.favourites.to_numpy(), index=fid)).fillna(0)
+    df["volunteer flags"] = np.where(odd > 0, "odd", np.where(fav > 0, "favourite", "none"))
+    return MapView(df, bounds, full, int(len(in_view)), int(keep.sum()))

@@ -70,9 +70,22 @@ def walk_through(url: str, user: str, password: str, out: Path, n_votes: int = 3
             browser.close()
 
 
+# Streamlit marks what a run is about to replace with data-stale, and shows a running icon while it runs
+_BUSY = ('[data-stale="true"], [data-testid="stStatusWidgetRunningIcon"], '
+         '[data-testid="stStatusWidgetRunningManIcon"]')
+
+
+def settle(page, timeout: float = 60_000) -> None:
+    """Wait until the app's run is over and nothing on the page is stale: a click then lands on what the
+    volunteer sees, not on a button the run in progress is about to replace (on a loaded machine a run
+    can take seconds)."""
+    page.wait_for_function(f"() => !document.querySelector({_BUSY!r})", timeout=timeout)
+
+
 def answer(page, answer_id: str) -> None:
     """Click an answer button, found by its widget key (Streamlit gives its container the class
-    st-key-<key>) — the label may carry the proposal's ✓."""
+    st-key-<key>) — the label may carry the proposal's ✓ — once the page has settled."""
+    settle(page)
     page.locator(f".st-key-ans_{answer_id} button").first.click()
 
 

@@ -5,12 +5,40 @@ import os
 import shutil
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 import yaml
 
+from galaxalign.testing import reset_postgres, write_galaxy10  # noqa: F401 (tests import it from here)
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def _per_worker_services() -> None:
+    """Under pytest-xdist (`make test` runs two workers) each worker gets its own PostgreSQL database
+    (``galaxalign_test_gw<N>``, created on first use) and its own Redis database (index N + 1), so one
+    worker's schema reset or queue flush never touches the other's. Subprocesses inherit the URLs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    n = int(worker[2:])
+    pg = os.environ.get("GALAXALIGN_TEST_POSTGRES_URL")
+    if pg and not pg.endswith(f"_{worker}"):
+        from sqlalchemy import create_engine, text
+
+        base, name = pg.rsplit("/", 1)
+        mine = f"{name}_{worker}"
+        eng = create_engine(pg, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": mine}).scalar():
+                c.execute(text(f'CREATE DATABASE "{mine}"'))
+        eng.dispose()
+        os.environ["GALAXALIGN_TEST_POSTGRES_URL"] = f"{base}/{mine}"
+    redis = os.environ.get("GALAXALIGN_TEST_REDIS_URL")
+    if redis:
+        os.environ["GALAXALIGN_TEST_REDIS_URL"] = f"{redis.rsplit('/', 1)[0]}/{n + 1}"
+
+
+_per_worker_services()
 
 
 @pytest.fixture(scope="session")
@@ -20,23 +48,6 @@ def synth_h5(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("synth") / "tiny.h5"
     synth_survey(path, n=60, size=32, seed=3, workers=2, progress=False)
-    return path
-
-
-def write_galaxy10(path: Path, n: int = 12, size: int = 16, **overrides) -> Path:
-    """A file in the real Galaxy10 DECaLS schema (what astroNN distributes)."""
-    rng = np.random.default_rng(0)
-    data = {
-        "images": rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8),
-        "ans": (np.arange(n) % 10).astype(np.uint8),
-        "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n),
-        "redshift": rng.uniform(0, 0.2, n), "pxscale": np.full(n, 0.262),
-    }
-    data.update(overrides)
-    with h5py.File(path, "w") as f:
-        for k, v in data.items():
-            if v is not None:
-                f[k] = v
     return path
 
 
@@ -50,13 +61,7 @@ def galaxy10_file(tmp_path) -> Path:
 PG_URL = os.environ.get("GALAXALIGN_TEST_POSTGRES_URL")
 
 
-def _fresh_pg(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    eng = create_engine(url)
-    with eng.begin() as c:
-        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    eng.dispose()
+_fresh_pg = reset_postgres  # the tests' name for it
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

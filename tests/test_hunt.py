@@ -96,3 +96,28 @@ def test_bad_hunts_are_refused_and_write_nothing(store, synth_h5):
     with pytest.raises(StoreError, match="expected"):
         record_hunt_votes(store, hid, "ada", {survey.id_str[0]: "yes"})
     assert hunt_votes(store, hid).empty  # the grid with one bad galaxy wrote nothing
+
+
+def test_the_next_grid_leaves_out_the_decided_and_the_examples_and_follows_the_decisions():
+    """The Hunt page's ranking, without Streamlit: decided galaxies and the examples never come back; a
+    confirmed galaxy pulls its neighbours up; rounds count from 0; a form's blanks are left out."""
+    from galaxalign.hunt import hunt_query, next_grid, next_round
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 8, dtype=np.float32) * 5
+    emb = np.concatenate([c + rng.normal(0, 0.3, (10, 8)) for c in centres]).astype(np.float32)  # 4 blobs of 10
+    ids = np.array([f"g{i}" for i in range(40)])
+    query = hunt_query([" g0 ", "", "g1"], "  ", None, None)
+    assert query == {"examples": ["g0", "g1"]}
+    q0 = emb[[0, 1]].mean(0)
+    none = pd.DataFrame({"idx": pd.Series([], dtype=int), "status": pd.Series([], dtype=object),
+                         "first_round": pd.Series([], dtype=int)})
+    first = next_grid(emb, ids, q0, None, query, none, k=8)
+    assert not {0, 1} & set(first) and set(first) == set(range(2, 10))  # blob 0, the examples left out
+    assert next_round(none) == 0
+    decided = pd.DataFrame({"idx": list(range(2, 10)) + [20], "status": ["rejected"] * 8 + ["confirmed"],
+                            "first_round": [0] * 9})
+    second = next_grid(emb, ids, q0, None, query, decided, k=5)
+    assert not set(second) & (set(range(10)) | {20})  # decided (and the examples) never come back
+    assert set(second) <= set(range(20, 30))  # moved toward the confirmed galaxy's blob, away from blob 0
+    assert next_round(decided) == 1

@@ -96,3 +96,33 @@ def test_the_density_image_shows_every_point_where_it_lies_and_nothing_elsewhere
     assert alpha[:, col(-2)].max() > 0 and alpha[:, col(xy[-1, 0]) - 1: col(xy[-1, 0]) + 2].max() > 0  # the lone galaxy is seen
     assert alpha[:, col(0)].max() == 0 and (alpha > 0).mean() < 0.2  # empty sky stays transparent
     assert not in_bounds(xy, ((0.0, 1.0), (-1.0, 1.0))).any()
+
+
+def test_the_map_view_colours_filters_and_samples_without_streamlit():
+    """Explore's map, computed in the package: consensus, disagreement and flags joined by id; the flag
+    filter and the bounds choose the galaxies; a large view is sampled to the point budget."""
+    import pandas as pd
+
+    from galaxalign.viewing import map_view
+
+    n = 50
+    xy = np.stack([np.arange(n, dtype=float), np.zeros(n)], 1)
+    preds = pd.DataFrame({"id_str": [f"g{i}" for i in range(n)], "pred": np.arange(n) % 2,
+                          "confidence": np.full(n, 0.9), "ood": np.linspace(0, 2, n)})
+    labels = np.where(np.arange(n) < 10, np.arange(n) % 2, -1)
+    consensus = pd.DataFrame({"id_str": ["g0", "g1", "g2"], "consensus_label": [0, 0, None]})
+    flags = pd.DataFrame({"id_str": ["g1", "g5"], "odd": [1, 0], "favourites": [0, 2]})
+    v = map_view(xy, preds, labels, ["A", "B"], consensus, flags)
+    df = v.frame.sort_index()
+    assert v.in_view == n and not v.sampled and not v.zoomed and len(df) == n
+    assert df.loc[0, "consensus"] == "A" and df.loc[0, "volunteer–model disagreement"] == "agree"
+    assert df.loc[1, "volunteer–model disagreement"] == "disagree" and df.loc[2, "consensus"] == "no votes"
+    assert list(df.loc[[1, 5, 7], "volunteer flags"]) == ["odd", "favourite", "none"]
+    assert df.loc[3, "known label"] == "B" and df.loc[30, "known label"] == "unknown"
+    assert "unfamiliarity" in df
+    flagged = map_view(xy, preds, labels, ["A", "B"], consensus, flags, only_flagged=True)
+    assert flagged.kept == 2 and sorted(flagged.frame.id_str) == ["g1", "g5"]
+    zoom = map_view(xy, preds, labels, ["A", "B"], consensus, flags, bounds=((9.5, 19.5), (-1.0, 1.0)))
+    assert zoom.zoomed and sorted(zoom.frame.index) == list(range(10, 20))
+    sampled = map_view(xy, preds, labels, ["A", "B"], consensus, flags, max_points=20)
+    assert sampled.sampled and len(sampled.frame) == 20 and sampled.in_view == n

@@ -19,8 +19,7 @@ import galaxalign.projection as projection_module
 from galaxalign.projection import cached_projection, grid_assignment, projection_path
 from galaxalign.store import consensus_labels, galaxy_flag_counts
 from galaxalign.symbols import list_symbols
-from galaxalign.viewing import (density_image, in_bounds, map_bounds, map_sample, read_query_image,
-                                thumbnail_sheet)
+from galaxalign.viewing import density_image, map_bounds, map_view, read_query_image, thumbnail_sheet
 
 user = require("researcher")
 S = st.session_state
@@ -106,38 +105,14 @@ if tab_map.open:
                 show_error(e)
         method = "pca"
     xy_all = projection(str(folder), method, mv.name)
-    ids_all = preds.id_str
     flags = flag_frame(row.id)
-    keep = np.ones(len(xy_all), bool)
+    view = map_view(xy_all, preds, survey.labels, names, consensus_frame(row.id), flags,
+                    S.get("exp_bounds", {}).get(method), bool(only_flagged))
+    df, bounds, zoomed = view.frame, view.bounds, view.zoomed
     if only_flagged:
-        keep &= ids_all.isin(flags.id_str).to_numpy()
-    full = map_bounds(xy_all[keep]) if keep.any() else map_bounds(xy_all)
-    bounds = S.get("exp_bounds", {}).get(method) or full
-    in_view = np.flatnonzero(keep & in_bounds(xy_all, bounds))
-    drawn = in_view[map_sample(len(in_view))]  # survey rows; the browser gets a bounded number of points
-    labels_all = survey.labels
-    names_arr = np.asarray(list(names) + ["unknown"], dtype=object)
-    df = pd.DataFrame({"x": xy_all[drawn, 0], "y": xy_all[drawn, 1], "id_str": ids_all.to_numpy()[drawn],
-                       "model label": names_arr[preds.pred.to_numpy()[drawn]],
-                       "confidence": preds.confidence.to_numpy()[drawn].round(3)}, index=drawn)
-    df["known label"] = names_arr[np.where(labels_all[drawn] >= 0, labels_all[drawn], len(names))]
-    if "ood" in preds:
-        df["unfamiliarity"] = preds.ood.to_numpy()[drawn].round(3)
-    cons = consensus_frame(row.id)
-    cons = cons[cons.consensus_label.notna()]
-    cmap = pd.Series(names_arr[cons.consensus_label.to_numpy(int)], index=cons.id_str.to_numpy(), dtype=object)
-    df["consensus"] = df.id_str.map(cmap).astype(object).fillna("no votes")
-    df["volunteer–model disagreement"] = np.where(df.consensus == "no votes", "no votes",
-                                                  np.where(df.consensus == df["model label"], "agree", "disagree"))
-    odd = pd.Series(flags.odd.to_numpy(), index=flags.id_str.to_numpy())
-    favs = pd.Series(flags.favourites.to_numpy(), index=flags.id_str.to_numpy())
-    df["volunteer flags"] = np.where(df.id_str.map(odd).fillna(0) > 0, "odd",
-                                     np.where(df.id_str.map(favs).fillna(0) > 0, "favourite", "none"))
-    if only_flagged:
-        st.caption(f"{int(keep.sum()):,} flagged galaxies ({int((flags.odd > 0).sum()):,} as odd).")
-    zoomed = bounds != full
-    if len(drawn) < len(in_view):
-        st.caption(f"The map draws a random sample of {len(drawn):,} of the {len(in_view):,} galaxies "
+        st.caption(f"{view.kept:,} flagged galaxies ({int((flags.odd > 0).sum()):,} as odd).")
+    if view.sampled:
+        st.caption(f"The map draws a random sample of {len(df):,} of the {view.in_view:,} galaxies "
                    f"{'in this region' if zoomed else 'in the survey'} over the density of all of them; zoom "
                    "into a region (box, then *Zoom to the selection*) to draw every point there. Search "
                    "reaches them all.")
@@ -147,7 +122,7 @@ if tab_map.open:
                      hover_data={"x": False, "y": False, "model label": True, "confidence": True, "known label": True,
                                  **({"unfamiliarity": True} if "ood" in preds else {})},
                      color_continuous_scale="Viridis", render_mode="webgl", height=620)
-    dense = len(drawn) < len(in_view)
+    dense = view.sampled
     fig.update_traces(marker={"size": 3 if dense else 5, "opacity": 0.75 if dense else 1.0})
     if dense:  # every galaxy in view, as one picture under the drawn points
         fig.add_layout_image(source=density(str(folder), method, mv.name, bounds, bool(only_flagged)),

@@ -13,7 +13,7 @@ import streamlit as st
 from common import (active_model_row, current_survey, display, get_embeddings, get_model, require, show_error,
                     store, picked_survey_row)
 from galaxalign.errors import GalaxalignError
-from galaxalign.hunt import GRID, rank, start_query
+from galaxalign.hunt import GRID, hunt_query, next_grid, next_round, start_query
 from galaxalign.store import (ODD_REASONS, create_hunt, galaxy_flag_counts, hunt_votes, list_hunts, record_hunt_votes,
                               require_role)
 
@@ -51,14 +51,12 @@ if user["role"] in ("researcher", "admin"):
             target = st.selectbox("Target class (its probability joins the ranking)", ["(none)"] + survey.class_names,
                                   key="hunt_target")
             if st.form_submit_button("Start the hunt", key="hunt_start"):
-                seeds = [e.strip() for e in examples.split(",") if e.strip()]
+                seeds = examples.split(",")
                 if flagged_as != "(none)":
                     odd = galaxy_flag_counts(store(), row.id, reason=flagged_as)
                     seeds += [i for i in odd.id_str[odd.odd > 0] if i not in seeds]
-                query = {"examples": seeds or None,
-                         "text": text.strip() or None, "symbol": None if symbol == "(none)" else symbol,
-                         "target_class": None if target == "(none)" else survey.class_names.index(target)}
-                query = {k: v for k, v in query.items() if v is not None}
+                query = hunt_query(seeds, text, None if symbol == "(none)" else symbol,
+                                   None if target == "(none)" else survey.class_names.index(target))
                 try:
                     require_role(store(), user["id"], "researcher")
                     create_hunt(store(), row.id, name.strip(), query, created_by=user["id"])
@@ -81,24 +79,21 @@ q = hunt.query
 target = q.get("target_class")
 
 
-def next_grid() -> None:
+def new_grid() -> None:
     """Rank the next grid: nothing anyone decided, nor the examples; the query moved by the decisions."""
     try:
         q0 = start_query(emb, preds.id_str.to_numpy(), get_model(mv.checkpoint_path, mv.sha256), q)
     except GalaxalignError as e:
         S["hunt_error"] = str(e)
         return
-    pos = {s: i for i, s in enumerate(preds.id_str.astype(str))}
-    exclude = np.array(list(votes.idx) + [pos[e] for e in q.get("examples", []) if e in pos], int)
-    rows = rank(emb, q0, probs, target, confirmed=votes.idx[votes.status == "confirmed"].to_numpy(),
-                rejected=votes.idx[votes.status == "rejected"].to_numpy(), exclude=exclude)
+    rows = next_grid(emb, preds.id_str.to_numpy(), q0, probs, q, votes)
     S["hunt_grid"] = {"hunt": hunt.id, "rows": [int(r) for r in rows], "cursor": 0}
     for k in range(GRID):
         S[f"hunt_mark_{k}"] = False
 
 
 if (S.get("hunt_grid") or {}).get("hunt") != hunt.id:  # a new hunt, or the grid just sent
-    next_grid()
+    new_grid()
 grid = S.get("hunt_grid") or {"rows": [], "cursor": 0}
 
 
@@ -118,8 +113,7 @@ def send() -> None:
     decisions = {str(survey.id_str[r]): bool(S.get(f"hunt_mark_{k}", False)) for k, r in enumerate(grid["rows"])}
     try:
         require_role(store(), user["id"], "volunteer")
-        rnd = int(votes.first_round.max()) + 1 if len(votes) else 0
-        n = record_hunt_votes(store(), hunt.id, user["id"], decisions, round=rnd)
+        n = record_hunt_votes(store(), hunt.id, user["id"], decisions, round=next_round(votes))
         S["hunt_flash"] = f"Stored {n} decisions ({sum(decisions.values())} confirmed)."
         S["hunt_grid"] = None
     except GalaxalignError as e:
