@@ -38,7 +38,7 @@ run: install
 
 # PostgreSQL, Redis and Chromium come from Debian's packages (.ci/services.sh installs and starts them).
 test: install
-	@SERVICES="$$(bash .ci/services.sh)" && env $$SERVICES $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	@SERVICES="$$(bash .ci/services.sh)" && env $$SERVICES $(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 symbols: install
 	$(BIN)/galaxalign symbols

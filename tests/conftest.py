@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
-import pytest
-import yaml
-
-from galaxalign.testing import reset_postgres, write_galaxy10  # noqa: F401 (tests import it from here)
-
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    # two workers on two cores: one thread each (and in what they start), set before NumPy or torch loads
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from galaxalign.testing import reset_postgres, write_galaxy10  # noqa: E402,F401 (tests import it from here)
 
 
 def _per_worker_services() -> None:
