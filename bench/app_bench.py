@@ -87,9 +87,9 @@ def big_workspace(src: Path, dst: Path, n: int = 5000):
     mid = register_model(store, "starter", str(src / "models" / "starter"), {}, {})
     activate_model(store, mid)
     embed_version(store, w, None, {"survey": "demo", "model": mid})
-    emb = np.load(w.embeddings / "starter" / "demo" / "embeddings.npy")
+    emb = np.load(w.embeddings_of("starter", "demo") / "embeddings.npy")
     for m in ("pca", "tsne", "umap"):
-        cached_projection(w.embeddings / "starter" / "demo", emb, m)
+        cached_projection(w.embeddings_of("starter", "demo"), emb, m)
     store.dispose()
     return w, emb
 
@@ -113,7 +113,7 @@ def explore_first_render(ws_root: Path, repeats: int = 5) -> list[float]:
 def query_times(w, emb):
     from galaxalign.index import SimilarityIndex
 
-    index = SimilarityIndex.load(w.embeddings / "starter" / "demo")
+    index = SimilarityIndex.load(w.embeddings_of("starter", "demo"))
     z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     rng = np.random.default_rng(0)
     qs = z[rng.choice(len(z), 200, replace=False)]

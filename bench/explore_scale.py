@@ -95,7 +95,7 @@ def build(ws: Path, n: int, starter: Path) -> dict:
     shutil.copytree(starter, w.models / "starter")
     mid = register_model(store, "starter", str(w.models / "starter" / "model.pt"), {}, {}, survey="big")
     activate_model(store, mid)
-    out = w.embeddings / "starter" / "big"
+    out = w.embeddings_of("starter", "big")
     out.mkdir(parents=True)
     z, pred = step(log, "embeddings (generated)", lambda: embeddings(n))
 

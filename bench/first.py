@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runlog import append_run, read_runs, write_section
+from runlog import append_run, mean_std, read_runs, write_section
 
 from galaxalign.baselines import train_supervised
 from galaxalign.data import first_package_dir, load_survey
@@ -219,15 +219,6 @@ def step_speed(n_steps: int = 30) -> dict:
     return out
 
 
-def _mean_std(rows, key):
-    """Mean and *sample* standard deviation (ddof=1) over seeds, as every other table in BENCHMARKS.md;
-    until 2026-12-05 this was the population std, which understates the spread of 3 seeds by 1.22×."""
-    v = np.array([r[key] for r in rows if r.get(key) is not None], float)
-    if not len(v):
-        return np.nan, np.nan, 0
-    return v.mean(), (v.std(ddof=1) if len(v) > 1 else 0.0), len(v)
-
-
 def report() -> None:
     runs = done()
     names = [n for n, *_ in RUN_PLAN]
@@ -238,9 +229,9 @@ def report() -> None:
         if not rows:
             continue
         cells = []
-        for k in KEYS:
-            m, sd, n = _mean_std(rows, k)
-            cells.append(f"{m:.4f} ± {sd:.4f}" if n else "–")
+        for k in KEYS:  # mean ± sample std over seeds (runlog.mean_std, as every table here)
+            v = [r[k] for r in rows if r.get(k) is not None]
+            cells.append(mean_std(v, 4) if v else "–")
         prep = Preparation.from_dict(rows[0]["preparation"]).describe()
         mins = np.mean([r["seconds"] for r in rows]) / 60
         lines.append(f"| {name} | {prep} | " + " | ".join(cells) + f" | {len(rows)} | {mins:.1f} |")

@@ -40,6 +40,10 @@ class Workspace:
     def demo_survey(self) -> Path:
         return self.surveys / "demo.h5"
 
+    def embeddings_of(self, model: str, survey: str) -> Path:
+        """Where model version ``model``'s embeddings, predictions, index and maps of ``survey`` live."""
+        return self.embeddings / model / survey
+
     @property
     def database_url(self) -> str:
         return os.environ.get("GALAXALIGN_DATABASE_URL") or f"sqlite:///{self.root / 'galaxalign.db'}"

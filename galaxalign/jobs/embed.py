@@ -33,7 +33,7 @@ def embed_version(store, workspace: Workspace, job_id: int | None, params: Embed
         report(1.0, f"queued {res['shards']} shard jobs {res['shard_jobs']} for {len(survey):,} galaxies")
         return res
     report(0.0, f"embedding {len(survey)} galaxies of {row.name} with {mv.name}")
-    out = workspace.embeddings / mv.name / row.name
+    out = workspace.embeddings_of(mv.name, row.name)
     stats = embed_survey(model, survey, out, progress=False)
     emb, preds = stats.pop("embeddings"), stats.pop("predictions")
     report(0.6, f"embedded at {stats['images_per_second']:.0f} images/s; storing predictions")

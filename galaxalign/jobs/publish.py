@@ -12,7 +12,7 @@ __all__ = ["publish_embeddings"]
 def publish_embeddings(store, workspace: Workspace, row, mv, emb, preds) -> None:
     """After a survey is embedded (whole, or its last shard): predictions into the store, the FAISS
     index and the PCA map beside the embeddings, and the model version pointed at them."""
-    out = workspace.embeddings / mv.name / row.name
+    out = workspace.embeddings_of(mv.name, row.name)
     probs = preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()
     store_predictions(store, mv.id, row.name, probs, ood=preds["ood"].to_numpy() if "ood" in preds else None,
                       disagreement=preds["disagreement"].to_numpy() if "disagreement" in preds else None)

@@ -63,7 +63,7 @@ def dispatch(store, workspace, job_id: int | None, row, survey, mv, model, shard
     n, dim = len(survey), int(model.embed_dim)
     k = max(1, -(-n // SHARD_ROWS)) if shards == "auto" else int(shards)
     ranges = plan_ranges(n, k)
-    out = workspace.embeddings / mv.name / row.name
+    out = workspace.embeddings_of(mv.name, row.name)
     partial, folder = _paths(out)
     shutil.rmtree(folder, ignore_errors=True)  # a plan replaces any earlier one: nothing half-known is reused
     folder.mkdir(parents=True)
@@ -84,7 +84,7 @@ def embed_shard(store, workspace, job_id: int | None, params: EmbedShardParams |
     report = report or reporter(store, job_id)
     row, survey = open_survey(store, p.survey)
     mv = get_model_version(store, p.model)
-    out = workspace.embeddings / mv.name / row.name
+    out = workspace.embeddings_of(mv.name, row.name)
     partial, folder = _paths(out)
     try:
         plan = json.loads((folder / "plan.json").read_text())
