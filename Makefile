@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
-# SURVEY=demo: our synthetic Galaxy10 survey (GZ2 tree); SURVEY=first: the real FIRST radio galaxies.
+# SURVEY=demo: our synthetic Galaxy10 survey (GZ2 tree); SURVEY=first: the real FIRST radio galaxies;
+# SURVEY=hxdf: the galaxies of the Hubble eXtreme Deep Field, detected and cut out of the field.
 SURVEY ?= demo
 export GALAXALIGN_WORKSPACE ?= $(CURDIR)/workspace$(if $(filter-out demo,$(SURVEY)),-$(SURVEY),)
 

@@ -279,9 +279,25 @@ def doors_pages(url: str, password: str, out: Path) -> None:
         browser.close()
 
 
+def hxdf_classify(url: str, password: str, out: Path, tries: int = 20) -> None:
+    """Classify on a real galaxy of the Hubble eXtreme Deep Field; skips (S) until one whose proposal the
+    gate shows, and says so when none of ``tries`` has one."""
+    with signed_in(url, password, viewport={"width": 1400, "height": 900}) as (page, expect):
+        heading = page.get_by_role("heading", name="Is the galaxy simply smooth and rounded, with no sign of a disk?")
+        for k in range(tries):
+            expect(heading).to_be_visible()
+            page.wait_for_timeout(1500)
+            if page.get_by_text("Model proposal:").count():
+                break
+            page.get_by_role("button", name="Skip this galaxy").click()
+        else:
+            print(f"none of {tries} HXDF galaxies had a proposal the gate shows; photographed the last")
+        page.screenshot(path=str(out / "classify_hxdf.png"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--survey", default="demo", choices=["demo", "first"])
+    ap.add_argument("--survey", default="demo", choices=["demo", "first", "hxdf"])
     ap.add_argument("--loop", action="store_true", help="the anchoring panel and a hunt, from a kept campaign")
     ap.add_argument("--adapt", action="store_true", help="the Admin page after adapting to the classic sky")
     ap.add_argument("--phone", action="store_true", help="only the Classify page on a 390×844 phone screen")
@@ -297,7 +313,7 @@ def main() -> None:
                 loop_pages(url, password, out)
         print(f"wrote {out}/admin_anchoring.png, {out}/hunt_grid.png")
         return
-    src = ROOT / ("workspace" if a.survey == "demo" else "workspace-first")
+    src = ROOT / ("workspace" if a.survey == "demo" else f"workspace-{a.survey}")
     password = (src / "admin-password.txt").read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
@@ -327,6 +343,10 @@ def main() -> None:
                 store.dispose()
             elif a.survey == "demo":
                 walk_through(url, "admin", password, out, n_votes=2)
+            elif a.survey == "hxdf":
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src / "hxdf-preview.png", out / "hxdf_field.png")
+                hxdf_classify(url, password, out)
             else:
                 out.mkdir(parents=True, exist_ok=True)
                 first_classify(url, password, out)

@@ -94,7 +94,8 @@ def _workspace(path: Optional[Path]):
 def demo(workspace: Path = typer.Option(None, help="Workspace folder (default $GALAXALIGN_WORKSPACE or ./workspace)"),
          n: int = typer.Option(None, "--n", help="Galaxies in the demo survey"),
          train: bool = typer.Option(True, help="Also register the survey, create the admin and train the starter model"),
-         survey: str = typer.Option("demo", help="demo (synthetic Galaxy10, GZ2 tree) or first (real FIRST radio galaxies)"),
+         survey: str = typer.Option("demo", help="demo (synthetic Galaxy10, GZ2 tree), first (real FIRST radio galaxies) "
+                                                  "or hxdf (galaxies of the Hubble eXtreme Deep Field)"),
          starter: str = typer.Option("now", help="now: train the starter model here; job: queue it as the worker's "
                                                  "first job (make run: the app serves at once)")):
     """Build the embedded demo workspace: survey, store, admin account, starter model."""
@@ -666,6 +667,42 @@ def import_cmd(path: Path = typer.Argument(..., help="Survey on disk: .h5, folde
     typer.echo(f"preparation: {res['preparation_text']}")
     for r in reasons if prep == detected else []:
         typer.echo(f"  - {r}")
+
+
+@app.command("import-field")
+def import_field_cmd(images: list[Path] = typer.Argument(..., help="The field: FITS files (one per band, or one "
+                                                                   "cube; with a WCS) or one PNG/JPEG/TIFF"),
+                     name: str = typer.Option(..., help="Name of the survey in the workspace"),
+                     preview: Optional[Path] = typer.Option(None, help="Also draw the field with its detections "
+                                                                       "and cut-out boxes into this PNG"),
+                     size: int = typer.Option(64, help="Cut-out size in pixels"),
+                     stars: bool = typer.Option(False, help="Keep the sources taken for stars too"),
+                     mask_neighbours: bool = typer.Option(False, help="Blank other sources inside each cut-out"),
+                     threshold: Optional[float] = typer.Option(None, help="Detection threshold × the background "
+                                                                          "rms (default: from the data)"),
+                     min_pixels: int = typer.Option(30, help="Cut out galaxies of at least this many pixels "
+                                                             "above the threshold"),
+                     workspace: Path = typer.Option(None, help="Workspace folder")):
+    """Find the galaxies of a telescope field, cut them out and register them as a survey (GZ2 workflow)."""
+    from .importer import import_field
+    from .store import open_store
+
+    if not 16 <= size <= 512:
+        raise typer.BadParameter(f"{size}: a cut-out size from 16 to 512 pixels", param_hint="--size")
+    ws = _workspace(workspace).create()
+    store = open_store(ws.database_url)
+    try:
+        res = import_field(store, ws, images, name, size=size, include_stars=stars, mask_neighbours=mask_neighbours,
+                           threshold=threshold, preview=preview, min_pixels=min_pixels)
+    finally:
+        store.dispose()
+    f = res["field"]
+    typer.echo(f"{f['sources']} sources in the {f['shape'][1]}×{f['shape'][0]}-px field: {f['galaxies']} galaxies, "
+               f"{f['stars']} stars; {f['cut_out']} cut out" + (" (RA/Dec from the WCS)" if f["wcs"] else " (no WCS)"))
+    for r in f["reasons"]:
+        typer.echo(f"  - {r}")
+    typer.echo(f"registered survey {name!r} (id {res['survey_id']}): {res['galaxies']} galaxies → {res['path']}")
+    typer.echo(f"catalogue: {f['catalog']}" + (f"; preview: {f['preview']}" if f["preview"] else ""))
 
 
 labelset_app = typer.Typer(help="Label-set files: classes with prompts, help and symbols.", no_args_is_help=True)

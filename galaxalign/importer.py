@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import stat
+import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from .validate import check_name, short
 from .surveys import open_registered
 from .workspace import Workspace
 
-__all__ = ["import_survey", "import_path", "staged_upload", "inject_gold", "MAX_IMPORT_BYTES",
+__all__ = ["import_survey", "import_path", "import_field", "staged_upload", "inject_gold", "MAX_IMPORT_BYTES",
            "SurveyImportError"]
 
 MAX_IMPORT_BYTES = 500 * 1024 * 1024
@@ -151,6 +152,34 @@ def import_path(store, workspace: Workspace, path: str | os.PathLike, name: str,
     return {"survey_id": sid, "name": name, "galaxies": len(stored), "path": str(target),
             "preparation": preparation.to_dict(), "preparation_text": preparation.describe(), "reasons": reasons,
             "classes": stored.class_counts()}
+
+
+def import_field(store, workspace: Workspace, paths: list[str | os.PathLike], name: str, size: int = 64,
+                 include_stars: bool = False, mask_neighbours: bool = False, threshold: float | None = None,
+                 preview: str | os.PathLike | None = None, progress: bool = True, min_pixels: int = 30) -> dict:
+    """A telescope field becomes a survey: its sources detected, its galaxies cut out
+    (:func:`galaxalign.fields.field_survey`), then imported like any survey (the GZ2 workflow) with the
+    catalogue of every detection beside it (``surveys/imported/<name>.catalog.csv``). On any problem
+    nothing is registered and nothing stays behind."""
+    from .fields import field_survey  # sep and astropy: only on this path
+
+    check_name(name, "survey name", SurveyImportError)
+    if any(r.name.lower() == name.lower() for r in list_surveys(store)):
+        raise SurveyImportError(f"a survey called {name!r} was already imported (or registered)")
+    workspace.create()
+    catalog = workspace.surveys / "imported" / f"{name}.catalog.csv"
+    with tempfile.TemporaryDirectory(dir=workspace.root, prefix=".field-") as tmp:
+        field = field_survey(paths, Path(tmp) / f"{name}.h5", name, size=size, include_stars=include_stars,
+                             mask_neighbours=mask_neighbours, threshold=threshold, preview=preview,
+                             min_pixels=min_pixels)
+        catalog.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(field["catalog"], catalog)
+        try:
+            res = import_path(store, workspace, field["path"], name, workflow="gz2", progress=progress)
+        except BaseException:
+            catalog.unlink(missing_ok=True)
+            raise
+    return {**res, "field": {**field, "path": None, "catalog": str(catalog)}}
 
 
 def inject_gold(store, workspace: Workspace, survey: str, n: int = 50, seed: int = 0, progress: bool = False) -> dict:

@@ -63,9 +63,28 @@ volunteers, and their agreement becomes its label.
 """
 
 
+HXDF_HOME = """\
+### Galaxies of the Hubble eXtreme Deep Field
+
+The eXtreme Deep Field is the deepest picture of the sky ever taken in visible light: two million
+seconds of Hubble Space Telescope exposures of one tiny patch in the constellation Fornax. Almost
+every speck in it is a galaxy, many seen as they were billions of years ago.
+
+**How to help:** press *Classify* and answer a few questions about the galaxy on screen by clicking
+the symbol that matches what you see. These are **real galaxies**, found and cut out of the field by
+Source Extractor's algorithms; a model trained on simulated galaxies makes a first guess. Nobody knows
+the answers yet — your votes are the labels.
+
+*Image: NASA, ESA, G. Illingworth et al. (the XDF), as shipped with scikit-image.*
+"""
+
+HOME_TEXTS = {"first": FIRST_HOME, "hxdf": HXDF_HOME}
+
+
 def default_home_text(survey_kind: str | None = None) -> str:
-    """The home page's text before an admin writes the project's own: FIRST's for a FIRST project, else the demo's."""
-    return FIRST_HOME if survey_kind == "first" else DEMO_HOME
+    """The home page's text before an admin writes the project's own: the embedded survey's (FIRST, the
+    Hubble eXtreme Deep Field), else the demo's."""
+    return HOME_TEXTS.get(survey_kind or "", DEMO_HOME)
 
 
 @dataclass(frozen=True)
