@@ -279,7 +279,7 @@ def doors_pages(url: str, password: str, out: Path) -> None:
         browser.close()
 
 
-def hxdf_classify(url: str, password: str, out: Path, tries: int = 20) -> None:
+def hxdf_classify(url: str, password: str, out: Path, tries: int = 40) -> None:
     """Classify on a real galaxy of the Hubble eXtreme Deep Field; skips (S) until one whose proposal the
     gate shows, and says so when none of ``tries`` has one."""
     with signed_in(url, password, viewport={"width": 1400, "height": 900}) as (page, expect):

@@ -182,10 +182,14 @@ def detect_sources(field: Field, threshold: float | None = None, min_area: int |
     x, y = objects["x"].astype(float), objects["y"].astype(float)
     a, b, theta = objects["a"].astype(float), objects["b"].astype(float), objects["theta"].astype(float)
     a, b = np.maximum(a, 0.5), np.maximum(b, 0.5)
-    kron, kflag = sep.kron_radius(sub, x, y, a, b, theta, 6.0)
+    # each source measured with its neighbours' pixels masked (Source Extractor's way): a bright star beside a
+    # faint galaxy would otherwise inflate the galaxy's Kron radius, and with it its cut-out
+    ids = np.arange(1, len(objects) + 1, dtype=np.int32)
+    kron, kflag = sep.kron_radius(sub, x, y, a, b, theta, 6.0, seg_id=ids, segmap=segmap)
     kron = np.where(np.isfinite(kron) & (kron > 0), kron, 2.5)
-    flux, _, fflag = sep.sum_ellipse(sub, x, y, a, b, theta, KRON_SCALE * kron, subpix=1)
-    r50, rflag = sep.flux_radius(sub, x, y, 6.0 * a, 0.5, normflux=np.maximum(flux, 1e-12), subpix=5)
+    flux, _, fflag = sep.sum_ellipse(sub, x, y, a, b, theta, KRON_SCALE * kron, subpix=1, seg_id=ids, segmap=segmap)
+    r50, rflag = sep.flux_radius(sub, x, y, 6.0 * a, 0.5, normflux=np.maximum(flux, 1e-12), subpix=5,
+                                 seg_id=ids, segmap=segmap)
     r50 = np.where(np.isfinite(r50) & (r50 > 0), r50, 0.5)
     cat = pd.DataFrame({"x": x, "y": y, "a": a, "b": b, "theta": theta, "kron_radius": kron,
                         "flux": flux, "r50": r50, "ellipticity": 1 - b / a, "npix": objects["npix"].astype(int),
@@ -266,14 +270,18 @@ def cut_out(field: Field, cat: pd.DataFrame, size: int = 64, segmap: np.ndarray 
 
 
 def draw_preview(field: Field, cat: pd.DataFrame, out: str | os.PathLike, size: int = 64,
-                 max_side: int = 1600) -> Path:
-    """The field with every detection's cut-out box: galaxies green, stars red (PNG, written atomically)."""
+                 max_side: int = 1600, cut=None) -> Path:
+    """The field with the cut-out box of every galaxy cut out (green; ``cut``: their catalogue index, all
+    galaxies when ``None``) and of every star (red); sources too small to cut out are left undrawn (PNG,
+    written atomically)."""
     disp = _display(field)
     h, w = disp.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     im = Image.fromarray(disp).resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.BILINEAR)
     draw = ImageDraw.Draw(im)
-    for (cx, cy, side, star) in zip(cat.x, cat.y, _box_side(cat, size), cat.star):
+    drawn = cat.star | (cat.index.isin(cut) if cut is not None else ~cat.star)
+    shown = cat[drawn]
+    for (cx, cy, side, star) in zip(shown.x, shown.y, _box_side(shown, size), shown.star):
         half = side / 2 * scale
         draw.rectangle([cx * scale - half, cy * scale - half, cx * scale + half, cy * scale + half],
                        outline=(255, 70, 70) if star else (80, 255, 120), width=1)
@@ -320,7 +328,7 @@ def field_survey(paths: list[str | os.PathLike], out: str | os.PathLike, name: s
     csv = out.with_suffix(".catalog.csv")
     with atomic_path(csv) as tmp:
         cat.assign(id_str=[f"{name}-{i:05d}" for i in cat.index]).to_csv(tmp, index=False)
-    prev = draw_preview(field, cat, preview, size) if preview else None
+    prev = draw_preview(field, cat, preview, size, cut=keep.index) if preview else None
     return {"path": str(out), "catalog": str(csv), "preview": str(prev) if prev else None,
             "sources": int(len(cat)), "galaxies": int((~cat.star).sum()), "stars": int(cat.star.sum()),
             "cut_out": int(len(keep)), "wcs": field.wcs is not None, "shape": list(field.shape), "reasons": reasons}
