@@ -77,7 +77,7 @@ def waits(store, n_requests: int, seed: int = 0) -> list[float]:
     return out
 
 
-def volunteer_loop(url: str, k: int, votes: int, ready, start, out) -> None:
+def volunteer_loop(url: str, k: int, votes: int, lease: float, ready, start, out) -> None:
     """One volunteer at work: next galaxy, vote, ``votes`` times; puts each round's seconds on ``out``."""
     from galaxalign.store import record_classification
 
@@ -89,7 +89,7 @@ def volunteer_loop(url: str, k: int, votes: int, ready, start, out) -> None:
     rounds, late = [], 0
     for _ in range(votes):
         t0 = time.perf_counter()
-        g = next_galaxy_for(store, f"v{k:02d}", "big", rng=rng, gold_rate=0)
+        g = next_galaxy_for(store, f"v{k:02d}", "big", rng=rng, gold_rate=0, lease_seconds=lease)
         res = record_classification(store, f"v{k:02d}", g.id, [["FLAT", int(rng.integers(10))]])
         late += int(res.late)  # others' votes retired it meanwhile: stored and flagged, not counted (0013)
         rounds.append(time.perf_counter() - t0)
@@ -97,8 +97,9 @@ def volunteer_loop(url: str, k: int, votes: int, ready, start, out) -> None:
     out.put((rounds, late))
 
 
-def many_volunteers(url: str, writers: int, votes: int) -> dict:
-    got, wall = start_together(volunteer_loop, [(url, k, votes) for k in range(writers)])
+def many_volunteers(url: str, writers: int, votes: int, lease: float = queue.LEASE_SECONDS) -> dict:
+    """``writers`` volunteers at once, ``votes`` rounds each; ``lease`` 0: the queue before leases."""
+    got, wall = start_together(volunteer_loop, [(url, k, votes, lease) for k in range(writers)])
     rounds, late = np.concatenate([r for r, _ in got]), sum(n for _, n in got)
     ms = np.percentile(rounds, [50, 99]) * 1000
     return {"writers": writers, "votes_per_s": round(writers * votes / wall, 1), "late_votes_stored": late,

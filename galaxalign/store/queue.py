@@ -28,7 +28,7 @@ from sqlalchemy import and_, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .db import Store, StoreError
-from .lookup import active_model_row, survey_row, volunteer_row
+from .lookup import active_model_row, galaxy_row, survey_row, volunteer_row
 from .models import Classification, Galaxy, Lease, Prediction, utcnow
 from .retirement import RetirementRule
 from .surveys import gold_survey_ids
@@ -86,26 +86,40 @@ def next_galaxy_for(store: Store, volunteer: int | str | None, survey: int | str
     if strategy not in QUEUE_STRATEGIES:
         raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
     rng = rng or np.random.default_rng()
-    with store.read() as s:
-        g = _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy)
-    if g is not None and volunteer is not None and lease_seconds > 0:
-        _hold(store, g.id, volunteer, lease_seconds)
+    taken: list[int] = []
+    for _ in range(HOLD_TRIES):
+        with store.read() as s:
+            g = _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy, taken)
+        if g is None or volunteer is None or lease_seconds <= 0 or _hold(store, g.id, volunteer, lease_seconds):
+            return g
+        taken.append(g.id)  # others took its last places between our read and our write: pick again
     return g
 
 
-def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) -> None:
-    """``volunteer``'s one lease, now on ``galaxy_id`` until ``seconds`` from now."""
+HOLD_TRIES = 4  # picks before a volunteer is served a galaxy others fill meanwhile (its vote is kept late)
+
+
+def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) -> bool:
+    """``volunteer``'s one lease, now on ``galaxy_id`` until ``seconds`` from now — unless the galaxy's
+    votes and others' live leases already fill it (checked with its row locked, in the same transaction as
+    the lease is written, so two volunteers cannot both take its last place). True when held."""
     def fn(s):
         vid = volunteer_row(s, volunteer).id
+        g = galaxy_row(s, galaxy_id, lock=True, with_survey=True)
+        held = s.scalar(select(func.count()).select_from(Lease).where(
+            Lease.galaxy_id == g.id, Lease.volunteer_id != vid, Lease.expires_at > utcnow()))
+        if g.n_votes + int(held or 0) >= RetirementRule.from_dict(g.survey.retirement).n_votes:
+            return False
         s.execute(delete(Lease).where(Lease.volunteer_id == vid))
         s.add(Lease(volunteer_id=vid, galaxy_id=galaxy_id, expires_at=utcnow() + timedelta(seconds=seconds)))
+        return True
     try:
-        store.write(fn)
+        return store.write(fn)
     except IntegrityError:  # the same volunteer served in two tabs at once: one of the two leases stands
-        pass
+        return True
 
 
-def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy) -> Galaxy | None:
+def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy, taken: list[int] = ()) -> Galaxy | None:
     """The chosen galaxy (see :func:`next_galaxy_for`), inside a read transaction."""
     vid = volunteer_row(s, volunteer).id if volunteer is not None else -1  # -1: nobody's votes to skip
     sv = survey_row(s, survey)
@@ -115,7 +129,7 @@ def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy) -> Galaxy 
     held = (select(func.count()).select_from(Lease).where(Lease.galaxy_id == Galaxy.id, Lease.volunteer_id != vid,
                                                           Lease.expires_at > utcnow()).scalar_subquery())
     room = Galaxy.n_votes + held < RetirementRule.from_dict(sv.retirement).n_votes  # not full with votes on the way
-    base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done, room)
+    base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done, room, Galaxy.id.not_in(list(taken)))
     golds = Galaxy.survey_id.in_(gold_survey_ids(sv))  # its own and its linked survey's (rendered)
     if gold_rate is None:
         answered = s.scalar(select(func.count()).select_from(Classification).join(
