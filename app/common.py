@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from galaxalign.data import Survey, load_survey
+from galaxalign.data import Survey
 from galaxalign.errors import GalaxalignError, os_error_message
 from galaxalign.index import SimilarityIndex
 from galaxalign.inference import load_embeddings
@@ -50,8 +50,6 @@ def _survey_file(path: str, label_set: str | None = None, preparation: str | Non
     """Shared by all sessions: a Survey opens its HDF5 file per read, so it is thread-safe. The
     registered survey's label set and preparation (JSON) are part of the key: volunteers see the same
     prepared pixels the model was trained on."""
-    if label_set is None and preparation is None:
-        return load_survey(path)
     return open_registered(SimpleNamespace(path=path, label_set_file=None, label_set=label_set,
                                            preparation=json.loads(preparation) if preparation else None))
 

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def model_row(ws: Workspace, mv) -> dict:
     _, preds = load_embeddings(ws.embeddings_of(mv.name, "hxdf"))
     gate = (mv.metrics or {}).get("proposal")
-    shown = [proposal_decision(float(c), float(o) if "ood" in preds else None, gate)[0]
-             for c, o in zip(preds.confidence, preds.ood if "ood" in preds else np.full(len(preds), np.nan))]
     ood = preds.ood.to_numpy(float) if "ood" in preds else np.full(len(preds), np.nan)
+    shown = [proposal_decision(float(c), None if np.isnan(o) else float(o), gate)[0]
+             for c, o in zip(preds.confidence, ood)]
     counts = preds.pred.value_counts(normalize=True)
     return {"model": mv.name, "galaxies": int(len(preds)), "shown": float(np.mean(shown)),
             "ood_quantiles": [round(float(q), 2) for q in np.nanquantile(ood, [0.1, 0.5, 0.9])],

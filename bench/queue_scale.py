@@ -111,9 +111,9 @@ def one(url: str | None, n: int, requests: int, writers: int = 0, votes: int = 0
     """Register, predict and queue on one store (``None``: SQLite in a temporary folder)."""
     with tempfile.TemporaryDirectory() as d:
         if url and url.startswith("postgresql"):
-            from galaxalign.testing import reset_postgres as _fresh_pg
+            from galaxalign.testing import reset_postgres
 
-            _fresh_pg(url)
+            reset_postgres(url)
         store = open_store(url or f"sqlite:///{d}/bench.db")
         add_volunteer(store, "vol", "volunteer", "password-123")
         t0 = time.perf_counter()

@@ -42,10 +42,10 @@ def voter(url, k, n_gal, ready, start, q):
 
 
 def fresh(url: str, tmp: Path, procs: int) -> None:
-    from galaxalign.testing import reset_postgres as _fresh_pg, write_galaxy10
+    from galaxalign.testing import reset_postgres, write_galaxy10
 
     if url.startswith("postgresql"):
-        _fresh_pg(url)
+        reset_postgres(url)
     store = open_store(url)
     register_survey(store, load_survey(write_galaxy10(tmp / f"g{procs}.h5", n=VOTES + 16)), "load")
     for k in range(procs):

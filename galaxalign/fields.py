@@ -219,7 +219,7 @@ def _stars(cat: pd.DataFrame) -> tuple[np.ndarray, str]:
                   f"among the brightest third) and bright")
 
 
-def _box_side(cat: pd.DataFrame, size: int) -> np.ndarray:
+def _box_side(cat: pd.DataFrame) -> np.ndarray:
     """The cut-out's side: the square around the Kron ellipse (2 × 2.5 × r_K × a), at least 24 px."""
     return np.clip(np.ceil(2 * KRON_SCALE * cat.kron_radius.to_numpy() * cat.a.to_numpy()), 24, 1024)
 
@@ -250,7 +250,7 @@ def cut_out(field: Field, cat: pd.DataFrame, size: int = 64, segmap: np.ndarray 
     pixels of other sources (the segmentation map) are set to the background."""
     disp = _display(field) if picture is None else picture
     h, w = disp.shape[:2]
-    sides = _box_side(cat, size)
+    sides = _box_side(cat)
     out = np.zeros((len(cat), size, size, 3), np.uint8)
     bgval = np.median(disp.reshape(-1, 3), axis=0).astype(np.uint8)
     for i, (cx, cy, side) in enumerate(zip(cat.x.to_numpy(), cat.y.to_numpy(), sides)):
@@ -269,8 +269,8 @@ def cut_out(field: Field, cat: pd.DataFrame, size: int = 64, segmap: np.ndarray 
     return out
 
 
-def draw_preview(field: Field, cat: pd.DataFrame, out: str | os.PathLike, size: int = 64,
-                 max_side: int = 1600, cut=None) -> Path:
+def draw_preview(field: Field, cat: pd.DataFrame, out: str | os.PathLike, max_side: int = 1600,
+                 cut=None) -> Path:
     """The field with the cut-out box of every galaxy cut out (green; ``cut``: their catalogue index, all
     galaxies when ``None``) and of every star (red); sources too small to cut out are left undrawn (PNG,
     written atomically)."""
@@ -281,7 +281,7 @@ def draw_preview(field: Field, cat: pd.DataFrame, out: str | os.PathLike, size: 
     draw = ImageDraw.Draw(im)
     drawn = cat.star | (cat.index.isin(cut) if cut is not None else ~cat.star)
     shown = cat[drawn]
-    for (cx, cy, side, star) in zip(shown.x, shown.y, _box_side(shown, size), shown.star):
+    for (cx, cy, side, star) in zip(shown.x, shown.y, _box_side(shown), shown.star):
         half = side / 2 * scale
         draw.rectangle([cx * scale - half, cy * scale - half, cx * scale + half, cy * scale + half],
                        outline=(255, 70, 70) if star else (80, 255, 120), width=1)
@@ -302,6 +302,7 @@ def field_survey(paths: list[str | os.PathLike], out: str | os.PathLike, name: s
 
     field = read_field(paths)
     cat, reasons, segmap = detect_sources(field, threshold)
+    cat = cat.assign(id_str=[f"{name}-{i:05d}" for i in cat.index])
     keep = cat if include_stars else cat[~cat.star]
     keep = keep[keep.npix >= min_pixels]
     reasons.append(f"cut out: the {len(keep)} {'sources' if include_stars else 'galaxies'} of at least {min_pixels} "
@@ -310,14 +311,13 @@ def field_survey(paths: list[str | os.PathLike], out: str | os.PathLike, name: s
         raise FieldError(f"{field.paths[0]}: {len(cat)} sources found, none of them a galaxy large enough to cut "
                          f"out (at least {min_pixels} pixels)")
     images = cut_out(field, keep, size, segmap, mask_neighbours)
-    ids = [f"{name}-{i:05d}" for i in keep.index]
-    keep = keep.assign(id_str=ids, cutout_px=_box_side(keep, size).astype(int))
+    keep = keep.assign(cutout_px=_box_side(keep).astype(int))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
             f["images"] = images
-            f["id_str"] = np.asarray(ids, dtype=h5py.string_dtype())
+            f["id_str"] = np.asarray(keep.id_str, dtype=h5py.string_dtype())
             if "ra" in keep:
                 f["ra"], f["dec"] = keep.ra.to_numpy(float), keep.dec.to_numpy(float)
             g = f.create_group("catalog")
@@ -327,8 +327,8 @@ def field_survey(paths: list[str | os.PathLike], out: str | os.PathLike, name: s
                                            "reasons": reasons, "wcs": field.wcs is not None})
     csv = out.with_suffix(".catalog.csv")
     with atomic_path(csv) as tmp:
-        cat.assign(id_str=[f"{name}-{i:05d}" for i in cat.index]).to_csv(tmp, index=False)
-    prev = draw_preview(field, cat, preview, size, cut=keep.index) if preview else None
+        cat.to_csv(tmp, index=False)
+    prev = draw_preview(field, cat, preview, cut=keep.index) if preview else None
     return {"path": str(out), "catalog": str(csv), "preview": str(prev) if prev else None,
             "sources": int(len(cat)), "galaxies": int((~cat.star).sum()), "stars": int(cat.star.sum()),
             "cut_out": int(len(keep)), "wcs": field.wcs is not None, "shape": list(field.shape), "reasons": reasons}

@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from galaxalign.testing import reset_postgres, write_galaxy10  # noqa: E402,F401 (tests import it from here)
+from galaxalign.testing import reset_postgres, write_galaxy10  # noqa: E402,F401 (tests import write_galaxy10 from here)
 
 
 def _per_worker_services() -> None:
@@ -66,9 +66,6 @@ def galaxy10_file(tmp_path) -> Path:
 PG_URL = os.environ.get("GALAXALIGN_TEST_POSTGRES_URL")
 
 
-_fresh_pg = reset_postgres  # the tests' name for it
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
     """A fresh, empty database URL. PostgreSQL is started by `make test` (.ci/services.sh)."""
@@ -76,7 +73,7 @@ def db_url(request, tmp_path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     if not PG_URL:
         pytest.skip("GALAXALIGN_TEST_POSTGRES_URL is not set; `make test` starts PostgreSQL and sets it")
-    _fresh_pg(PG_URL)
+    reset_postgres(PG_URL)
     return PG_URL
 
 

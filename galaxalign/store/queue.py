@@ -99,6 +99,12 @@ def next_galaxy_for(store: Store, volunteer: int | str | None, survey: int | str
 HOLD_TRIES = 4  # picks before a volunteer is served a galaxy others fill meanwhile (its vote is kept late)
 
 
+def _held_by_others(galaxy_id, vid: int):
+    """How many other volunteers hold ``galaxy_id`` now (a column in a correlated query, or an id)."""
+    return select(func.count()).select_from(Lease).where(Lease.galaxy_id == galaxy_id, Lease.volunteer_id != vid,
+                                                         Lease.expires_at > utcnow())
+
+
 def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) -> bool:
     """``volunteer``'s one lease, now on ``galaxy_id`` until ``seconds`` from now — unless the galaxy's
     votes and others' live leases already fill it (checked with its row locked, in the same transaction as
@@ -106,9 +112,7 @@ def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) ->
     def fn(s):
         vid = volunteer_row(s, volunteer).id
         g = galaxy_row(s, galaxy_id, lock=True, with_survey=True)
-        held = s.scalar(select(func.count()).select_from(Lease).where(
-            Lease.galaxy_id == g.id, Lease.volunteer_id != vid, Lease.expires_at > utcnow()))
-        if g.n_votes + int(held or 0) >= RetirementRule.from_dict(g.survey.retirement).n_votes:
+        if g.n_votes + int(s.scalar(_held_by_others(g.id, vid)) or 0) >= RetirementRule.from_dict(g.survey.retirement).n_votes:
             return False
         s.execute(delete(Lease).where(Lease.volunteer_id == vid))
         s.add(Lease(volunteer_id=vid, galaxy_id=galaxy_id, expires_at=utcnow() + timedelta(seconds=seconds)))
@@ -126,9 +130,7 @@ def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy, taken: lis
     active_row = active_model_row(s)
     active = active_row.id if active_row is not None else None
     done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == vid)
-    held = (select(func.count()).select_from(Lease).where(Lease.galaxy_id == Galaxy.id, Lease.volunteer_id != vid,
-                                                          Lease.expires_at > utcnow()).scalar_subquery())
-    room = Galaxy.n_votes + held < RetirementRule.from_dict(sv.retirement).n_votes  # not full with votes on the way
+    room = Galaxy.n_votes + _held_by_others(Galaxy.id, vid).scalar_subquery() < RetirementRule.from_dict(sv.retirement).n_votes  # not full with votes on the way
     base = (Galaxy.survey_id == sv.id, Galaxy.retired.is_(False), ~done, room, Galaxy.id.not_in(list(taken)))
     golds = Galaxy.survey_id.in_(gold_survey_ids(sv))  # its own and its linked survey's (rendered)
     if gold_rate is None:
