@@ -56,18 +56,26 @@ VARIANTS = {
     "disagreement": {"strategy": "disagreement"},
     "entropy_model_k2": {"strategy": "entropy", "retirement": {"model_votes": 2.0}},
     "entropy_skill": {"strategy": "entropy", "retirement": {"method": "skill"}},
+    # every vote teaches (issue 24): vote-count training, + the fast refresh every 50 votes, + the BALD
+    # queue on the refreshed ensemble, + pseudo-votes from its confident galaxies
+    "votes": {"strategy": "random", "learn_from": "votes"},
+    "votes_refresh": {"strategy": "random", "learn_from": "votes", "refresh_every": 50},
+    "votes_refresh_bald": {"strategy": "bald", "learn_from": "votes", "refresh_every": 50},
+    "votes_refresh_bald_pseudo": {"strategy": "bald", "learn_from": "votes", "refresh_every": 50,
+                                  "refresh_pseudo": 0.95},
     "anchoring_0.3": {"strategy": "entropy", "anchoring": 0.3, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
     "anchoring_0.6": {"strategy": "entropy", "anchoring": 0.6, "gate": OPEN_GATE, "rounds": 1, "votes_per_round": 600},
 }
 THREE = ["random", "entropy", "entropy_model_k2"]
+LOOP = ["votes", "votes_refresh", "votes_refresh_bald", "votes_refresh_bald_pseudo"]
 # --setting: the survey, the campaign's length, the variants, and where the results go
 SETTINGS = {
-    "sky": {"survey": "sky", "rounds": 5, "votes": 180, "variants": list(VARIANTS), "runs": "campaign_runs.jsonl",
+    "sky": {"survey": "sky", "rounds": 5, "votes": 180, "variants": [v for v in VARIANTS if v not in LOOP], "runs": "campaign_runs.jsonl",
             "section": "campaign-tables", "figure": "campaign_curves.png", "title": "the diverse sky, 1,000 galaxies"},
-    "sky-long": {"survey": "sky", "rounds": 6, "votes": 500, "variants": THREE, "runs": "campaign_long_runs.jsonl",
+    "sky-long": {"survey": "sky", "rounds": 6, "votes": 500, "variants": THREE + LOOP, "runs": "campaign_long_runs.jsonl",
                  "section": "campaign-long-tables", "figure": "campaign_curves_long.png",
                  "title": "the diverse sky, 1,000 galaxies, 3,000 votes"},
-    "first": {"survey": "first", "rounds": 5, "votes": 180, "variants": THREE, "runs": "campaign_first_runs.jsonl",
+    "first": {"survey": "first", "rounds": 5, "votes": 180, "variants": THREE + LOOP, "runs": "campaign_first_runs.jsonl",
               "section": "campaign-first-tables", "figure": "campaign_curves_first.png",
               "title": "FIRST radio galaxies (2,158, real)"},
 }
@@ -122,8 +130,10 @@ def reference(seed: int) -> dict:
 
 def one(name: str, seed: int, keep: bool = False, known: float = 0.1) -> dict:
     root, ws, store = _workspace(name, seed, known)
+    variant = dict(VARIANTS[name])
+    learn_from = variant.pop("learn_from", "consensus")
     cfg = CampaignCfg(**{"rounds": S["rounds"], "votes_per_round": S["votes"], "anchoring": 0.3, "blind_fraction": 0.1,
-                         "seed": seed, "retrain": {**RETRAIN, "seed": seed}, **VARIANTS[name]})
+                         "seed": seed, "retrain": {**RETRAIN, "seed": seed, "learn_from": learn_from}, **variant})
     t0 = time.perf_counter()
     res = run_campaign(store, ws, "sim", cfg, progress=False)
     store.dispose()

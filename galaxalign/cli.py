@@ -154,6 +154,8 @@ def retrain(workspace: Path = typer.Option(None, help="Workspace folder"),
             stage1_epochs: Optional[int] = typer.Option(None), stage2_epochs: Optional[int] = typer.Option(None),
             force_activate: bool = typer.Option(False, help="Activate even if worse than the active model"),
             from_scratch: bool = typer.Option(False, help="Do not start from the active model"),
+            learn_from: str = typer.Option("consensus", help="consensus (known and retired galaxies' labels) or "
+                                                             "votes (every galaxy's vote counts as well)"),
             wait: bool = typer.Option(False, help="Run here and now instead of queueing for the worker")):
     """Queue a re-training job (or run it here with --wait)."""
     from .jobs import enqueue, retrain as retrain_job
@@ -162,11 +164,44 @@ def retrain(workspace: Path = typer.Option(None, help="Workspace folder"),
     ws = _workspace(workspace)
     store = open_store(ws.database_url)
     params = {k: v for k, v in dict(survey=survey, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs,
-                                    force_activate=force_activate, from_scratch=from_scratch).items() if v}
+                                    force_activate=force_activate, from_scratch=from_scratch,
+                                    learn_from=learn_from).items() if v}
     if wait:
         _echo_json(retrain_job(store, ws, None, params, show_bar=True))
     else:
         typer.echo(f"queued job {enqueue(store, 'retrain', params, workspace=ws)}; `galaxalign worker` runs it")
+
+
+@app.command()
+def refresh(survey: Optional[str] = typer.Option(None, help="Registered survey (default: the first)"),
+            every: Optional[int] = typer.Option(None, help="From now on, refresh after every this many new votes "
+                                                           "(0: never); without --wait only this is set"),
+            queue: Optional[str] = typer.Option(None, help="What the survey's queue puts first: entropy, margin, "
+                                                           "disagreement, bald or random"),
+            heads: int = typer.Option(5, help="Heads in the ensemble (its disagreement is the bald queue's score)"),
+            pseudo: float = typer.Option(0.0, help="Confidence from which unvoted galaxies join as pseudo-votes "
+                                                   "(0: none)"),
+            workspace: Path = typer.Option(None, help="Workspace folder"),
+            wait: bool = typer.Option(False, help="Refresh here and now instead of queueing for the worker")):
+    """Refit the active model's proposals on every vote so far (seconds; the model file is not touched)."""
+    from .jobs import RefreshParams, enqueue, refresh as refresh_job
+    from .store import get_survey, list_surveys, open_store, set_queue_strategy, set_refresh_every
+
+    ws = _workspace(workspace)
+    store = open_store(ws.database_url)
+    surveys = list_surveys(store)
+    name = get_survey(store, survey).name if survey else (surveys[0].name if surveys else None)
+    if name is None:
+        raise GalaxalignError("no survey is registered; run `galaxalign demo` first")
+    params = RefreshParams(survey=name, heads=heads, pseudo=pseudo)
+    if every is not None:
+        typer.echo(f"{name}: refreshed after every {set_refresh_every(store, name, every):,} new votes")
+    if queue is not None:
+        typer.echo(f"{name}: the queue puts {set_queue_strategy(store, name, queue)} first")
+    if wait:
+        _echo_json(refresh_job(store, ws, None, params))
+    elif every is None and queue is None:
+        typer.echo(f"queued job {enqueue(store, 'refresh', params, workspace=ws)}; `galaxalign worker` runs it")
 
 
 @app.command()
@@ -222,7 +257,9 @@ def simulate(survey: str = typer.Option(..., help="A registered survey with the 
              workspace: Path = typer.Option(None, help="Workspace folder"),
              rounds: int = typer.Option(5, help="Rounds of votes, each followed by a re-training job"),
              votes_per_round: int = typer.Option(300, help="Simulated votes per round"),
-             strategy: str = typer.Option("entropy", help="Queue: entropy, margin, disagreement or random"),
+             strategy: str = typer.Option("entropy", help="Queue: entropy, margin, disagreement, bald or random"),
+             learn_from: str = typer.Option("consensus", help="Re-train on consensus labels, or on every vote"),
+             refresh_every: int = typer.Option(0, help="Refresh the proposals every this many votes (0: never)"),
              retirement: str = typer.Option("majority", help="Retirement: majority, or skill (SWAP-style, from gold)"),
              model_votes: float = typer.Option(0.0, help="Count the active model as this many volunteers (0: off)"),
              from_scratch: bool = typer.Option(False, help="Re-train each round from the config's start, not the "
@@ -239,10 +276,10 @@ def simulate(survey: str = typer.Option(..., help="A registered survey with the 
 
     check_output_file(out, (".json",))
     retrain_params = {k: v for k, v in (("config", str(config) if config else None), ("stage1_epochs", stage1_epochs),
-                                        ("stage2_epochs", stage2_epochs), ("from_scratch", from_scratch or None))
-                      if v is not None}
+                                        ("stage2_epochs", stage2_epochs), ("from_scratch", from_scratch or None),
+                                        ("learn_from", learn_from)) if v is not None}
     cfg = CampaignCfg(rounds=rounds, votes_per_round=votes_per_round, strategy=strategy, anchoring=anchoring,
-                      blind_fraction=blind_fraction, seed=seed, retrain=retrain_params,
+                      blind_fraction=blind_fraction, seed=seed, retrain=retrain_params, refresh_every=refresh_every,
                       retirement={"method": retirement, "model_votes": model_votes}).check()
     ws = _workspace(workspace)
     res = run_campaign(open_store(ws.database_url), ws, survey, cfg)

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["clip_pair_loss", "GalaxAlignLoss", "STAGE1_PAIRS", "STAGE2_PAIRS", "PAIR_NAMES", "parse_pairs"]
+__all__ = ["clip_pair_loss", "GalaxAlignLoss", "STAGE1_PAIRS", "STAGE2_PAIRS", "PAIR_NAMES", "parse_pairs",
+           "dirichlet_multinomial_nll", "vote_nll"]
 
 STAGE1_PAIRS = ("img_txt", "sym_txt")
 STAGE2_PAIRS = ("img_txt", "img_sym", "sym_txt")
@@ -87,3 +88,59 @@ def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float = 2.0, weight
         loss = loss * weight[y]
         return loss.sum() / weight[y].sum()
     return loss.mean()
+
+
+def dirichlet_multinomial_nll(logits: torch.Tensor, counts: torch.Tensor, concentration: float = 10.0) -> torch.Tensor:
+    """Negative log-likelihood of each galaxy's vote counts under a Dirichlet–multinomial whose mean is the
+    model's class probabilities (Walmsley et al. 2020, Zoobot): (B, C) logits, (B, C) counts → (B,).
+
+    With ``p = softmax(logits)`` and ``α = A p`` (``A`` = ``concentration``, how much volunteers agree
+    beyond chance), N = Σ k::
+
+        −log P(k) = −[log N! − Σ log k_c! + log Γ(A) − log Γ(N + A) + Σ (log Γ(k_c + α_c) − log Γ(α_c))]
+
+    A galaxy with no votes contributes 0; two votes teach less than twenty, and twenty less than ten
+    times two (the evidence saturates: volunteers' answers are over-dispersed). As ``A → ∞`` it tends to
+    the multinomial, ``N ×`` the soft-label cross-entropy against the vote fractions (plus a constant).
+    Counts may be fractional (skill-weighted votes).
+
+    >>> dirichlet_multinomial_nll(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), 10.0)  # one vote, p = ½
+    tensor([0.6931])
+    """
+    return _dm_nll(F.softmax(logits.float(), -1).to(logits.dtype), counts, concentration)
+
+
+def vote_nll(logits: torch.Tensor, counts: torch.Tensor, implies: torch.Tensor, tasks, concentration: float = 10.0):
+    """The vote term over the tasks of an :class:`~galaxalign.taxonomy.AnswerMap`: (B, C) class logits,
+    (B, K) counts over its columns → (B,), the sum over tasks of the Dirichlet–multinomial NLL of each
+    task's counts under the answer probabilities the classes imply there::
+
+        q_T(a) = Σ_c p_c implies[c, a] / Σ_c p_c Σ_{a' ∈ T} implies[c, a']
+
+    (among the classes that say something at T). With one task and ``implies`` the identity (a flat
+    workflow) it is :func:`dirichlet_multinomial_nll`."""
+    p = F.softmax(logits.float(), -1)
+    implies = implies.to(p)
+    counts = counts.to(p)
+    total = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
+    for cols in tasks:
+        cols = torch.as_tensor(cols, device=p.device)
+        k = counts[:, cols]
+        if not bool((k.sum(1) > 0).any()):
+            continue
+        mass = p @ implies[:, cols]
+        q = mass / mass.sum(1, keepdim=True).clamp_min(1e-12)
+        total = total + _dm_nll(q, k, concentration)
+    return total.to(logits.dtype)
+
+
+def _dm_nll(q: torch.Tensor, counts: torch.Tensor, concentration: float) -> torch.Tensor:
+    """−log DirMult(counts | α = A q), per row; ``q`` (B, C) probabilities."""
+    counts = counts.to(q.dtype)
+    a = torch.as_tensor(float(concentration), dtype=q.dtype, device=q.device)
+    alpha = (a * q).clamp_min(1e-6)
+    n = counts.sum(-1)
+    ll = (torch.lgamma(n + 1) - torch.lgamma(counts + 1).sum(-1)
+          + torch.lgamma(a) - torch.lgamma(n + a)
+          + (torch.lgamma(counts + alpha) - torch.lgamma(alpha)).sum(-1))
+    return -ll

@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from .errors import GalaxalignError
 from .fsutil import atomic_path
 from .surveys import open_registered
-from .jobs import retrain
+from .jobs import RefreshParams, maybe_refresh, refresh, retrain
 from .ood import task_proposal
 from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetirementRule, StoreError,
                     active_model, add_volunteer, anchoring_estimate, consensus_labels, get_survey, get_volunteer,
-                    next_galaxy_for, prediction_for, record_classification, retirement_summary, set_blind_fraction,
-                    set_proposal_gate, set_retirement)
+                    claim_refresh, next_galaxy_for, prediction_for, record_classification, retirement_summary,
+                    set_blind_fraction, set_proposal_gate, set_refresh_every, set_retirement)
 
 KINDS = {"skilled": 0.92, "average": 0.78, "careless": 0.6, "spammer": None}  # accuracy on the diagonal
 DEFAULT_CREW = ("skilled", "skilled", "average", "average", "average", "careless", "spammer")
@@ -86,10 +86,14 @@ class CampaignCfg:
     gate: dict | None = None  # override each new model's proposal gate (set_proposal_gate); None: as calibrated
     retirement: dict = field(default_factory=dict)  # the survey's retirement rule (set_retirement), e.g. model_votes
     gold_rate: float | None = None  # a fixed share of gold tasks; None: the queue's decaying rate
+    refresh_every: int = 0  # > 0: the refresh job runs every this many votes and after every re-training
+    refresh_pseudo: float = 0.0  # the refresh's pseudo-vote confidence (0: none; galaxalign.heads.pseudo_votes)
 
     def check(self) -> "CampaignCfg":
         if self.strategy not in QUEUE_STRATEGIES:
             raise CampaignError(f"strategy {self.strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
+        if self.refresh_every < 0 or not 0 <= self.refresh_pseudo < 1:
+            raise CampaignError("refresh_every must be ≥ 0 and refresh_pseudo between 0 and 1")
         if self.rounds < 1 or self.votes_per_round < 1:
             raise CampaignError("a campaign needs at least one round of at least one vote")
         if not 0 <= self.anchoring <= 1 or not 0 <= self.blind_fraction <= 1:
@@ -147,15 +151,32 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
     ids = {v.name: get_volunteer(store, v.name).id for v in crew}
     rounds = []
     params = {"survey": survey_name, "force_activate": True, **cfg.retrain}
+    set_refresh_every(store, survey_name, cfg.refresh_every)
+    refresh_params = RefreshParams(survey=survey_name, pseudo=cfg.refresh_pseudo, seed=cfg.seed)
+
     def train_round(r: int) -> dict:
         res = retrain(store, workspace, None, {**params, "name": f"sim{cfg.seed}-r{r}"})
         if cfg.gate is not None:
             set_proposal_gate(store, res["model"], **cfg.gate)
+        res["accuracy"], res["macro_f1"] = res["metrics"]["accuracy"], res["metrics"]["macro_f1"]
+        if cfg.refresh_every:  # a new tower: its proposals refitted on every vote at once, as the worker would
+            claim_refresh(store, survey_name, force=True)
+            fresh = refresh(store, workspace, None, refresh_params)
+            res["refresh"] = fresh
+            res["tower_accuracy"], res["accuracy"] = res["accuracy"], fresh["test_accuracy"]
         return res
 
+    def measured(res: dict) -> dict:
+        row = {"model_accuracy": res["accuracy"], "model_macro_f1": res["macro_f1"]}
+        if "refresh" in res:
+            f = res["refresh"]
+            row.update(tower_accuracy=res["tower_accuracy"], refreshes=n_refreshes,
+                       **{k: f.get(k) for k in ("ece_model", "ece_untempered", "ece", "temperature")})
+        return row
+
+    n_refreshes = 0
     first = train_round(0)
-    rounds.append({"round": 0, "human_votes": 0, "model_accuracy": first["metrics"]["accuracy"],
-                   "model_macro_f1": first["metrics"]["macro_f1"], **_score(store, survey_name, truth)})
+    rounds.append({"round": 0, "human_votes": 0, **measured(first), **_score(store, survey_name, truth)})
     votes = 0
     bar = tqdm(total=cfg.rounds * cfg.votes_per_round, desc="simulated votes", unit="vote", disable=not progress)
     for r in range(1, cfg.rounds + 1):
@@ -173,11 +194,13 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
                                       proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
             except DuplicateVote:  # not expected from the queue; never counted twice
                 continue
+            if cfg.refresh_every and maybe_refresh(store, survey_name, workspace, run_now=True) is not None:
+                n_refreshes += 1
+                mv = active_model(store)  # its gate was re-calibrated with the proposals
             bar.update(1)
         votes += cfg.votes_per_round
         res = train_round(r)
-        rounds.append({"round": r, "human_votes": votes, "model_accuracy": res["metrics"]["accuracy"],
-                       "model_macro_f1": res["metrics"]["macro_f1"], "n_consensus_labels": res["n_consensus_labels"],
+        rounds.append({"round": r, "human_votes": votes, **measured(res), "n_consensus_labels": res["n_consensus_labels"],
                        **_score(store, survey_name, truth)})
     bar.close()
     return {"config": {**asdict(cfg), "crew": list(cfg.crew)}, "survey": survey_name, "rounds": rounds,

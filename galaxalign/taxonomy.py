@@ -23,8 +23,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import yaml
 
 from .errors import GalaxalignError
@@ -33,7 +34,7 @@ from .symbols import is_glyph
 __all__ = [
     "Answer", "Task", "DecisionTree", "GalaxyClass", "LabelSet", "PathError",
     "GZ2_TREE", "GALAXY10", "GALAXY_MNIST", "FIRST", "LABEL_SETS", "get_label_set", "make_prompt",
-    "load_label_set", "LabelSetError", "LABELSET_DIR",
+    "load_label_set", "LabelSetError", "LABELSET_DIR", "AnswerMap",
 ]
 
 
@@ -146,6 +147,55 @@ class DecisionTree:
     def answers_of(self, path: AnswerPath) -> dict[str, str]:
         """``{task_id: answer_id}`` of a path."""
         return dict(path)
+
+    def paths(self) -> Iterator[AnswerPath]:
+        """Every complete path through the tree, root to end (1,265 for GZ2)."""
+        def walk(task_id: str | None, prefix: AnswerPath) -> Iterator[AnswerPath]:
+            if task_id is None:
+                yield prefix
+                return
+            for a in self[task_id].answers:
+                yield from walk(self[task_id].next_task(a.id), prefix + ((task_id, a.id),))
+        yield from walk(self.root, ())
+
+
+CLASS_TASK = "CLASS"  # the task of an AnswerMap whose answers are the classes themselves
+
+
+@dataclass(frozen=True, eq=False)
+class AnswerMap:
+    """What each class of a label set says about the answers to each task: the columns of the vote counts
+    training reads (one per ``(task, answer)``), ``implies`` (C, K) with 1 where every path that resolves
+    to class c gives that answer at that task, and ``tasks``, the columns of each task.
+
+    The first task is always the class itself (``CLASS``, one column per class, ``implies`` the identity):
+    a vote whose whole path resolves to a class counts there, as in a flat workflow. With the GZ2 tree,
+    a vote whose path resolves to *no* class still teaches, at every task of the tree where classes
+    differ: "features, not edge-on, bar, spiral, …, odd: lens" names no Galaxy10 class, but says *bar* at
+    T03 — evidence for Barred Spiral against the unbarred ones. Only answers some class implies (every
+    path that resolves to it gives that answer there) are columns, and only tasks with two or more of
+    them. Each vote counts once: in the class task or in the tree's.
+    """
+
+    columns: tuple[tuple[str, str], ...]
+    implies: np.ndarray
+    tasks: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def flat(cls, n_classes: int) -> "AnswerMap":
+        return cls(tuple((CLASS_TASK, str(c)) for c in range(n_classes)), np.eye(n_classes, dtype=np.float32),
+                   (tuple(range(n_classes)),))
+
+    def column(self, task: str, answer: str) -> int | None:
+        return self._index.get((str(task), str(answer)))
+
+    @property
+    def _index(self) -> dict:
+        idx = self.__dict__.get("_idx")
+        if idx is None:
+            idx = {c: k for k, c in enumerate(self.columns)}
+            object.__setattr__(self, "_idx", idx)
+        return idx
 
 
 def _t(id: str, question: str, answers: list[tuple[str, str, str | None, str]],
@@ -302,6 +352,41 @@ class LabelSet:
                 return cls
         return None
 
+    def answer_map(self) -> AnswerMap:
+        """The :class:`AnswerMap` of this set's classes on the GZ2 tree (computed once: every path of the
+        tree resolved by the rules)."""
+        cached = _ANSWER_MAPS.get(id(self))
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        if self.tree is None:
+            raise LabelSetError(f"label set {self.name!r} has no decision tree")
+        sure: list[dict[str, str]] = []
+        by_class: dict[int, list[dict[str, str]]] = {}
+        for path in GZ2_TREE.paths():
+            c = self.resolve(path)
+            if c is not None:
+                by_class.setdefault(c, []).append(dict(path))
+        for c in range(len(self.classes)):
+            paths = by_class.get(c, [])
+            common = {t: a for t, a in paths[0].items() if all(p.get(t) == a for p in paths)} if paths else {}
+            sure.append(common)
+        answers_by_task: dict[str, set[str]] = {}
+        for common in sure:
+            for t, a in common.items():
+                answers_by_task.setdefault(t, set()).add(a)
+        tree = tuple((t, a) for t in GZ2_TREE.tasks for a in (x.id for x in GZ2_TREE[t].answers)
+                     if len(answers_by_task.get(t, ())) >= 2 and a in answers_by_task[t])
+        n = len(self.classes)
+        flat = AnswerMap.flat(n)
+        implies = np.array([[1.0 if sure[c].get(t) == a else 0.0 for t, a in tree] for c in range(n)],
+                           np.float32).reshape(n, len(tree))
+        columns = flat.columns + tree
+        tasks = flat.tasks + tuple(tuple(n + k for k, (t, _) in enumerate(tree) if t == task)
+                                   for task in dict.fromkeys(t for t, _ in tree))
+        amap = AnswerMap(columns, np.concatenate([flat.implies, implies], 1), tasks)
+        _ANSWER_MAPS[id(self)] = (self, amap)
+        return amap
+
     def check_trimodal(self, tokenize: Callable[[list[str]], Any] | None = None) -> None:
         """Refuse a label set that a tri-modal run cannot learn from: two classes with the same symbol
         (one picture asked to match two texts) or prompts that are identical once tokenized.
@@ -323,6 +408,9 @@ class LabelSet:
                 raise LabelSetError(f"label set {self.name!r}: classes {first[k]!r} and {c.name!r} have the same prompt "
                                     f"after tokenization ({c.prompt!r}); write prompts that tell them apart")
             first[k] = c.name
+
+
+_ANSWER_MAPS: dict[int, tuple["LabelSet", AnswerMap]] = {}
 
 
 def _symbol_label(symbol: str) -> str:

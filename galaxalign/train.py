@@ -42,10 +42,10 @@ from .engine import EarlyStop, Engine, amp_enabled, decay_groups, device_for
 from .errors import GalaxalignError
 from .fsutil import atomic_path
 from .inference import calibrate_familiarity, class_probabilities, embed_images, evaluate_model
-from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs
+from .loss import STAGE1_PAIRS, STAGE2_PAIRS, GalaxAlignLoss, parse_pairs, vote_nll
 from .model import ModelCfg, TriModalCLIP, create_model, load_model, save_model
 from .symbols import render_symbol
-from .taxonomy import LabelSetError, make_prompt
+from .taxonomy import AnswerMap, LabelSetError, make_prompt
 
 __all__ = ["TrainCfg", "ConfigError", "load_config", "train", "stage_plan", "VARIANTS", "SymbolBank",
            "class_text_for", "encode_batch", "augment_images", "resolve_split",
@@ -103,6 +103,8 @@ class TrainCfg:
     balanced: bool = False
     patience: int = 0
     amp: bool = False
+    vote_concentration: float = 10.0  # A of the Dirichlet–multinomial vote term (training with vote counts)
+    vote_weight: float = 1.0          # its weight beside the contrastive terms
     eval_every_stage: bool = True
     device: str = "auto"
 
@@ -148,6 +150,8 @@ class TrainCfg:
             raise ConfigError(f"{source}: shift and noise must be between 0 and 0.5")
         if self.patience < 0:
             raise ConfigError(f"{source}: patience must be ≥ 0")
+        if not self.vote_concentration > 0 or self.vote_weight < 0:
+            raise ConfigError(f"{source}: vote_concentration must be > 0 and vote_weight ≥ 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -256,13 +260,24 @@ class SymbolBank:
 
 
 def encode_batch(model, x: torch.Tensor, y: torch.Tensor, tokens: torch.Tensor, bank: "SymbolBank",
-                 gen: torch.Generator, need_sym: bool = True, need_txt: bool = True, unique: bool = True) -> dict:
+                 gen: torch.Generator, need_sym: bool = True, need_txt: bool = True, unique: bool = True,
+                 all_classes: bool = False) -> dict:
     """Embeddings of one batch, every one aligned to the batch: ``{"img", "sym", "txt"}`` (B, D) + ``"scale"``.
 
     ``unique``: text and symbols are per class, so each distinct class of the batch is encoded once
     (U ≤ C encodings) and gathered back to the B samples; otherwise one encoding per sample (the
-    naive loop, kept for the benchmark). ``model`` may be the DDP wrapper.
+    naive loop, kept for the benchmark). ``all_classes``: every class's text and symbol is encoded, and
+    ``"txt_all"`` (C, D) holds the class texts in class order. ``model`` may be the DDP wrapper.
     """
+    if all_classes:  # every class once (the vote term needs all of them), gathered back to the samples
+        uniq, inv = torch.arange(len(tokens), device=y.device), y
+        sym_in = bank.sample(uniq, gen).to(x.device) if need_sym else None
+        txt_in = tokens if need_txt else None
+        z = model(image=x, symbol=sym_in, text=txt_in)
+        out = {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}
+        if "txt" in z:
+            out["txt_all"] = z["txt"]
+        return out
     if unique:
         uniq, inv = torch.unique(y, return_inverse=True)
         sym_in = bank.sample(uniq, gen).to(x.device) if need_sym else None
@@ -375,7 +390,7 @@ class Trainer:
     def __init__(self, cfg: TrainCfg, survey: Survey, out_dir: Path, labels: np.ndarray | None = None,
                  train_idx: np.ndarray | None = None, test_idx: np.ndarray | None = None,
                  valid_idx: np.ndarray | None = None, init_from: str | None = None, progress: Callable[[float, str], None] | None = None,
-                 show_bar: bool = True):
+                 show_bar: bool = True, votes: np.ndarray | None = None, vote_map: AnswerMap | None = None):
         self.cfg, self.survey, self.out = cfg, survey, Path(out_dir)
         self.device = device_for(cfg.device)
         self.rank, self.world, _ = _dist_info()
@@ -390,7 +405,21 @@ class Trainer:
             self.valid_idx = va[self.labels[va] >= 0]
         if valid_idx is not None:
             self.valid_idx = np.asarray(valid_idx, np.int64)
-        self.train_idx = np.asarray(train_idx)[self.labels[np.asarray(train_idx)] >= 0]
+        # vote counts (n, K) over the columns of ``vote_map`` (default: one per class) — from
+        # :func:`galaxalign.store.training_votes`: a galaxy with votes trains through the Dirichlet–multinomial
+        # term even before it has a label; the contrastive terms keep to labelled rows
+        self.votes = None if votes is None else np.asarray(votes, np.float32)
+        if self.votes is not None:
+            self.vote_map = vote_map or AnswerMap.flat(self.votes.shape[1])
+            if self.votes.shape != (len(survey), len(self.vote_map.columns)):
+                raise GalaxalignError(f"vote counts {self.votes.shape} do not fit the survey's {len(survey)} galaxies "
+                                      f"and {len(self.vote_map.columns)} answer columns")
+        taught = self.labels >= 0 if self.votes is None else (self.labels >= 0) | (self.votes.sum(1) > 0)
+        self.train_idx = np.asarray(train_idx)[taught[np.asarray(train_idx)]]
+        # the class each row is paired with (its label, else the class its votes say most for): what balanced
+        # epochs count and what an unlabelled row's symbol and text are drawn for
+        self.pair_labels = self.labels if self.votes is None else np.where(
+            self.labels >= 0, self.labels, (self.votes @ self.vote_map.implies.T).argmax(1))
         self.test_idx = np.asarray(test_idx)
         if len(self.train_idx) < cfg.batch_size:
             raise GalaxalignError(f"{survey.path}: {len(self.train_idx)} labelled training galaxies, fewer than "
@@ -406,7 +435,7 @@ class Trainer:
         return self._images[idx] if self._images is not None else torch.from_numpy(self.survey.images(idx))
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        perm = epoch_order(self.train_idx, self.labels, self.cfg.seed, epoch, self.cfg.balanced)
+        perm = epoch_order(self.train_idx, self.pair_labels, self.cfg.seed, epoch, self.cfg.balanced)
         perm = perm[self.rank::self.world]  # each rank its own shard, same number of steps everywhere
         n = len(self.train_idx) // self.world // self.cfg.batch_size
         return [perm[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size] for i in range(n)]
@@ -540,13 +569,15 @@ class Trainer:
             imgs = self._batch_images(bidx)
             if cfg.augment:
                 imgs = augment_images(imgs, self.gen, cfg.rotation, cfg.shift, cfg.noise)
-            y = torch.as_tensor(self.labels[bidx], device=self.device)
+            y = torch.as_tensor(self.pair_labels[bidx], device=self.device)
             x = model.preprocess(imgs)
 
-            def compute(x=x, y=y):
-                z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, need_txt,
-                                 cfg.unique_encode)
-                return loss_fn(z, z["scale"], y)
+            def compute(x=x, y=y, bidx=bidx):
+                if self.votes is None:
+                    z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, need_txt,
+                                     cfg.unique_encode)
+                    return loss_fn(z, z["scale"], y)
+                return self._vote_step(wrapped, x, y, bidx, loss_fn, need_sym)
             terms = engine.step(compute)
             with torch.no_grad():
                 model.clip.logit_scale.clamp_(0, math.log(100))
@@ -557,6 +588,24 @@ class Trainer:
         return {"stage": sp.stage, "epoch": epoch + 1, "global_epoch": order_epoch + 1,
                 **{k: v / n for k, v in sums.items()}, "lr": engine.lr,
                 "logit_scale": model.logit_scale.item(), "seconds": round(time.perf_counter() - t0, 3), "steps": n}
+
+    def _vote_step(self, wrapped, x: torch.Tensor, y: torch.Tensor, bidx: np.ndarray, loss_fn, need_sym: bool) -> dict:
+        """The loss terms of one batch trained with vote counts: the contrastive terms over its labelled
+        rows (the rest have votes but no label yet) plus ``vote_weight`` × the mean Dirichlet–multinomial
+        NLL of every row's counts under its class probabilities, ``softmax(s · cos(image, class text))`` —
+        the probabilities the model proposes with (:func:`galaxalign.inference.class_probabilities`)."""
+        z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, True, all_classes=True)
+        hard = torch.as_tensor(self.labels[bidx] >= 0, device=x.device)
+        if int(hard.sum()) >= 2:
+            terms = loss_fn({k: v[hard] for k, v in z.items() if k in ("img", "sym", "txt")}, z["scale"], y[hard])
+        else:  # too few labelled rows for a contrastive batch: only the votes teach this step
+            terms = {"loss": z["img"].sum() * 0.0}
+        logits = z["scale"] * F.normalize(z["img"], dim=-1) @ F.normalize(z["txt_all"], dim=-1).t()
+        counts = torch.as_tensor(self.votes[bidx], device=x.device)
+        terms["votes"] = vote_nll(logits, counts, torch.as_tensor(self.vote_map.implies), self.vote_map.tasks,
+                                  self.cfg.vote_concentration).mean()
+        terms["loss"] = terms["loss"] + self.cfg.vote_weight * terms["votes"]
+        return terms
 
     def _after_epoch(self, row: dict, sp: StagePlan, si: int, epoch: int, engine: Engine, fraction: float) -> None:
         """Log the epoch, save ``last.pt`` (resume point) and report progress."""

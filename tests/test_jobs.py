@@ -215,6 +215,8 @@ def test_the_queue_runs_on_redis_when_configured(ws, tmp_path, monkeypatch):
     ({"tolerance": 5}, "tolerance must be a number between -1 and 1"),
     ({"lr_scale": 0}, "lr_scale must be a number"),
     ({"seed": -2}, "seed must be a whole number"),
+    ({"name": "v"}, "retrain: name 'v' must be 2–40"),           # refused before training, not after it
+    ({"learn_from": "hunches"}, "learn_from"),
 ])
 def test_retrain_parameters_are_typed_and_checked_before_any_work(params, message):
     from galaxalign.jobs import RetrainParams
@@ -223,7 +225,7 @@ def test_retrain_parameters_are_typed_and_checked_before_any_work(params, messag
         RetrainParams.from_dict(params)
     p = RetrainParams.from_dict({"survey": "demo", "stage1_epochs": 2, "force_activate": True})
     assert p.to_dict() == {"survey": "demo", "stage1_epochs": 2, "force_activate": True, "from_scratch": False,
-                           "tolerance": 0.005, "lr_scale": 0.1}  # what the job runs with
+                           "tolerance": 0.005, "lr_scale": 0.1, "learn_from": "consensus"}  # what the job runs with
     assert RetrainParams.from_dict(p.to_dict()) == p
 
 

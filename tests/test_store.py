@@ -37,11 +37,11 @@ def n_rows(store, model):
 
 def test_schema_comes_from_alembic(store):
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0014"
     # the queue's indexes on large surveys come from migrations 0005 and 0006, Talk's from 0011
     assert "ix_leases_galaxy_id" in {i["name"] for i in inspect(store.engine).get_indexes("leases")}  # 0013
     assert "ix_galaxy_survey_idx" in {i["name"] for i in inspect(store.engine).get_indexes("galaxies")}
-    assert {"ix_prediction_entropy", "ix_prediction_disagreement"} <= {
+    assert {"ix_prediction_entropy", "ix_prediction_disagreement", "ix_prediction_mutual_info"} <= {
         i["name"] for i in inspect(store.engine).get_indexes("predictions")}
     assert {"ix_comments_galaxy", "ix_comments_created"} <= {i["name"] for i in inspect(store.engine).get_indexes("comments")}
     if store.dialect == "sqlite":

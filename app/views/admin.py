@@ -9,11 +9,13 @@ from common import get_workspace, require, show_error, store
 from galaxalign.errors import GalaxalignError
 from galaxalign.importer import MAX_IMPORT_BYTES
 from galaxalign.jobs import enqueue, reap_stale_jobs
+from galaxalign.jobs.params import LEARN_FROM
 from galaxalign.prepare import STRETCHES, Preparation
 from galaxalign.taxonomy import LABEL_SETS
-from galaxalign.store import (RETIREMENT_METHODS, activate_model, anchoring_estimate, list_jobs, list_model_versions,
+from galaxalign.store import (QUEUE_STRATEGIES, RETIREMENT_METHODS, active_model, activate_model, anchoring_estimate, list_jobs, list_model_versions,
                               list_surveys, moderation_log, require_role, retirement_summary, set_blind_fraction,
-                              set_retirement, suspend_from_talk, volunteer_stats)
+                              set_queue_strategy, set_refresh_every, set_retirement, suspend_from_talk,
+                              volunteer_stats)
 
 user = require("admin")
 st.title("Admin")
@@ -35,11 +37,14 @@ with st.sidebar:
     s2 = st.number_input("Stage 2 epochs", 0, 400, 8, key="adm_s2")
     scratch = st.checkbox("From scratch (not from the active model)", key="adm_scratch")
     force = st.checkbox("Activate even if not better", key="adm_force")
+    learn_from = st.radio("Learn from", LEARN_FROM, key="adm_learn_from", horizontal=True,
+                          help="consensus: one label per known or retired galaxy. votes: every galaxy's vote "
+                               "counts as well (a galaxy with two votes already teaches, less than one with twenty).")
     surveys = [s.name for s in list_surveys(store())]
     sv = st.selectbox("Survey", surveys, key="adm_survey") if surveys else None
     st.button("Re-train now", type="primary", key="adm_retrain", disabled=sv is None, on_click=start_job,
               args=("retrain", {"survey": sv, "stage1_epochs": int(s1), "stage2_epochs": int(s2),
-                                "from_scratch": scratch, "force_activate": force},))
+                                "from_scratch": scratch, "force_activate": force, "learn_from": learn_from},))
     st.subheader("Adapt to a survey")
     st.caption("Self-supervised training on the survey's own images, the classes kept from the model's survey, "
                "the two feature distributions aligned. Makes a candidate; the active model is not touched.")
@@ -266,3 +271,37 @@ if surveys_now:
     if summary["retired"]:
         st.caption(f"{summary['retired']:,} galaxies retired, {summary['votes_per_retired']:.2f} human votes each on "
                    "average; by reason: " + ", ".join(f"{k} {v:,}" for k, v in sorted(summary["by_reason"].items())))
+
+st.subheader("Every vote teaches")
+st.caption("Between full re-trains, the worker refits the active model's proposals on every vote so far — an "
+           "ensemble of heads on the stored embeddings, in seconds — after every K new votes on the survey: the "
+           "proposals, the gate's confidence and the queue's uncertainty follow the volunteers. **bald** puts first "
+           "the galaxies where the heads disagree most (where more votes would teach the model most).")
+if surveys_now:
+    pick_v = st.selectbox("Survey", [s.name for s in surveys_now], key="adm_vote_survey")
+    srow = next(s for s in surveys_now if s.name == pick_v)
+    with st.form("adm_votes"):
+        c1, c2 = st.columns(2)
+        every = c1.number_input("Refresh the proposals every K votes (0: never)", 0, 1_000_000,
+                                int(srow.refresh_every), key="adm_refresh_every")
+        strategy = c2.selectbox("Queue puts first", QUEUE_STRATEGIES, index=QUEUE_STRATEGIES.index(srow.queue_strategy),
+                                key="adm_queue_strategy")
+        if st.form_submit_button("Save", key="adm_votes_save"):
+            try:
+                require_role(store(), user["id"], "admin")
+                set_refresh_every(store(), pick_v, int(every))
+                set_queue_strategy(store(), pick_v, strategy)
+                st.success(f"Saved: {pick_v!r} refreshes every {int(every):,} votes; the queue puts {strategy} first.")
+            except GalaxalignError as e:
+                show_error(e)
+    st.button("Refresh the proposals now", key="adm_refresh_now", on_click=start_job, args=("refresh", {"survey": pick_v}))
+    mv = active_model(store())
+    last = ((mv.metrics or {}).get("refresh") or {}).get(pick_v) if mv else None
+    if last:
+        ece = (f"; calibration error {last['ece_model']:.3f} (the model alone) → {last['ece']:.3f} (refreshed, tempered)"
+               if last.get("ece") is not None else "")
+        acc = f"; held-out accuracy {last['accuracy']:.3f}" if last.get("accuracy") is not None else ""
+        st.caption(f"Last refresh of {mv.name} on {pick_v}: {last['n_taught']:,} galaxies taught, {last['heads']} heads, "
+                   f"temperature {last['temperature']:.2f}{acc}{ece}, {last['seconds']:.1f} s.")
+    elif mv:
+        st.caption(f"{mv.name} has not been refreshed on {pick_v} yet.")

@@ -3,14 +3,16 @@
 The vote is written (one transaction) before the next galaxy is chosen; a refresh starts a new
 galaxy and a repeated click on a finished galaxy is recognised as the same vote, never a second one.
 """
+import logging
 import time
 
 import numpy as np
 import streamlit as st
 
 from common import (active_model_row, classifier, client_address, current_survey, display, doorkeeper, ensure_identity,
-                    model_learning, settings, store, picked_survey_row, symbol_png)
+                    get_workspace, model_learning, settings, store, picked_survey_row, symbol_png)
 from galaxalign.access import Throttled
+from galaxalign.jobs import maybe_refresh
 from galaxalign.store import (ODD_REASONS, DuplicateVote, comment_counts, get_galaxy, get_survey, get_volunteer,
                               mark_tutorial_seen, next_galaxy_for, prediction_for, record_classification, set_flag,
                               volunteer_flags, volunteer_stats)
@@ -27,6 +29,7 @@ if row is None or survey is None:
     st.stop()
 ls = survey.label_set if row.workflow == "gz2" else None
 S = st.session_state
+log = logging.getLogger("galaxalign.app")
 
 
 def new_galaxy() -> None:
@@ -50,6 +53,7 @@ def commit(answers: list, galaxy: int) -> None:
             doorkeeper().check_guest_vote(me["id"], client_address(), settings().guest_votes_per_minute)
         res = record_classification(store(), me["id"], gid, answers, seconds=round(time.time() - S["cls_started"], 2),
                                     proposal=tp.record, model_version_id=tp.model_version_id, blind=tp.blind)
+        teach(row.name)
         if res.late:
             S["cls_toast"] = ("Others finished this galaxy while you looked at it: your answer is kept with it "
                               "(it no longer changes its label). Thank you!")
@@ -62,6 +66,15 @@ def commit(answers: list, galaxy: int) -> None:
         S["cls_error"] = str(e)
         return
     new_galaxy()
+
+
+def teach(survey_name: str) -> None:
+    """Every ``refresh_every`` votes on the survey, queue the refresh of its proposals (one voter of many
+    is told to; the worker refits them in seconds). A queue that cannot be reached never costs the vote."""
+    try:
+        maybe_refresh(store(), survey_name, get_workspace())
+    except Exception as e:  # noqa: BLE001 - the vote is stored; the next K votes try again
+        log.warning("refresh of %s not queued: %s", survey_name, e)
 
 
 def flag_odd(galaxy: int, id_str: str) -> None:

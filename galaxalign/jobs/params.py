@@ -13,12 +13,14 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from ..errors import GalaxalignError
+from ..validate import check_name
 
 __all__ = ["JobParams", "RetrainParams", "EmbedParams", "EmbedShardParams", "AdaptParams", "ProjectParams",
-           "PARAMS", "ROLES", "JOB_KINDS", "ALIGN_CHOICES", "PROJECTION_METHODS"]
+           "RefreshParams", "PARAMS", "ROLES", "JOB_KINDS", "ALIGN_CHOICES", "PROJECTION_METHODS", "LEARN_FROM"]
 
 ALIGN_CHOICES = ("ot", "mmd", "none")
 PROJECTION_METHODS = ("pca", "tsne", "umap")
+LEARN_FROM = ("consensus", "votes")
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None)}
 _WORDS = {int: "a whole number", float: "a number", str: "a text", bool: "true or false"}
 
@@ -92,7 +94,9 @@ class RetrainParams(JobParams):
     from the active model; ``force_activate``: activate even if worse; ``tolerance``: how much worse
     (macro-F1) still counts as "not worse" (negative: the candidate must beat the active model by that
     much); ``lr_scale``: the config's lr is scaled by this when starting from the active model;
-    ``name``: the model version's name (default: a time stamp); ``seed``: the training seed."""
+    ``name``: the model version's name (default: a time stamp); ``seed``: the training seed;
+    ``learn_from``: ``consensus`` (one label per known or retired galaxy) or ``votes`` (every galaxy's
+    vote counts as well, through a Dirichlet–multinomial term: :func:`galaxalign.store.training_votes`)."""
     kind: ClassVar[str] = "retrain"
     survey: str | None = None
     config: str | None = None
@@ -104,6 +108,24 @@ class RetrainParams(JobParams):
     lr_scale: float = _range(1e-6, 10.0, 0.1)
     name: str | None = None
     seed: int | None = _range(0, 2**32 - 1)
+    learn_from: str = _choices(LEARN_FROM, "consensus")
+
+    def __post_init__(self):  # a name the store would refuse is refused before an hour of training, not after
+        if self.name is not None:
+            check_name(self.name, "retrain: name", GalaxalignError)
+
+
+@dataclass(frozen=True)
+class RefreshParams(JobParams):
+    """Refit the active model's proposals for ``survey`` (default: the first) on its stored embeddings
+    (:mod:`galaxalign.heads`): ``heads`` linear heads, each on a bootstrap of the vote counts, tempered on
+    the held-out split; predictions, the queue's uncertainty and the gate refreshed, no weights touched.
+    ``pseudo``: confident unlabelled galaxies join as pseudo-votes (0 turns it off)."""
+    kind: ClassVar[str] = "refresh"
+    survey: str | None = None
+    heads: int = _range(1, 32, 5)
+    pseudo: float = _range(0.0, 1.0, 0.0)
+    seed: int = _range(0, 2**32 - 1, 0)
 
 
 @dataclass(frozen=True)
@@ -154,7 +176,7 @@ class ProjectParams(JobParams):
 
 
 PARAMS: dict[str, type[JobParams]] = {p.kind: p for p in (RetrainParams, EmbedParams, EmbedShardParams,
-                                                             AdaptParams, ProjectParams)}
+                                                             AdaptParams, ProjectParams, RefreshParams)}
 JOB_KINDS = tuple(PARAMS)
 # who may start a job of each kind from the app (default: admins); a map is a researcher's own view
 ROLES = {"project": "researcher"}

@@ -13,7 +13,7 @@ import numpy as np
 from ..fsutil import staged_dir
 from ..inference import evaluate_model
 from ..model import load_model
-from ..store import activate_model, active_model, register_model, training_labels
+from ..store import activate_model, active_model, register_model, training_labels, training_votes
 from ..store.models import utcnow
 from ..surveys import open_survey
 from ..train import load_config, resolve_split, train
@@ -48,15 +48,19 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: RetrainPara
     _, valid_idx, test_idx = resolve_split(survey, cfg)
     test_idx = test_idx[survey.labels[test_idx] >= 0]
     valid_idx = valid_idx[survey.labels[valid_idx] >= 0]
-    train_idx = np.setdiff1d(np.flatnonzero(labels >= 0), np.concatenate([test_idx, valid_idx]))
-    report(0.0, f"training on {len(train_idx)} labelled galaxies of {row.name}"
+    votes, vote_map = training_votes(store, row.name, len(survey)) if p.learn_from == "votes" else (None, None)
+    taught = labels >= 0 if votes is None else (labels >= 0) | (votes.sum(1) > 0)
+    train_idx = np.setdiff1d(np.flatnonzero(taught), np.concatenate([test_idx, valid_idx]))
+    what = "labelled galaxies" if votes is None else "galaxies with a label or votes"
+    report(0.0, f"training on {len(train_idx)} {what} of {row.name}"
                 f" (from {parent.name if init_from else 'scratch'})")
     name = p.name or f"v{utcnow():%Y%m%d-%H%M%S}"
     out = workspace.models / name
     phase = reporter(store, job_id, 0.02, 0.75) if job_id else None
     with staged_dir(out, owner=f"job{job_id}" if job_id else "local") as tmp:  # a killed worker leaves no `out`
         res = train(cfg, survey=survey, out_dir=tmp, labels=labels, train_idx=train_idx, test_idx=test_idx,
-                    valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar)
+                    valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar, votes=votes,
+                    vote_map=vote_map)
         _drop_resume_point(tmp)
     candidate = res["metrics"]
     parent_metrics = None

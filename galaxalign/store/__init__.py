@@ -16,7 +16,7 @@ function takes the :class:`Store` first and does its work in one transaction; a 
 """
 from .accounts import *  # noqa: F401,F403
 from .accounts import __all__ as _accounts
-from .consensus import (CONSENSUS_METHODS, anchoring_estimate, retirement_summary, volunteer_history, consensus_labels, skill_weights, training_labels, volunteer_skill,
+from .consensus import (CONSENSUS_METHODS, anchoring_estimate, retirement_summary, volunteer_history, consensus_labels, skill_weights, training_labels, training_votes, volunteer_skill,
                         volunteer_stats, vote_fractions)
 from .db import Store, StoreError, migrate, open_store
 from .export import export_classifications, export_vote_fractions, neutralise, write_table
@@ -30,7 +30,7 @@ from .lookup import *  # noqa: F401,F403
 from .lookup import __all__ as _lookup
 from .project import *  # noqa: F401,F403
 from .project import __all__ as _project
-from .queue import QUEUE_STRATEGIES, gold_rate_for, next_galaxy_for
+from .queue import QUEUE_STRATEGIES, gold_rate_for, next_galaxy_for, set_queue_strategy
 from .talk import *  # noqa: F401,F403
 from .talk import __all__ as _talk
 from .surveys import *  # noqa: F401,F403
@@ -41,6 +41,6 @@ from .votes import *  # noqa: F401,F403
 from .votes import __all__ as _votes
 
 __all__ = [*_lookup, *_project, *_accounts, *_surveys, *_votes, *_versions, *_jobs, *_hunts, *_flags, *_talk, "Store", "StoreError", "open_store",
-           "migrate", "anchoring_estimate", "vote_fractions", "consensus_labels", "training_labels", "volunteer_skill", "volunteer_stats",
-           "skill_weights", "next_galaxy_for", "gold_rate_for", "QUEUE_STRATEGIES", "CONSENSUS_METHODS", "retirement_summary", "volunteer_history", "export_classifications", "export_vote_fractions", "neutralise",
+           "migrate", "anchoring_estimate", "vote_fractions", "consensus_labels", "training_labels", "training_votes", "volunteer_skill", "volunteer_stats",
+           "skill_weights", "next_galaxy_for", "set_queue_strategy", "gold_rate_for", "QUEUE_STRATEGIES", "CONSENSUS_METHODS", "retirement_summary", "volunteer_history", "export_classifications", "export_vote_fractions", "neutralise",
            "write_table"]

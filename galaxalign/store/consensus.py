@@ -26,9 +26,11 @@ from .db import Store, StoreError
 from .models import Classification, Galaxy, Volunteer
 from .retirement import RetirementRule, top_of
 from .surveys import gold_survey_ids
+from ..taxonomy import AnswerMap, get_label_set
 
 __all__ = ["vote_fractions", "consensus_labels", "volunteer_skill", "skill_weights", "volunteer_stats",
-           "retirement_summary", "volunteer_history", "CONSENSUS_METHODS"]
+           "retirement_summary", "volunteer_history", "CONSENSUS_METHODS",
+           "training_votes", "CERTAIN_VOTES"]
 
 
 def skill_weights(store: Store, survey: int | str | None = None) -> dict[int, float]:
@@ -219,6 +221,53 @@ def training_labels(store: Store, survey: int | str, n: int) -> tuple[np.ndarray
                 labels[idx] = cons
                 from_consensus += 1
     return labels, from_consensus
+
+
+CERTAIN_VOTES = 20.0  # a known or gold label weighs as this many unanimous votes
+
+
+def training_votes(store: Store, survey: int | str, n: int,
+                   certain_votes: float = CERTAIN_VOTES) -> tuple[np.ndarray, AnswerMap]:
+    """Every galaxy's vote counts for training (Walmsley et al. 2020: learn from the votes, not from one
+    label per retired galaxy): ``(counts (n, K) float32, AnswerMap)``, row = galaxy idx, one column per
+    ``(task, answer)`` of the map (:meth:`galaxalign.taxonomy.LabelSet.answer_map`; a flat workflow's
+    columns are its classes). A vote whose path resolves to a class counts there; on the GZ2 tree a vote
+    that resolves to none counts at each task where its answer tells classes apart.
+
+    Every vote counts — a galaxy still waiting for votes, and a late vote on a retired one, teach as much
+    as any (retirement is about when to stop asking, not about what the answers say). Where the survey
+    retires by ``skill``, each vote weighs its volunteer's gold record (:func:`skill_weights`), as the
+    retirement does. A known or gold label is certain: ``certain_votes`` unanimous votes for its class,
+    whatever volunteers answered."""
+    with store.read() as s:
+        sv = survey_row(s, survey)
+        n_classes = len(sv.class_names)
+        skill = RetirementRule.from_dict(sv.retirement).method == "skill"
+        tree = sv.workflow == "gz2" and get_label_set(sv.label_set_file or sv.label_set).tree == "gz2"
+        amap = get_label_set(sv.label_set_file or sv.label_set).answer_map() if tree else AnswerMap.flat(n_classes)
+        known = s.execute(select(Galaxy.idx, Galaxy.known_label)
+                          .where(Galaxy.survey_id == sv.id, Galaxy.known_label.is_not(None))).all()
+        votes = s.execute(select(Galaxy.idx, Classification.volunteer_id, Classification.resolved_class,
+                                 Classification.answers)
+                          .join(Classification, Classification.galaxy_id == Galaxy.id)
+                          .where(Galaxy.survey_id == sv.id, Galaxy.known_label.is_(None))).all()
+    weights = skill_weights(store, sv.id) if skill else {}
+    counts = np.zeros((n, len(amap.columns)), np.float32)
+    for idx, vid, cls, answers in votes:
+        if idx >= n:
+            continue
+        w = weights.get(vid, 0.5) if skill else 1.0
+        if cls is not None and 0 <= cls < n_classes:
+            counts[idx, cls] += w
+        elif tree:  # no class: what its answers say, task by task
+            for task, answer in answers:
+                k = amap.column(task, answer)
+                if k is not None:
+                    counts[idx, k] += w
+    for idx, label in known:
+        if idx < n and 0 <= label < n_classes:
+            counts[idx, label] = certain_votes
+    return counts, amap
 
 
 def _anchoring(stats: np.ndarray) -> tuple[float, float, float] | None:

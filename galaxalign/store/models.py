@@ -39,6 +39,12 @@ class RegisteredSurvey(Base):
     retirement: Mapped[dict | None] = mapped_column(JSON)
     # gold tasks may also come from this survey: rendered galaxies with known truth (galaxalign.importer.inject_gold)
     gold_from_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id", ondelete="SET NULL"))
+    # the fast refresh (galaxalign.jobs.refresh): queued after every ``refresh_every`` new votes (0: never);
+    # ``refreshed_votes``: the survey's votes when the last one started
+    refresh_every: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
+    refreshed_votes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # what the queue puts first for volunteers (galaxalign.store.queue.QUEUE_STRATEGIES)
+    queue_strategy: Mapped[str] = mapped_column(String(20), default="entropy", server_default="entropy")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -138,7 +144,8 @@ class Prediction(Base):
     __tablename__ = "predictions"
     __table_args__ = (UniqueConstraint("model_version_id", "galaxy_id", name="uq_prediction"),
                       Index("ix_prediction_entropy", "model_version_id", "entropy"),  # the most uncertain first
-                      Index("ix_prediction_disagreement", "model_version_id", "disagreement"))
+                      Index("ix_prediction_disagreement", "model_version_id", "disagreement"),
+                      Index("ix_prediction_mutual_info", "model_version_id", "mutual_info"))
     id: Mapped[int] = mapped_column(primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
     galaxy_id: Mapped[int] = mapped_column(ForeignKey("galaxies.id", ondelete="CASCADE"), index=True)
@@ -149,6 +156,8 @@ class Prediction(Base):
     ood: Mapped[float | None] = mapped_column(Float)  # unfamiliarity: > 1 out of distribution (galaxalign.ood)
     # how much the text head and the symbol head disagree, 0–1 (galaxalign.inference.head_disagreement)
     disagreement: Mapped[float | None] = mapped_column(Float)
+    # BALD: the mutual information of the refreshed heads' ensemble, 0–1 (galaxalign.heads); None before one
+    mutual_info: Mapped[float | None] = mapped_column(Float)
 
 
 class Hunt(Base):

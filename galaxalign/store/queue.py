@@ -11,8 +11,10 @@ than scatter.
 
 ``strategy`` chooses the uncertainty: ``entropy`` (the default), ``margin`` (one minus the gap between
 the two most probable classes), ``disagreement`` (BALD-like: how much the model's text head and
-symbol head disagree, :func:`galaxalign.inference.head_disagreement`), or ``random`` (no model: the
-baseline of the campaign benchmark).
+symbol head disagree, :func:`galaxalign.inference.head_disagreement`), ``bald`` (the mutual information
+of the ensemble of heads the last refresh fitted, :func:`galaxalign.heads.mutual_information` — where
+more votes would teach the model most; the two heads' disagreement until a refresh has run), or
+``random`` (no model: the baseline of the campaign benchmark).
 
 On a large survey a request never reads every eligible galaxy: when more than :data:`POOL` are left,
 the candidates are the active model's most uncertain ones (through the index on predictions by model
@@ -33,11 +35,12 @@ from .models import Classification, Galaxy, Lease, Prediction, utcnow
 from .retirement import RetirementRule
 from .surveys import gold_survey_ids
 
-__all__ = ["next_galaxy_for", "queue_scores", "gold_rate_for", "QUEUE_STRATEGIES", "LEASE_SECONDS"]
+__all__ = ["next_galaxy_for", "queue_scores", "gold_rate_for", "set_queue_strategy", "QUEUE_STRATEGIES",
+           "LEASE_SECONDS"]
 
 LEASE_SECONDS = 120.0  # how long a galaxy on a volunteer's screen is held for them
 
-QUEUE_STRATEGIES = ("entropy", "margin", "disagreement", "random")
+QUEUE_STRATEGIES = ("entropy", "margin", "disagreement", "bald", "random")
 POOL = 2000  # candidates scored per request when more galaxies than this are eligible
 GOLD_START, GOLD_FLOOR, GOLD_HALF_LIFE = 0.3, 0.03, 8  # the decaying gold rate (gold_rate_for)
 
@@ -60,7 +63,7 @@ def _uncertainty(strategy: str, values: list) -> np.ndarray:
     probabilities for ``margin``; None without a prediction, scored 0.5)."""
     if strategy == "random":
         return np.zeros(len(values))
-    if strategy == "disagreement":
+    if strategy in ("disagreement", "bald"):
         return np.array([d if d is not None else 0.0 for d in values], float)
     if strategy == "margin":
         def margin(p):
@@ -73,17 +76,18 @@ def _uncertainty(strategy: str, values: list) -> np.ndarray:
 
 
 def next_galaxy_for(store: Store, volunteer: int | str | None, survey: int | str, rng: np.random.Generator | None = None,
-                    gold_rate: float | None = None, randomness: float = 0.3, strategy: str = "entropy",
+                    gold_rate: float | None = None, randomness: float = 0.3, strategy: str | None = None,
                     lease_seconds: float = LEASE_SECONDS) -> Galaxy | None:
     """The next galaxy for ``volunteer`` in ``survey``, or ``None`` when nothing is left for them.
     ``volunteer`` None: a visitor who has not voted yet (no guest row until their first vote), served as a
     newcomer. ``gold_rate``: a fixed share of gold tasks; None, the decaying :func:`gold_rate_for`.
+    ``strategy``: None, the survey's ``queue_strategy``.
 
     The galaxy served is **held** for the volunteer for ``lease_seconds`` (a row in ``leases``, replacing
     the one they held): the queue counts other volunteers' live leases as votes on their way, so a galaxy
     that needs one more vote is not sent to several volunteers at once. Their vote releases it; an
     abandoned lease expires and the galaxy is served again."""
-    if strategy not in QUEUE_STRATEGIES:
+    if strategy is not None and strategy not in QUEUE_STRATEGIES:
         raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
     rng = rng or np.random.default_rng()
     taken: list[int] = []
@@ -123,10 +127,22 @@ def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) ->
         return True
 
 
+def set_queue_strategy(store: Store, survey: int | str, strategy: str) -> str:
+    """What ``survey``'s queue puts first (one of :data:`QUEUE_STRATEGIES`) for the volunteers to come."""
+    if strategy not in QUEUE_STRATEGIES:
+        raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
+
+    def fn(s) -> str:
+        survey_row(s, survey).queue_strategy = strategy
+        return strategy
+    return store.write(fn)
+
+
 def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy, taken: list[int] = ()) -> Galaxy | None:
     """The chosen galaxy (see :func:`next_galaxy_for`), inside a read transaction."""
     vid = volunteer_row(s, volunteer).id if volunteer is not None else -1  # -1: nobody's votes to skip
     sv = survey_row(s, survey)
+    strategy = strategy or sv.queue_strategy  # None: the survey's own (the Admin page sets it)
     active_row = active_model_row(s)
     active = active_row.id if active_row is not None else None
     done = exists().where(Classification.galaxy_id == Galaxy.id, Classification.volunteer_id == vid)
@@ -156,8 +172,10 @@ def _pick(s, volunteer, survey, rng, gold_rate, randomness, strategy, taken: lis
 def _candidates(s, base: tuple, sv, strategy: str, active: int | None, rng: np.random.Generator) -> list:
     """(id, n_votes, entropy or probs) of the galaxies to score: every eligible one on a small survey;
     on a large one the most uncertain ``POOL // 2`` and a slice from a random row, ``POOL`` in all."""
-    value = {"margin": Prediction.probs, "disagreement": Prediction.disagreement}.get(strategy, Prediction.entropy)
-    order = Prediction.disagreement if strategy == "disagreement" else Prediction.entropy
+    bald = func.coalesce(Prediction.mutual_info, Prediction.disagreement)
+    value = {"margin": Prediction.probs, "disagreement": Prediction.disagreement, "bald": bald}.get(
+        strategy, Prediction.entropy)
+    order = {"disagreement": Prediction.disagreement, "bald": bald}.get(strategy, Prediction.entropy)
     on_active = and_(Prediction.galaxy_id == Galaxy.id, Prediction.model_version_id == (active if active is not None
                                                                                        else -1))
     cols = (Galaxy.id, Galaxy.n_votes, value)

@@ -13,9 +13,10 @@ from ..taxonomy import LABELSET_DIR
 from ..validate import check_name
 from .db import Store, StoreError
 from .lookup import survey_row
-from .models import Galaxy, ModelVersion, RegisteredSurvey
+from .models import Classification, Galaxy, ModelVersion, RegisteredSurvey
 
-__all__ = ["register_survey", "relocate_paths", "link_gold", "gold_survey_ids"]
+__all__ = ["register_survey", "relocate_paths", "link_gold", "gold_survey_ids", "set_refresh_every", "claim_refresh",
+           "survey_votes"]
 
 INSERT_CHUNK = 50_000  # galaxy rows per INSERT when a survey is registered
 
@@ -111,3 +112,35 @@ def link_gold(store: Store, survey: int | str, gold_survey: int | str) -> None:
 def gold_survey_ids(sv: RegisteredSurvey) -> list[int]:
     """The surveys whose gold galaxies count for ``sv``: itself and its linked gold survey, if any."""
     return [sv.id] + ([sv.gold_from_id] if sv.gold_from_id is not None else [])
+
+
+def survey_votes(s: Session, sv: RegisteredSurvey) -> int:
+    """Every vote cast on the survey's galaxies, late ones included (all of them teach)."""
+    return int(s.scalar(select(func.count()).select_from(Classification).join(
+        Galaxy, Galaxy.id == Classification.galaxy_id).where(Galaxy.survey_id == sv.id)) or 0)
+
+
+def set_refresh_every(store: Store, survey: int | str, every: int) -> int:
+    """Refresh ``survey``'s proposals after every ``every`` new votes (0: never; :mod:`galaxalign.jobs.refresh`)."""
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or not 0 <= int(every) <= 1_000_000:
+        raise StoreError(f"refresh every {every!r} votes: must be a whole number from 0 to 1,000,000")
+
+    def fn(s: Session) -> int:
+        survey_row(s, survey).refresh_every = int(every)
+        return int(every)
+    return store.write(fn)
+
+
+def claim_refresh(store: Store, survey: int | str, force: bool = False) -> int | None:
+    """When ``refresh_every`` votes have come in since the last refresh (or ``force``), mark the survey
+    refreshed at its current vote count and return that count; else None. The survey's row is locked
+    while it decides, so of many volunteers voting at once exactly one is told to queue the refresh."""
+    def fn(s: Session) -> int | None:
+        sv = s.scalar(select(RegisteredSurvey).where(RegisteredSurvey.id == survey_row(s, survey).id)
+                      .with_for_update())
+        votes = survey_votes(s, sv)
+        if not force and (sv.refresh_every <= 0 or votes - sv.refreshed_votes < sv.refresh_every):
+            return None
+        sv.refreshed_votes = votes
+        return votes
+    return store.write(fn)

@@ -16,7 +16,7 @@ from .lookup import NotFound, active_model_row, jsonable, model_version_row, sur
 from .models import Galaxy, ModelVersion, Prediction, utcnow
 
 __all__ = ["register_model", "activate_model", "set_model_embeddings", "store_predictions", "prediction_for",
-           "set_proposal_gate"]
+           "set_proposal_gate", "update_model_metrics"]
 
 
 def register_model(store: Store, name: str, checkpoint_path: str, config: dict, metrics: dict,
@@ -65,12 +65,13 @@ def set_model_embeddings(store: Store, model_id: int, path: str) -> None:
 
 def store_predictions(store: Store, model_id: int, survey: int | str, probs: np.ndarray,
                       batch: int = 2000, ood: np.ndarray | None = None,
-                      disagreement: np.ndarray | None = None) -> int:
+                      disagreement: np.ndarray | None = None, mutual_info: np.ndarray | None = None) -> int:
     """Replace the predictions of ``model_id`` for a survey with ``probs`` (N, C), row i = galaxy idx i;
     ``ood`` (N,) the unfamiliarity of each galaxy (:mod:`galaxalign.ood`) when the model has one;
-    ``disagreement`` (N,) of its two heads (:func:`galaxalign.inference.head_disagreement`)."""
+    ``disagreement`` (N,) of its two heads (:func:`galaxalign.inference.head_disagreement`); ``mutual_info``
+    (N,) of the refreshed ensemble (:func:`galaxalign.heads.mutual_information`)."""
     probs = np.asarray(probs, float)
-    for name, extra in (("ood scores", ood), ("disagreements", disagreement)):
+    for name, extra in (("ood scores", ood), ("disagreements", disagreement), ("mutual informations", mutual_info)):
         if extra is not None and len(extra) != len(probs):
             raise StoreError(f"{name} cover {len(extra)} galaxies; the predictions {len(probs)}")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -86,7 +87,8 @@ def store_predictions(store: Store, model_id: int, survey: int | str, probs: np.
                                                           Galaxy.survey_id == sv.id))))
         rows = [{"model_version_id": model_id, "galaxy_id": gid[i], "probs": [round(float(p), 5) for p in probs[i]],
                  "top_class": int(probs[i].argmax()), "confidence": float(probs[i].max()), "entropy": float(ent[i]),
-                 "ood": _finite(ood, i), "disagreement": _finite(disagreement, i)}
+                 "ood": _finite(ood, i), "disagreement": _finite(disagreement, i),
+                 "mutual_info": _finite(mutual_info, i)}
                 for i in range(len(probs))]
         for k in range(0, len(rows), batch):
             s.execute(Prediction.__table__.insert(), rows[k:k + batch])
@@ -118,6 +120,17 @@ def set_proposal_gate(store: Store, model: int | str, confidence_floor: float | 
         metrics["proposal"] = gate
         mv.metrics = metrics
         return gate
+    return store.write(fn)
+
+
+def update_model_metrics(store: Store, model: int | str, **entries) -> dict:
+    """Merge ``entries`` into a model version's metrics (the refresh's results, its re-calibrated gate);
+    its weights file is not touched. Returns the metrics."""
+    def fn(s: Session) -> dict:
+        mv = model_version_row(s, model)
+        metrics = {**(mv.metrics or {}), **jsonable(entries)}
+        mv.metrics = metrics
+        return metrics
     return store.write(fn)
 
 
