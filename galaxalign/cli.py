@@ -193,7 +193,7 @@ def refresh(survey: Optional[str] = typer.Option(None, help="Registered survey (
     name = get_survey(store, survey).name if survey else (surveys[0].name if surveys else None)
     if name is None:
         raise GalaxalignError("no survey is registered; run `galaxalign demo` first")
-    params = RefreshParams(survey=name, heads=heads, pseudo=pseudo)
+    params = RefreshParams.from_dict({"survey": name, "heads": heads, "pseudo": pseudo})
     if every is not None:
         typer.echo(f"{name}: refreshed after every {set_refresh_every(store, name, every):,} new votes")
     if queue is not None:

@@ -26,8 +26,12 @@ import torch
 from .loss import vote_nll
 from .taxonomy import AnswerMap
 
-__all__ = ["Heads", "fit_heads", "fit_temperature", "mutual_information", "expected_calibration_error",
+__all__ = ["Heads", "fit_heads", "choose_prior", "fit_temperature", "mutual_information", "expected_calibration_error",
            "pseudo_votes"]
+
+
+PRIOR_GRID = (1.0, 10.0, 100.0, 1000.0)  # the prior's weight, in galaxies' worth of votes
+DEFAULT_PRIOR = 10.0
 
 
 @dataclass
@@ -56,7 +60,7 @@ class Heads:
 
 
 def fit_heads(emb: np.ndarray, counts: np.ndarray, prototypes: np.ndarray, scale: float, n_heads: int = 5,
-              concentration: float = 10.0, prior: float = 1.0, seed: int = 0, steps: int = 60,
+              concentration: float = 10.0, prior: float = DEFAULT_PRIOR, seed: int = 0, steps: int = 60,
               answer_map: AnswerMap | None = None) -> Heads:
     """Fit ``n_heads`` heads on the rows of ``counts`` (n, K) that hold votes, K the columns of
     ``answer_map`` (default: one per class); ``prototypes`` (C, D) and ``scale`` are the model's
@@ -97,6 +101,20 @@ def fit_heads(emb: np.ndarray, counts: np.ndarray, prototypes: np.ndarray, scale
         weights.append(w.detach().numpy())
         biases.append(b.detach().numpy())
     return Heads(np.stack(weights), np.stack(biases))
+
+
+def choose_prior(emb: np.ndarray, counts: np.ndarray, prototypes: np.ndarray, scale: float, held_emb: np.ndarray,
+                 held_labels: np.ndarray, grid=PRIOR_GRID, **kw) -> float:
+    """The prior weight (how far the heads may move from the model) whose single head gives held-out
+    labelled galaxies the highest likelihood: with few votes the model knows better, with many the votes."""
+    held_labels = np.asarray(held_labels)
+    best, best_nll = DEFAULT_PRIOR, np.inf
+    for prior in grid:
+        p = fit_heads(emb, counts, prototypes, scale, n_heads=1, prior=prior, **kw).probs(held_emb)[:, 0]
+        nll = -np.mean(np.log(np.clip(p[np.arange(len(held_labels)), held_labels], 1e-12, None)))
+        if nll < best_nll:
+            best, best_nll = float(prior), nll
+    return best
 
 
 def fit_temperature(probs_of, labels: np.ndarray, grid: np.ndarray | None = None) -> float:

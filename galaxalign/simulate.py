@@ -30,7 +30,7 @@ from .ood import task_proposal
 from .store import (FLAT_TASK, QUEUE_STRATEGIES, DuplicateVote, RetirementRule, StoreError,
                     active_model, add_volunteer, anchoring_estimate, consensus_labels, get_survey, get_volunteer,
                     claim_refresh, next_galaxy_for, prediction_for, record_classification, retirement_summary,
-                    set_blind_fraction, set_proposal_gate, set_refresh_every, set_retirement)
+                    set_blind_fraction, set_proposal_gate, set_refresh_every, set_retirement, training_labels)
 
 KINDS = {"skilled": 0.92, "average": 0.78, "careless": 0.6, "spammer": None}  # accuracy on the diagonal
 DEFAULT_CREW = ("skilled", "skilled", "average", "average", "average", "careless", "spammer")
@@ -88,12 +88,15 @@ class CampaignCfg:
     gold_rate: float | None = None  # a fixed share of gold tasks; None: the queue's decaying rate
     refresh_every: int = 0  # > 0: the refresh job runs every this many votes and after every re-training
     refresh_pseudo: float = 0.0  # the refresh's pseudo-vote confidence (0: none; galaxalign.heads.pseudo_votes)
+    retrain_rounds: bool = True  # False: the tower is trained once, before the votes; only the refresh learns
 
     def check(self) -> "CampaignCfg":
         if self.strategy not in QUEUE_STRATEGIES:
             raise CampaignError(f"strategy {self.strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
         if self.refresh_every < 0 or not 0 <= self.refresh_pseudo < 1:
             raise CampaignError("refresh_every must be ≥ 0 and refresh_pseudo between 0 and 1")
+        if not self.retrain_rounds and not self.refresh_every:
+            raise CampaignError("a campaign that never re-trains needs the refresh (refresh_every > 0)")
         if self.rounds < 1 or self.votes_per_round < 1:
             raise CampaignError("a campaign needs at least one round of at least one vote")
         if not 0 <= self.anchoring <= 1 or not 0 <= self.blind_fraction <= 1:
@@ -166,6 +169,13 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
             res["tower_accuracy"], res["accuracy"] = res["accuracy"], fresh["test_accuracy"]
         return res
 
+    def refresh_round() -> dict:  # the tower as it was; its proposals refitted on every vote so far
+        claim_refresh(store, survey_name, force=True)
+        fresh = refresh(store, workspace, None, refresh_params)
+        return {"refresh": fresh, "accuracy": fresh["test_accuracy"], "macro_f1": fresh.get("macro_f1"),
+                "tower_accuracy": first["metrics"]["accuracy"],
+                "n_consensus_labels": training_labels(store, survey_name, len(survey))[1]}
+
     def measured(res: dict) -> dict:
         row = {"model_accuracy": res["accuracy"], "model_macro_f1": res["macro_f1"]}
         if "refresh" in res:
@@ -199,7 +209,7 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
                 mv = active_model(store)  # its gate was re-calibrated with the proposals
             bar.update(1)
         votes += cfg.votes_per_round
-        res = train_round(r)
+        res = train_round(r) if cfg.retrain_rounds else refresh_round()
         rounds.append({"round": r, "human_votes": votes, **measured(res), "n_consensus_labels": res["n_consensus_labels"],
                        **_score(store, survey_name, truth)})
     bar.close()

@@ -105,6 +105,8 @@ class TrainCfg:
     amp: bool = False
     vote_concentration: float = 10.0  # A of the Dirichlet–multinomial vote term (training with vote counts)
     vote_weight: float = 1.0          # its weight beside the contrastive terms
+    semi_threshold: float = 0.0       # > 0: FixMatch on unlabelled galaxies, pseudo-labels from this confidence
+    semi_weight: float = 1.0          # the weight of that term
     eval_every_stage: bool = True
     device: str = "auto"
 
@@ -152,6 +154,8 @@ class TrainCfg:
             raise ConfigError(f"{source}: patience must be ≥ 0")
         if not self.vote_concentration > 0 or self.vote_weight < 0:
             raise ConfigError(f"{source}: vote_concentration must be > 0 and vote_weight ≥ 0")
+        if not 0 <= self.semi_threshold < 1 or self.semi_weight < 0:
+            raise ConfigError(f"{source}: semi_threshold must be in [0, 1) and semi_weight ≥ 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -390,7 +394,8 @@ class Trainer:
     def __init__(self, cfg: TrainCfg, survey: Survey, out_dir: Path, labels: np.ndarray | None = None,
                  train_idx: np.ndarray | None = None, test_idx: np.ndarray | None = None,
                  valid_idx: np.ndarray | None = None, init_from: str | None = None, progress: Callable[[float, str], None] | None = None,
-                 show_bar: bool = True, votes: np.ndarray | None = None, vote_map: AnswerMap | None = None):
+                 show_bar: bool = True, votes: np.ndarray | None = None, vote_map: AnswerMap | None = None,
+                 unlabelled_idx: np.ndarray | None = None):
         self.cfg, self.survey, self.out = cfg, survey, Path(out_dir)
         self.device = device_for(cfg.device)
         self.rank, self.world, _ = _dist_info()
@@ -424,6 +429,9 @@ class Trainer:
         if len(self.train_idx) < cfg.batch_size:
             raise GalaxalignError(f"{survey.path}: {len(self.train_idx)} labelled training galaxies, fewer than "
                                   f"one batch ({cfg.batch_size})")
+        # FixMatch (Sohn et al. 2020) over these galaxies when ``semi_threshold`` > 0: one process only
+        self.unlabelled_idx = np.zeros(0, np.int64) if unlabelled_idx is None else np.asarray(unlabelled_idx, np.int64)
+        self.semi = cfg.semi_threshold > 0 and len(self.unlabelled_idx) > 0 and self.world == 1
         self.progress, self.show_bar = progress, show_bar
         self.init_from = init_from
         self._images = None
@@ -573,11 +581,11 @@ class Trainer:
             x = model.preprocess(imgs)
 
             def compute(x=x, y=y, bidx=bidx):
-                if self.votes is None:
+                if self.votes is None and not self.semi:
                     z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, need_txt,
                                      cfg.unique_encode)
                     return loss_fn(z, z["scale"], y)
-                return self._vote_step(wrapped, x, y, bidx, loss_fn, need_sym)
+                return self._extended_step(wrapped, x, y, bidx, loss_fn, need_sym)
             terms = engine.step(compute)
             with torch.no_grad():
                 model.clip.logit_scale.clamp_(0, math.log(100))
@@ -589,22 +597,44 @@ class Trainer:
                 **{k: v / n for k, v in sums.items()}, "lr": engine.lr,
                 "logit_scale": model.logit_scale.item(), "seconds": round(time.perf_counter() - t0, 3), "steps": n}
 
-    def _vote_step(self, wrapped, x: torch.Tensor, y: torch.Tensor, bidx: np.ndarray, loss_fn, need_sym: bool) -> dict:
-        """The loss terms of one batch trained with vote counts: the contrastive terms over its labelled
-        rows (the rest have votes but no label yet) plus ``vote_weight`` × the mean Dirichlet–multinomial
-        NLL of every row's counts under its class probabilities, ``softmax(s · cos(image, class text))`` —
-        the probabilities the model proposes with (:func:`galaxalign.inference.class_probabilities`)."""
+    def _extended_step(self, wrapped, x: torch.Tensor, y: torch.Tensor, bidx: np.ndarray, loss_fn,
+                       need_sym: bool) -> dict:
+        """The loss terms of one batch beyond the paper's: the contrastive terms over its labelled rows (with
+        vote counts, the rest have votes but no label yet), then
+
+        - ``vote_weight`` × the mean Dirichlet–multinomial NLL of every row's vote counts under its class
+          probabilities ``softmax(s · cos(image, class text))`` — the probabilities the model proposes with
+          (:func:`galaxalign.inference.class_probabilities`);
+        - ``semi_weight`` × FixMatch on a batch of unlabelled galaxies: the class the model gives a weakly
+          augmented view (quarter turns and flips: exact) with confidence ≥ ``semi_threshold`` is the
+          target of a strongly augmented view (any angle, a shift, noise — a galaxy has no up)."""
+        cfg = self.cfg
         z = encode_batch(wrapped, x, y, self.tokens, self.bank, self.gen, need_sym, True, all_classes=True)
         hard = torch.as_tensor(self.labels[bidx] >= 0, device=x.device)
         if int(hard.sum()) >= 2:
             terms = loss_fn({k: v[hard] for k, v in z.items() if k in ("img", "sym", "txt")}, z["scale"], y[hard])
         else:  # too few labelled rows for a contrastive batch: only the votes teach this step
             terms = {"loss": z["img"].sum() * 0.0}
-        logits = z["scale"] * F.normalize(z["img"], dim=-1) @ F.normalize(z["txt_all"], dim=-1).t()
-        counts = torch.as_tensor(self.votes[bidx], device=x.device)
-        terms["votes"] = vote_nll(logits, counts, torch.as_tensor(self.vote_map.implies), self.vote_map.tasks,
-                                  self.cfg.vote_concentration).mean()
-        terms["loss"] = terms["loss"] + self.cfg.vote_weight * terms["votes"]
+        txt = F.normalize(z["txt_all"], dim=-1)
+        if self.votes is not None:
+            logits = z["scale"] * F.normalize(z["img"], dim=-1) @ txt.t()
+            counts = torch.as_tensor(self.votes[bidx], device=x.device)
+            terms["votes"] = vote_nll(logits, counts, torch.as_tensor(self.vote_map.implies), self.vote_map.tasks,
+                                      cfg.vote_concentration).mean()
+            terms["loss"] = terms["loss"] + cfg.vote_weight * terms["votes"]
+        if self.semi:
+            pick = torch.randint(0, len(self.unlabelled_idx), (cfg.batch_size,), generator=self.gen).numpy()
+            imgs = self._batch_images(np.sort(self.unlabelled_idx[pick]))
+            weak = self.model.preprocess(augment_images(imgs, self.gen, "quarter"))
+            strong = self.model.preprocess(augment_images(imgs, self.gen, "any", shift=0.08, noise=0.05))
+            with torch.no_grad():
+                p_weak = F.softmax(z["scale"] * F.normalize(wrapped(image=weak)["img"], dim=-1) @ txt.t(), -1)
+                conf, target = p_weak.max(1)
+                keep = (conf >= cfg.semi_threshold).float()
+            logits = z["scale"] * F.normalize(wrapped(image=strong)["img"], dim=-1) @ txt.t()
+            terms["semi"] = (F.cross_entropy(logits, target, reduction="none") * keep).mean()
+            terms["semi_kept"] = keep.mean()
+            terms["loss"] = terms["loss"] + cfg.semi_weight * terms["semi"]
         return terms
 
     def _after_epoch(self, row: dict, sp: StagePlan, si: int, epoch: int, engine: Engine, fraction: float) -> None:

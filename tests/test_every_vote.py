@@ -335,3 +335,71 @@ def test_heads_start_from_the_model_and_bootstrap_differs():
     assert acc > 0.6 and not np.allclose(heads.weight[0], heads.weight[1])
     pseudo = pseudo_votes(np.array([[0.99, 0.01, 0], [0.5, 0.5, 0]]), np.zeros((2, 3)), 0.95)
     assert pseudo.tolist() == [[1, 0, 0], [0, 0, 0]]
+
+
+def test_fixmatch_teaches_from_galaxies_nobody_voted_on(ws, tmp_path):
+    w, st = ws
+    cfg = _tiny(tmp_path / "semi.yaml", semi_threshold=0.05)    # a tiny model is never sure: a low bar here
+    res = retrain(st, w, None, {"config": cfg, "name": "semi", "force_activate": True, "semi": True})
+    rows = [json.loads(x) for x in (w.models / "semi" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if "semi" in r]
+    assert epochs and all(np.isfinite(r["semi"]) for r in epochs)
+    assert max(r["semi_kept"] for r in epochs) > 0                 # some pseudo-labels passed the bar
+    plain = retrain(st, w, None, {"config": cfg, "name": "plain", "force_activate": True})
+    assert not any("semi" in json.loads(x) for x in (w.models / "plain" / "metrics.jsonl").read_text().splitlines())
+    assert res["n_train"] == plain["n_train"]                        # the unlabelled galaxies are not "trained on"
+
+
+def test_the_prior_is_chosen_on_held_out_galaxies():
+    from galaxalign.heads import choose_prior
+
+    rng = np.random.default_rng(2)
+    protos = np.eye(3, 6, dtype=np.float32)
+    emb = rng.normal(size=(600, 6)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    truth = emb[:, 3:6].argmax(1)                                    # the sky disagrees with the model
+    counts = np.zeros((600, 3), np.float32)
+    counts[np.arange(400), truth[:400]] = 4
+    many = choose_prior(emb[:400], counts[:400], protos, 10.0, emb[400:], truth[400:])
+    assert many <= 10                                                # many votes against the model: follow them
+    right = emb[:, :3].argmax(1)                                     # ... and when the model is right and votes few
+    few = np.zeros((600, 3), np.float32)
+    few[np.arange(3), rng.integers(0, 3, 3)] = 1                     # three random votes
+    assert choose_prior(emb[:400], few[:400], protos, 10.0, emb[400:], right[400:]) >= 100
+
+
+def test_refresh_from_the_command_line(ws, tmp_path):
+    from test_cli import here
+
+    w, st = ws
+    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
+    r = here("refresh", "--workspace", w.root, "--survey", "sim", "--heads", "2", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["heads"] == 2
+    r = here("refresh", "--workspace", w.root, "--survey", "sim", "--every", "25", "--queue", "bald")
+    assert r.returncode == 0 and "every 25 new votes" in r.stdout and "puts bald first" in r.stdout
+    for args, message in ((("--every", "-3"), "refresh every -3 votes"), (("--queue", "best"), "queue strategy 'best'"),
+                          (("--survey", "nowhere"), "nowhere"), (("--heads", "0"), "heads")):
+        r = here("refresh", "--workspace", w.root, *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+
+
+def test_training_takes_tree_task_votes_of_galaxies_that_have_no_class(tmp_path, synth_h5):
+    from galaxalign.taxonomy import GALAXY10
+    from galaxalign.train import load_config, train
+
+    survey = load_survey(synth_h5)
+    amap = GALAXY10.answer_map()
+    labels = np.full(len(survey), -1)
+    labels[:20] = survey.labels[:20]                                  # a few labelled galaxies
+    counts = np.zeros((len(survey), len(amap.columns)), np.float32)
+    counts[20:40, amap.column("T01", "t01_smooth")] = 3               # votes that name no class, only "smooth"
+    counts[20:40, amap.column("T07", "t07_round")] = 2
+    cfg = load_config(_tiny(tmp_path / "tiny.yaml"))
+    res = train(cfg, survey=survey, out_dir=tmp_path / "run", labels=labels, train_idx=np.arange(50),
+                test_idx=np.arange(50, 60), votes=counts, vote_map=amap, show_bar=False)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["votes"]) and r["votes"] > 0 for r in rows if "votes" in r)
+    assert res["metrics"]["accuracy"] >= 0
+    with pytest.raises(GalaxalignError, match="do not fit"):
+        train(cfg, survey=survey, out_dir=tmp_path / "bad", labels=labels, votes=counts[:, :10], vote_map=amap)

@@ -96,7 +96,9 @@ class RetrainParams(JobParams):
     much); ``lr_scale``: the config's lr is scaled by this when starting from the active model;
     ``name``: the model version's name (default: a time stamp); ``seed``: the training seed;
     ``learn_from``: ``consensus`` (one label per known or retired galaxy) or ``votes`` (every galaxy's
-    vote counts as well, through a Dirichlet–multinomial term: :func:`galaxalign.store.training_votes`)."""
+    vote counts as well, through a Dirichlet–multinomial term: :func:`galaxalign.store.training_votes`);
+    ``semi``: the galaxies nobody has labelled or voted on yet join through FixMatch (pseudo-labels from a
+    confidence of 0.95 unless the config sets ``semi_threshold``)."""
     kind: ClassVar[str] = "retrain"
     survey: str | None = None
     config: str | None = None
@@ -109,6 +111,7 @@ class RetrainParams(JobParams):
     name: str | None = None
     seed: int | None = _range(0, 2**32 - 1)
     learn_from: str = _choices(LEARN_FROM, "consensus")
+    semi: bool = False
 
     def __post_init__(self):  # a name the store would refuse is refused before an hour of training, not after
         if self.name is not None:

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from ..errors import GalaxalignError
-from ..heads import expected_calibration_error, fit_heads, fit_temperature, mutual_information, pseudo_votes
+from ..heads import (DEFAULT_PRIOR, choose_prior, expected_calibration_error, fit_heads, fit_temperature,
+                     mutual_information, pseudo_votes)
 from ..inference import class_prototypes, load_embeddings
 from ..metrics import accuracy, macro_f1
 from ..model import load_model
@@ -59,20 +60,24 @@ def refresh(store, workspace: Workspace, job_id: int | None, params: RefreshPara
     calib, judge = _held_out(survey, cfg, p.seed)
     held = np.concatenate([calib, judge])
     counts[held] = 0  # the galaxies that judge the heads never teach them
-    heads = fit_heads(emb, counts, protos, scale, p.heads, cfg.vote_concentration, seed=p.seed, answer_map=amap)
     labels = survey.labels
+    fit = dict(concentration=cfg.vote_concentration, answer_map=amap)
+    prior = (choose_prior(emb, counts, protos, scale, emb[calib], labels[calib], **fit) if len(calib) >= MIN_HELD
+             else DEFAULT_PRIOR)
+    heads = fit_heads(emb, counts, protos, scale, p.heads, prior=prior, seed=p.seed, **fit)
     if len(calib) >= MIN_HELD:
         heads.temperature = fit_temperature(lambda t: heads.probs(emb[calib], t).mean(1), labels[calib])
     if p.pseudo > 0:  # self-training: confident galaxies nobody voted on yet join as one pseudo-vote each
         extra = pseudo_votes(heads.probs(emb).mean(1), counts, p.pseudo)
         extra[held] = 0
-        heads = fit_heads(emb, extra, protos, scale, p.heads, cfg.vote_concentration, seed=p.seed, answer_map=amap)
+        heads = fit_heads(emb, extra, protos, scale, p.heads, prior=prior, seed=p.seed, **fit)
         if len(calib) >= MIN_HELD:
             heads.temperature = fit_temperature(lambda t: heads.probs(emb[calib], t).mean(1), labels[calib])
     report(0.6, f"heads fitted (temperature {heads.temperature:.2f}); storing {len(emb):,} predictions")
     ps = heads.probs(emb)
     probs, mi = ps.mean(1), mutual_information(ps)
     out = {"model": mv.name, "survey": row.name, "heads": p.heads, "temperature": round(heads.temperature, 4),
+           "prior": prior,
            "n_taught": int((counts.sum(1) > 0).sum()), "votes": float(counts.sum())}
     test = _test_split(survey, cfg)
     if len(test):  # the split every re-train is judged on, for learning curves that compare

@@ -25,6 +25,7 @@ from .queue import job_kind, reporter
 __all__ = ["retrain", "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "starter-cpu.yaml"
+SEMI_THRESHOLD = 0.95  # FixMatch's confidence for a pseudo-label (Sohn et al. 2020) unless the config sets one
 
 
 @job_kind("retrain")
@@ -51,6 +52,10 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: RetrainPara
     votes, vote_map = training_votes(store, row.name, len(survey)) if p.learn_from == "votes" else (None, None)
     taught = labels >= 0 if votes is None else (labels >= 0) | (votes.sum(1) > 0)
     train_idx = np.setdiff1d(np.flatnonzero(taught), np.concatenate([test_idx, valid_idx]))
+    unlabelled = None
+    if p.semi:
+        cfg = replace(cfg, semi_threshold=cfg.semi_threshold or SEMI_THRESHOLD)
+        unlabelled = np.setdiff1d(np.flatnonzero(~taught), np.concatenate([test_idx, valid_idx]))
     what = "labelled galaxies" if votes is None else "galaxies with a label or votes"
     report(0.0, f"training on {len(train_idx)} {what} of {row.name}"
                 f" (from {parent.name if init_from else 'scratch'})")
@@ -60,7 +65,7 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: RetrainPara
     with staged_dir(out, owner=f"job{job_id}" if job_id else "local") as tmp:  # a killed worker leaves no `out`
         res = train(cfg, survey=survey, out_dir=tmp, labels=labels, train_idx=train_idx, test_idx=test_idx,
                     valid_idx=valid_idx, init_from=init_from, progress=phase, show_bar=show_bar, votes=votes,
-                    vote_map=vote_map)
+                    vote_map=vote_map, unlabelled_idx=unlabelled)
         _drop_resume_point(tmp)
     candidate = res["metrics"]
     parent_metrics = None
