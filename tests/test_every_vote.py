@@ -2,6 +2,7 @@
 them, the fast refresh (an ensemble of heads on the stored embeddings), its temperature and BALD."""
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,38 @@ def ws(tmp_path, synth_h5, monkeypatch):
     st.dispose()
 
 
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory, synth_h5):
+    """A workspace whose active model ``mm`` (tiny, one epoch a stage) is trained and embedded once for
+    the module; each test gets a copy (:func:`trained`)."""
+    root = tmp_path_factory.mktemp("template") / "ws"
+    w = Workspace(root).create()
+    st = open_store(f"sqlite:///{root / 'galaxalign.db'}")
+    register_survey(st, load_survey(synth_h5), "sim", workflow="flat", known_fraction=0.3, gold_fraction=0.05, seed=2)
+    for k in range(3):
+        add_volunteer(st, f"v{k}", "volunteer", None)
+    retrain(st, w, None, {"config": _tiny(root.parent / "tiny.yaml"), "name": "mm", "force_activate": True})
+    st.dispose()
+    return root
+
+
+@pytest.fixture
+def trained(trained_template, tmp_path, monkeypatch):
+    import shutil
+
+    from galaxalign.store import relocate_paths
+
+    root = tmp_path / "ws"
+    shutil.copytree(trained_template, root)
+    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(root))
+    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
+    w = Workspace(root)
+    st = open_store(w.database_url)
+    relocate_paths(st, str(trained_template), str(root))
+    yield w, st
+    st.dispose()
+
+
 def _vote_unknown(st, survey, n_galaxies, votes_each=1, wrong_every=0):
     """Volunteers vote the truth on the first galaxies without a known label (every ``wrong_every``-th wrong)."""
     rule = RetirementRule(n_votes=50, early_votes=50)  # nothing retires: only votes, no consensus labels
@@ -191,12 +224,12 @@ def test_retraining_from_votes_trains_on_galaxies_that_have_no_label_yet(ws, tmp
 
 # -- the fast refresh ---------------------------------------------------------------------------
 
-def test_the_refresh_updates_predictions_without_touching_the_weights_file(ws, tmp_path, synth_h5):
-    w, st = ws
+def test_the_refresh_updates_predictions_without_touching_the_weights_file(trained, tmp_path, synth_h5):
+    w, st = trained
     survey = load_survey(synth_h5)
-    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
     mv = active_model(st)
-    ckpt = w.models / "mm" / "model.pt"
+    ckpt = Path(mv.checkpoint_path) / "model.pt" if Path(mv.checkpoint_path).is_dir() else Path(mv.checkpoint_path)
+    assert str(ckpt).startswith(str(w.root))
     sha, mtime = file_sha256(ckpt), ckpt.stat().st_mtime_ns
     with st.read() as s:
         before = {g: p for g, p in s.execute(select(Prediction.galaxy_id, Prediction.probs))}
@@ -218,10 +251,9 @@ def test_the_refresh_updates_predictions_without_touching_the_weights_file(ws, t
     assert active_model(st).id == mv.id and active_model(st).checkpoint_path == mv.checkpoint_path
 
 
-def test_votes_pull_the_refreshed_proposal_toward_what_volunteers_said(ws, tmp_path, synth_h5):
-    w, st = ws
+def test_votes_pull_the_refreshed_proposal_toward_what_volunteers_said(trained, tmp_path, synth_h5):
+    w, st = trained
     survey = load_survey(synth_h5)
-    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
     rule = RetirementRule(n_votes=50, early_votes=50)
     targets = _unknown(st, 12)
     c = 7  # every volunteer says class 7 for these twelve galaxies, whatever they are
@@ -236,9 +268,8 @@ def test_votes_pull_the_refreshed_proposal_toward_what_volunteers_said(ws, tmp_p
     assert p_after > p_before + 0.1, (p_before, p_after)
 
 
-def test_the_bald_queue_serves_the_galaxy_the_heads_disagree_on(ws, tmp_path):
-    w, st = ws
-    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
+def test_the_bald_queue_serves_the_galaxy_the_heads_disagree_on(trained, tmp_path):
+    w, st = trained
     mv = active_model(st)
     with st.read() as s:
         ids = s.scalars(select(Galaxy.id).where(Galaxy.known_label.is_(None)).order_by(Galaxy.id)).all()
@@ -253,11 +284,9 @@ def test_the_bald_queue_serves_the_galaxy_the_heads_disagree_on(ws, tmp_path):
     assert served.id == target
 
 
-def test_a_refresh_is_claimed_once_every_k_votes_and_queued_as_a_job(ws, tmp_path, synth_h5):
-    w, st = ws
+def test_a_refresh_is_claimed_once_every_k_votes_and_queued_as_a_job(trained, tmp_path, synth_h5):
+    w, st = trained
     survey = load_survey(synth_h5)
-    assert maybe_refresh(st, "sim", w) is None               # no active model: nothing to refresh
-    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
     set_refresh_every(st, "sim", 5)
     _vote_unknown(st, survey, 4)
     assert claim_refresh(st, "sim") is None                   # 4 votes: not yet
@@ -279,15 +308,15 @@ def test_a_refresh_is_claimed_once_every_k_votes_and_queued_as_a_job(ws, tmp_pat
 ])
 def test_refresh_parameters_are_checked_before_any_work(ws, params, message):
     w, st = ws
+    assert maybe_refresh(st, "sim", w) is None                # no active model: nothing to refresh
     with pytest.raises(GalaxalignError, match=message):
         enqueue(st, "refresh", params, workspace=w)
     with st.read() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
 
 
-def test_a_refresh_without_embeddings_ends_in_one_line(ws, tmp_path):
-    w, st = ws
-    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
+def test_a_refresh_without_embeddings_ends_in_one_line(trained, tmp_path):
+    w, st = trained
     import shutil
     shutil.rmtree(w.embeddings_of("mm", "sim"))
     with pytest.raises(GalaxalignError, match="no embeddings there"):
@@ -368,11 +397,10 @@ def test_the_prior_is_chosen_on_held_out_galaxies():
     assert choose_prior(emb[:400], few[:400], protos, 10.0, emb[400:], right[400:]) >= 100
 
 
-def test_refresh_from_the_command_line(ws, tmp_path):
+def test_refresh_from_the_command_line(trained, tmp_path):
     from test_cli import here
 
-    w, st = ws
-    retrain(st, w, None, {"config": _tiny(tmp_path / "tiny.yaml"), "name": "mm", "force_activate": True})
+    w, st = trained
     r = here("refresh", "--workspace", w.root, "--survey", "sim", "--heads", "2", "--wait")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["heads"] == 2
