@@ -7,6 +7,7 @@ habit given to the simulated volunteers.
     python bench/campaign.py --setting sky-long     # random, entropy, model as 2 volunteers: 3,000 votes
     python bench/campaign.py --setting first        # the same three on the real FIRST radio galaxies
     python bench/campaign.py --keep anchoring_0.6   # one campaign kept for the screenshots (~1 min)
+    python bench/campaign.py --loop-figure          # issue 24's curves, sky and FIRST side by side
 
 Each campaign: a fresh workspace, the survey registered with the flat workflow and 10 % of its labels
 known (the experts' seed set, 3 % of all as gold), 7 simulated volunteers (2 skilled, 3 average, 1
@@ -272,16 +273,63 @@ def _plot(by: dict, ref: dict) -> None:
     plt.close(fig)
 
 
+LOOP_FIGURE = ["random", "entropy_model_k2", "votes", "votes_refresh", "votes_refresh_bald", "votes_refresh_bald_semi",
+               "refresh_only"]
+
+
+def loop_figure() -> Path:
+    """Issue 24's learning curves, the sky (3,000 votes) beside FIRST (900): random-queue consensus-only
+    training, today's best (entropy, the model as two volunteers), and each step of the loop, mean ± std
+    over the seeds, with the all-labels reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    colours = dict(zip(LOOP_FIGURE, ("C7", "C1", "C0", "C2", "C3", "C4", "C5")))
+    for ax, setting in zip(axes, ("sky-long", "first")):
+        runs = read_runs(RESULTS / SETTINGS[setting]["runs"])
+        ref = [r["model_accuracy"] for (n, _), r in runs.items() if n == "reference"]
+        for name in LOOP_FIGURE:
+            rs = [r for (n, _), r in sorted(runs.items()) if n == name]
+            if not rs:
+                continue
+            x = [p["human_votes"] for p in rs[0]["rounds"]]
+            y = np.array([[p["model_accuracy"] for p in r["rounds"]] for r in rs], float)
+            m = y.mean(0)
+            ls = "--" if name == "refresh_only" else "-"
+            ax.plot(x, m, "o" + ls, ms=3, color=colours[name], label=f"{name} ({len(rs)})")
+            if len(rs) > 1:
+                ax.fill_between(x, m - y.std(0, ddof=1), m + y.std(0, ddof=1), color=colours[name], alpha=0.1)
+        if ref:
+            ax.axhline(np.mean(ref) - 0.01, color="k", ls=":", lw=1, label="every label known − 0.01")
+        ax.set_title(SETTINGS[setting]["title"], fontsize=9)
+        ax.set_xlabel("human votes")
+        ax.set_ylabel("accuracy of the proposals (test split)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out = ROOT / "docs" / "every_vote_curves.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--report", action="store_true", help="only rewrite the table and figure")
     ap.add_argument("--only", nargs="*", help="variants to run (default: all, and the reference)")
     ap.add_argument("--setting", choices=list(SETTINGS), default="sky", help="survey, length and variants")
+    ap.add_argument("--loop-figure", action="store_true", help="only draw docs/every_vote_curves.png")
     ap.add_argument("--keep", metavar="VARIANT", help="run this variant once (seed 0, half the labels known), keep its "
                     "workspace under bench/out/campaign/ for bench/screenshots.py --loop, log nothing")
     a = ap.parse_args()
     global S
     S = SETTINGS[a.setting]
+    if a.loop_figure:
+        print(loop_figure())
+        return
     if a.keep:  # half the labels known, so that the Admin page (which sees only known answers) has enough
         one(a.keep, 0, keep=True, known=0.5)
         print(OUT / f"ws-{S['survey']}-{a.keep}-0")

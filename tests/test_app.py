@@ -367,6 +367,36 @@ def test_admin_sets_the_retirement_rule(workspace):
     store.dispose()
 
 
+def test_every_vote_teaches_from_the_admin_page_and_the_classify_page(workspace):
+    from galaxalign.jobs import refresh
+    from galaxalign.store import active_model, get_survey, list_jobs, open_store
+    from galaxalign.workspace import Workspace
+
+    at = signed_in("adam", "admin-password")
+    at.switch_page(str(VIEWS / "admin.py")).run()
+    assert any(h.value == "Every vote teaches" for h in at.subheader)
+    at.number_input(key="adm_refresh_every").set_value(2)
+    at.selectbox(key="adm_queue_strategy").set_value("bald")
+    at.button(key="adm_votes_save").click().run()
+    assert not at.exception, at.exception
+    assert any("refreshes every 2 votes; the queue puts bald first" in s.value for s in at.success)
+    w = Workspace(workspace)
+    store = open_store(w.database_url)
+    row = get_survey(store, "demo")
+    assert (row.refresh_every, row.queue_strategy) == (2, "bald")
+    # two votes on Classify: the second queues the refresh (the volunteer sees nothing of it)
+    vol = signed_in("vera", "volunteer-pw")
+    for _ in range(2):
+        vol.button(key="cls_confirm").click().run()   # take the model's proposal: one vote each
+    assert not vol.exception
+    jobs = [j for j in list_jobs(store) if j.kind == "refresh"]
+    assert len(jobs) == 1 and jobs[0].state == "queued" and jobs[0].params["survey"] == "demo"
+    refresh(store, w, None, jobs[0].params)        # what the worker runs
+    at.run()
+    assert any(f"Last refresh of {active_model(store).name} on demo" in c.value for c in at.caption)
+    store.dispose()
+
+
 def test_a_hunt_is_started_by_a_researcher_and_worked_from_the_keyboard(workspace):
     at = signed_in("rosa", "researcher-pw")
     at.switch_page(str(VIEWS / "hunt.py")).run()
