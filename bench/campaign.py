@@ -214,7 +214,7 @@ def report() -> str:
 def loop_table(by: dict, loop: list[str], total: int) -> list[str]:
     """Issue 24's measures for the variants where every vote teaches, against random-queue, consensus-only
     training (``random``): the area under the curve and its margin over random in random's seed spreads,
-    labels per vote, galaxies retired with the model's vote, and calibration (the refresh's, last round)."""
+    labels per vote, galaxies retired with the model's vote, and calibration (the refresh's, every round)."""
     def area(r):
         return float(np.mean([p["model_accuracy"] for p in r["rounds"][1:]]))
 
@@ -222,19 +222,22 @@ def loop_table(by: dict, loop: list[str], total: int) -> list[str]:
     sd = float(np.std(base, ddof=1)) if len(base) > 1 else float("nan")
     lines = ["", f"Every vote teaches, against random-queue consensus-only training (`random`), {total:,} votes:", "",
              "| variant | seeds | area under the curve | − random's, in random's seed std | labels per vote | "
-             "retired with the model's vote | calibration error, model alone → refreshed (last round) | "
-             "temperature | refreshes |",
+             "retired with the model's vote | calibration error (ECE, every round): model alone → heads → tempered | "
+             "temperature, last round | refreshes |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in ["random", *loop]:
-        rs = by[name]
+    for name in ["random", "entropy_model_k2", *loop]:
+        rs = by.get(name) or []
+        if not rs:
+            continue
         last = [r["rounds"][-1] for r in rs]
         a = [area(r) for r in rs]
         model_share = [x["retired_by"].get("consensus_with_model", 0) / max(1, x["retired"]) for x in last]
-        ece = [(x["ece_model"], x["ece"]) for x in last if x.get("ece") is not None]
+        ece = [(p["ece_model"], p["ece_untempered"], p["ece"]) for r in rs for p in r["rounds"] if p.get("ece") is not None]
         lines.append(
             f"| {name} | {len(rs)} | {mean_std(a)} | {(np.mean(a) - np.mean(base)) / sd:+.1f} | "
             f"{np.mean([x['retired'] / total for x in last]):.3f} | {np.mean(model_share):.1%} | "
-            + (f"{np.mean([e[0] for e in ece]):.3f} → {np.mean([e[1] for e in ece]):.3f} | "
+            + (f"{np.mean([e[0] for e in ece]):.3f} → {np.mean([e[1] for e in ece]):.3f} → "
+               f"{np.mean([e[2] for e in ece]):.3f} | "
                f"{np.mean([x['temperature'] for x in last]):.2f} | {np.mean([x['refreshes'] for x in last]):.0f} |"
                if ece else "– | – | – |"))
     return lines
