@@ -225,7 +225,7 @@ def test_retrain_parameters_are_typed_and_checked_before_any_work(params, messag
         RetrainParams.from_dict(params)
     p = RetrainParams.from_dict({"survey": "demo", "stage1_epochs": 2, "force_activate": True})
     assert p.to_dict() == {"survey": "demo", "stage1_epochs": 2, "force_activate": True, "from_scratch": False,
-                           "tolerance": 0.005, "lr_scale": 0.1, "learn_from": "consensus"}  # what the job runs with
+                           "tolerance": 0.005, "lr_scale": 0.1, "learn_from": "consensus", "semi": False}  # what the job runs with
     assert RetrainParams.from_dict(p.to_dict()) == p
 
 
