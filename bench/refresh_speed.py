@@ -62,7 +62,7 @@ def main() -> None:
             add_volunteer(store, f"v{k}", "volunteer", None)
         # the starter on the known 1 %, embedded over the whole survey (the state a refresh finds)
         t0 = time.perf_counter()
-        first = retrain(store, ws, None, {"config": str(cfg), "name": "starter", "force_activate": True})
+        retrain(store, ws, None, {"config": str(cfg), "name": "starter", "force_activate": True})
         t_first = time.perf_counter() - t0
         with store.read() as s:
             rows = s.execute(select(Galaxy.id, Galaxy.idx).where(Galaxy.known_label.is_(None)).limit(a.voted)).all()

@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from sqlalchemy import func, select
 
 from galaxalign.data import load_survey
+from test_jobs import tiny_config as _tiny
 from galaxalign.errors import GalaxalignError
 from galaxalign.fsutil import file_sha256
 from galaxalign.heads import (Heads, expected_calibration_error, fit_heads, fit_temperature, mutual_information,
                               pseudo_votes)
 from galaxalign.jobs import RefreshParams, enqueue, maybe_refresh, refresh, retrain
 from galaxalign.loss import dirichlet_multinomial_nll
-from galaxalign.store import (FLAT_TASK, RetirementRule, active_model, add_volunteer, claim_refresh, get_galaxy,
+from galaxalign.store import (FLAT_TASK, RetirementRule, active_model, add_volunteer, claim_refresh,
                               next_galaxy_for, open_store, record_classification, register_survey, set_refresh_every,
                               set_retirement, training_votes)
 from galaxalign.store.db import StoreError
@@ -141,12 +141,6 @@ def test_on_the_gz2_tree_a_vote_that_names_no_class_still_teaches_at_the_tasks_i
 
 # -- training with vote counts ------------------------------------------------------------------
 
-def _tiny(path, **kw):
-    path.write_text(yaml.safe_dump({"model": {"arch": "galaxalign-tiny"}, "stage1_epochs": 1, "stage2_epochs": 1,
-                                    "batch_size": 8, "warmup_steps": 2, "symbol_variants": 3, **kw}))
-    return str(path)
-
-
 @pytest.fixture
 def ws(tmp_path, synth_h5, monkeypatch):
     monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(tmp_path / "ws"))
@@ -251,9 +245,8 @@ def test_the_refresh_updates_predictions_without_touching_the_weights_file(train
     assert active_model(st).id == mv.id and active_model(st).checkpoint_path == mv.checkpoint_path
 
 
-def test_votes_pull_the_refreshed_proposal_toward_what_volunteers_said(trained, tmp_path, synth_h5):
+def test_votes_pull_the_refreshed_proposal_toward_what_volunteers_said(trained):
     w, st = trained
-    survey = load_survey(synth_h5)
     rule = RetirementRule(n_votes=50, early_votes=50)
     targets = _unknown(st, 12)
     c = 7  # every volunteer says class 7 for these twelve galaxies, whatever they are
