@@ -325,6 +325,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="variants to run (default: all, and the reference)")
     ap.add_argument("--setting", choices=list(SETTINGS), default="sky", help="survey, length and variants")
     ap.add_argument("--loop-figure", action="store_true", help="only draw docs/every_vote_curves.png")
+    ap.add_argument("--seeds", nargs="*", type=int, help="only these seeds (default: 0 1 2)")
     ap.add_argument("--keep", metavar="VARIANT", help="run this variant once (seed 0, half the labels known), keep its "
                     "workspace under bench/out/campaign/ for bench/screenshots.py --loop, log nothing")
     a = ap.parse_args()
@@ -338,7 +339,7 @@ def main() -> None:
         print(OUT / f"ws-{S['survey']}-{a.keep}-0")
         return
     if not a.report:
-        for seed in SEEDS:
+        for seed in a.seeds if a.seeds is not None else SEEDS:
             for name in ["reference", *S["variants"]]:
                 if (name, seed) in read_runs(RESULTS / S["runs"]) or (a.only and name not in a.only):
                     continue
