@@ -160,6 +160,12 @@ def votes_to_reach(rounds: list[dict], key: str, target: float) -> float | None:
     return None
 
 
+def area_under(run: dict) -> float:
+    """The area under a campaign's learning curve: the mean model accuracy over the rounds after the first
+    votes."""
+    return float(np.mean([p["model_accuracy"] for p in run["rounds"][1:]]))
+
+
 def report() -> str:
     runs = read_runs(RESULTS / S["runs"])
     total = S["rounds"] * S["votes"]
@@ -180,7 +186,7 @@ def report() -> str:
         if not rs:
             continue
         last = [r["rounds"][-1] for r in rs]
-        area = [np.mean([p["model_accuracy"] for p in r["rounds"][1:]]) for r in rs]
+        area = [area_under(r) for r in rs]
         reach_ref = [votes_to_reach(r["rounds"], "model_accuracy", ref[r["seed"]] - 0.01) for r in rs
                      if r["seed"] in ref]
         hit = [x for x in reach_ref if x is not None]
@@ -215,10 +221,7 @@ def loop_table(by: dict, loop: list[str], total: int) -> list[str]:
     """Issue 24's measures for the variants where every vote teaches, against random-queue, consensus-only
     training (``random``): the area under the curve and its margin over random in random's seed spreads,
     labels per vote, galaxies retired with the model's vote, and calibration (the refresh's, every round)."""
-    def area(r):
-        return float(np.mean([p["model_accuracy"] for p in r["rounds"][1:]]))
-
-    base = [area(r) for r in by["random"]]
+    base = [area_under(r) for r in by["random"]]
     sd = float(np.std(base, ddof=1)) if len(base) > 1 else float("nan")
     lines = ["", f"Every vote teaches, against random-queue consensus-only training (`random`), {total:,} votes:", "",
              "| variant | seeds | area under the curve | − random's, in random's seed std | labels per vote | "
@@ -230,7 +233,7 @@ def loop_table(by: dict, loop: list[str], total: int) -> list[str]:
         if not rs:
             continue
         last = [r["rounds"][-1] for r in rs]
-        a = [area(r) for r in rs]
+        a = [area_under(r) for r in rs]
         model_share = [x["retired_by"].get("consensus_with_model", 0) / max(1, x["retired"]) for x in last]
         ece = [(p["ece_model"], p["ece_untempered"], p["ece"]) for r in rs for p in r["rounds"] if p.get("ece") is not None]
         lines.append(

@@ -4,7 +4,7 @@ Between two fine-tunes (minutes to hours) the tower does not change, so neither 
 embeddings; what the votes teach in the meantime can reach the proposals through a light head on them.
 Each head starts from the model's own classifier — ``s · cos(image, class text)``, the
 probabilities the model proposes with — and is refitted on every galaxy's vote counts by the same
-Dirichlet–multinomial likelihood the fine-tune uses (:func:`galaxalign.loss.dirichlet_multinomial_nll`),
+Dirichlet–multinomial likelihood the fine-tune uses (:func:`galaxalign.loss.vote_nll`),
 with a Gaussian prior that keeps it near the model where votes are few. ``n`` heads, each on its own
 Poisson bootstrap of the galaxies, form the ensemble whose disagreement is BALD's mutual information
 (Houlsby et al. 2011; Walmsley et al. 2020): the galaxies on which more votes would teach the most.
@@ -110,8 +110,8 @@ def choose_prior(emb: np.ndarray, counts: np.ndarray, prototypes: np.ndarray, sc
     held_labels = np.asarray(held_labels)
     best, best_nll = DEFAULT_PRIOR, np.inf
     for prior in grid:
-        p = fit_heads(emb, counts, prototypes, scale, n_heads=1, prior=prior, **kw).probs(held_emb)[:, 0]
-        nll = -np.mean(np.log(np.clip(p[np.arange(len(held_labels)), held_labels], 1e-12, None)))
+        nll = _nll(fit_heads(emb, counts, prototypes, scale, n_heads=1, prior=prior, **kw).probs(held_emb)[:, 0],
+                   held_labels)
         if nll < best_nll:
             best, best_nll = float(prior), nll
     return best
@@ -124,8 +124,12 @@ def fit_temperature(probs_of, labels: np.ndarray, grid: np.ndarray | None = None
     if len(labels) == 0:
         return 1.0
     grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121)) if grid is None else grid
-    nll = [-np.mean(np.log(np.clip(probs_of(t)[np.arange(len(labels)), labels], 1e-12, None))) for t in grid]
-    return float(grid[int(np.argmin(nll))])
+    return float(grid[int(np.argmin([_nll(probs_of(t), labels) for t in grid]))])
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``probs`` (n, C): how held-out galaxies judge a fit."""
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))))
 
 
 def mutual_information(p: np.ndarray) -> np.ndarray:

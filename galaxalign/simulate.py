@@ -157,21 +157,23 @@ def run_campaign(store, workspace, survey_name: str, cfg: CampaignCfg, progress:
     set_refresh_every(store, survey_name, cfg.refresh_every)
     refresh_params = RefreshParams(survey=survey_name, pseudo=cfg.refresh_pseudo, seed=cfg.seed)
 
+    def refresh_now() -> dict:  # as the worker would: every vote so far, the counter reset
+        claim_refresh(store, survey_name, force=True)
+        return refresh(store, workspace, None, refresh_params)
+
     def train_round(r: int) -> dict:
         res = retrain(store, workspace, None, {**params, "name": f"sim{cfg.seed}-r{r}"})
         if cfg.gate is not None:
             set_proposal_gate(store, res["model"], **cfg.gate)
         res["accuracy"], res["macro_f1"] = res["metrics"]["accuracy"], res["metrics"]["macro_f1"]
         if cfg.refresh_every:  # a new tower: its proposals refitted on every vote at once, as the worker would
-            claim_refresh(store, survey_name, force=True)
-            fresh = refresh(store, workspace, None, refresh_params)
+            fresh = refresh_now()
             res["refresh"] = fresh
             res["tower_accuracy"], res["accuracy"] = res["accuracy"], fresh["test_accuracy"]
         return res
 
     def refresh_round() -> dict:  # the tower as it was; its proposals refitted on every vote so far
-        claim_refresh(store, survey_name, force=True)
-        fresh = refresh(store, workspace, None, refresh_params)
+        fresh = refresh_now()
         return {"refresh": fresh, "accuracy": fresh["test_accuracy"], "macro_f1": fresh.get("macro_f1"),
                 "tower_accuracy": first["metrics"]["accuracy"],
                 "n_consensus_labels": training_labels(store, survey_name, len(survey))[1]}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -189,13 +190,9 @@ class AnswerMap:
     def column(self, task: str, answer: str) -> int | None:
         return self._index.get((str(task), str(answer)))
 
-    @property
+    @cached_property
     def _index(self) -> dict:
-        idx = self.__dict__.get("_idx")
-        if idx is None:
-            idx = {c: k for k, c in enumerate(self.columns)}
-            object.__setattr__(self, "_idx", idx)
-        return idx
+        return {c: k for k, c in enumerate(self.columns)}
 
 
 def _t(id: str, question: str, answers: list[tuple[str, str, str | None, str]],
@@ -355,9 +352,10 @@ class LabelSet:
     def answer_map(self) -> AnswerMap:
         """The :class:`AnswerMap` of this set's classes on the GZ2 tree (computed once: every path of the
         tree resolved by the rules)."""
-        cached = _ANSWER_MAPS.get(id(self))
-        if cached is not None and cached[0] is self:
-            return cached[1]
+        return self._answer_map
+
+    @cached_property
+    def _answer_map(self) -> AnswerMap:
         if self.tree is None:
             raise LabelSetError(f"label set {self.name!r} has no decision tree")
         sure: list[dict[str, str]] = []
@@ -383,9 +381,7 @@ class LabelSet:
         columns = flat.columns + tree
         tasks = flat.tasks + tuple(tuple(n + k for k, (t, _) in enumerate(tree) if t == task)
                                    for task in dict.fromkeys(t for t, _ in tree))
-        amap = AnswerMap(columns, np.concatenate([flat.implies, implies], 1), tasks)
-        _ANSWER_MAPS[id(self)] = (self, amap)
-        return amap
+        return AnswerMap(columns, np.concatenate([flat.implies, implies], 1), tasks)
 
     def check_trimodal(self, tokenize: Callable[[list[str]], Any] | None = None) -> None:
         """Refuse a label set that a tri-modal run cannot learn from: two classes with the same symbol
@@ -408,9 +404,6 @@ class LabelSet:
                 raise LabelSetError(f"label set {self.name!r}: classes {first[k]!r} and {c.name!r} have the same prompt "
                                     f"after tokenization ({c.prompt!r}); write prompts that tell them apart")
             first[k] = c.name
-
-
-_ANSWER_MAPS: dict[int, tuple["LabelSet", AnswerMap]] = {}
 
 
 def _symbol_label(symbol: str) -> str:

@@ -273,25 +273,19 @@ def encode_batch(model, x: torch.Tensor, y: torch.Tensor, tokens: torch.Tensor, 
     naive loop, kept for the benchmark). ``all_classes``: every class's text and symbol is encoded, and
     ``"txt_all"`` (C, D) holds the class texts in class order. ``model`` may be the DDP wrapper.
     """
-    if all_classes:  # every class once (the vote term needs all of them), gathered back to the samples
-        uniq, inv = torch.arange(len(tokens), device=y.device), y
-        sym_in = bank.sample(uniq, gen).to(x.device) if need_sym else None
-        txt_in = tokens if need_txt else None
-        z = model(image=x, symbol=sym_in, text=txt_in)
-        out = {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}
-        if "txt" in z:
-            out["txt_all"] = z["txt"]
-        return out
-    if unique:
-        uniq, inv = torch.unique(y, return_inverse=True)
-        sym_in = bank.sample(uniq, gen).to(x.device) if need_sym else None
-        txt_in = tokens[uniq] if need_txt else None
+    if all_classes:  # every class once (the vote term needs all of them)
+        classes, inv = torch.arange(len(tokens), device=y.device), y
+    elif unique:
+        classes, inv = torch.unique(y, return_inverse=True)
     else:
-        inv = torch.arange(len(y), device=x.device)
-        sym_in = bank.sample(y, gen).to(x.device) if need_sym else None
-        txt_in = tokens[y] if need_txt else None
+        classes, inv = y, torch.arange(len(y), device=x.device)
+    sym_in = bank.sample(classes, gen).to(x.device) if need_sym else None
+    txt_in = tokens[classes] if need_txt else None
     z = model(image=x, symbol=sym_in, text=txt_in)
-    return {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}  # (U, D) → (B, D)
+    out = {k: (v[inv] if k in ("sym", "txt") else v) for k, v in z.items()}  # (U, D) → (B, D)
+    if all_classes and "txt" in z:
+        out["txt_all"] = z["txt"]
+    return out
 
 
 def augment_images(x: torch.Tensor, gen: torch.Generator, rotation: str = "any", shift: float = 0.0,
@@ -416,6 +410,7 @@ class Trainer:
         self.votes = None if votes is None else np.asarray(votes, np.float32)
         if self.votes is not None:
             self.vote_map = vote_map or AnswerMap.flat(self.votes.shape[1])
+            self.vote_implies = torch.as_tensor(self.vote_map.implies, device=self.device)
             if self.votes.shape != (len(survey), len(self.vote_map.columns)):
                 raise GalaxalignError(f"vote counts {self.votes.shape} do not fit the survey's {len(survey)} galaxies "
                                       f"and {len(self.vote_map.columns)} answer columns")
@@ -616,10 +611,13 @@ class Trainer:
         else:  # too few labelled rows for a contrastive batch: only the votes teach this step
             terms = {"loss": z["img"].sum() * 0.0}
         txt = F.normalize(z["txt_all"], dim=-1)
+
+        def class_logits(img: torch.Tensor) -> torch.Tensor:  # s · cos(image, class text), as proposals are made
+            return z["scale"] * F.normalize(img, dim=-1) @ txt.t()
+
         if self.votes is not None:
-            logits = z["scale"] * F.normalize(z["img"], dim=-1) @ txt.t()
             counts = torch.as_tensor(self.votes[bidx], device=x.device)
-            terms["votes"] = vote_nll(logits, counts, torch.as_tensor(self.vote_map.implies), self.vote_map.tasks,
+            terms["votes"] = vote_nll(class_logits(z["img"]), counts, self.vote_implies, self.vote_map.tasks,
                                       cfg.vote_concentration).mean()
             terms["loss"] = terms["loss"] + cfg.vote_weight * terms["votes"]
         if self.semi:
@@ -628,11 +626,10 @@ class Trainer:
             weak = self.model.preprocess(augment_images(imgs, self.gen, "quarter"))
             strong = self.model.preprocess(augment_images(imgs, self.gen, "any", shift=0.08, noise=0.05))
             with torch.no_grad():
-                p_weak = F.softmax(z["scale"] * F.normalize(wrapped(image=weak)["img"], dim=-1) @ txt.t(), -1)
-                conf, target = p_weak.max(1)
+                conf, target = F.softmax(class_logits(wrapped(image=weak)["img"]), -1).max(1)
                 keep = (conf >= cfg.semi_threshold).float()
-            logits = z["scale"] * F.normalize(wrapped(image=strong)["img"], dim=-1) @ txt.t()
-            terms["semi"] = (F.cross_entropy(logits, target, reduction="none") * keep).mean()
+            terms["semi"] = (F.cross_entropy(class_logits(wrapped(image=strong)["img"]), target, reduction="none")
+                             * keep).mean()
             terms["semi_kept"] = keep.mean()
             terms["loss"] = terms["loss"] + cfg.semi_weight * terms["semi"]
         return terms

@@ -121,19 +121,24 @@ def built_workspace(tmp_path_factory, synth_h5):
     return root
 
 
-@pytest.fixture
-def workspace(built_workspace, tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    shutil.copytree(built_workspace, root)
-    # paths inside the database point at the session workspace: re-point them at this copy
+def copy_workspace(template: Path, root: Path, monkeypatch) -> Path:
+    """A copy of a workspace built once for many tests, its stored paths re-pointed at the copy (they
+    point at the template), and made the workspace this test's code and app open."""
     from galaxalign.store import open_store, relocate_paths
     from galaxalign.workspace import Workspace
 
+    shutil.copytree(template, root)
     store = open_store(Workspace(root).database_url)
-    relocate_paths(store, str(built_workspace), str(root))
+    relocate_paths(store, str(template), str(root))
     store.dispose()
     monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(root))
     monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
+    return root
+
+
+@pytest.fixture
+def workspace(built_workspace, tmp_path, monkeypatch):
+    root = copy_workspace(built_workspace, tmp_path / "ws", monkeypatch)
     import streamlit as st
 
     st.cache_resource.clear()

@@ -9,8 +9,9 @@ import pytest
 import torch
 from sqlalchemy import func, select
 
-from galaxalign.data import load_survey
+from conftest import copy_workspace
 from test_jobs import tiny_config as _tiny
+from galaxalign.data import load_survey
 from galaxalign.errors import GalaxalignError
 from galaxalign.fsutil import file_sha256
 from galaxalign.heads import (Heads, expected_calibration_error, fit_heads, fit_temperature, mutual_information,
@@ -93,6 +94,16 @@ def test_training_votes_count_every_vote_and_hold_known_labels_certain(store, fl
     assert counts[untouched].sum() == 0
 
 
+def test_a_refresh_is_claimed_by_one_caller_every_k_votes(store, flat):
+    set_refresh_every(store, "sim", 2)
+    assert claim_refresh(store, "sim") is None
+    for gid, _ in _unknown(store, 2):
+        record_classification(store, "v0", gid, [[FLAT_TASK, 1]])
+    # one claim per K votes, on both stores: the next caller finds it claimed
+    assert claim_refresh(store, "sim") == 2 and claim_refresh(store, "sim") is None
+    assert claim_refresh(store, "sim", force=True) == 2
+
+
 def test_a_late_vote_teaches_and_skill_weighs_votes_where_the_survey_retires_by_skill(store, flat):
     (g1, i1), = _unknown(store, 1)
     rule = RetirementRule(n_votes=2, early_votes=2)
@@ -171,17 +182,8 @@ def trained_template(tmp_path_factory, synth_h5):
 
 @pytest.fixture
 def trained(trained_template, tmp_path, monkeypatch):
-    import shutil
-
-    from galaxalign.store import relocate_paths
-
-    root = tmp_path / "ws"
-    shutil.copytree(trained_template, root)
-    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(root))
-    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
-    w = Workspace(root)
+    w = Workspace(copy_workspace(trained_template, tmp_path / "ws", monkeypatch))
     st = open_store(w.database_url)
-    relocate_paths(st, str(trained_template), str(root))
     yield w, st
     st.dispose()
 

@@ -57,29 +57,31 @@ def refresh(store, workspace: Workspace, job_id: int | None, params: RefreshPara
     report(0.1, f"refitting {p.heads} heads on {row.name}'s votes over {len(emb):,} embeddings of {mv.name}")
     cfg = _train_cfg(mv.config)
     counts, amap = training_votes(store, row.name, len(survey))
-    calib, judge = _held_out(survey, cfg, p.seed)
+    labels = survey.labels
+    calib, judge, test = _held_out(survey, cfg, p.seed)
     held = np.concatenate([calib, judge])
     counts[held] = 0  # the galaxies that judge the heads never teach them
-    labels = survey.labels
     fit = dict(concentration=cfg.vote_concentration, answer_map=amap)
     prior = (choose_prior(emb, counts, protos, scale, emb[calib], labels[calib], **fit) if len(calib) >= MIN_HELD
              else DEFAULT_PRIOR)
-    heads = fit_heads(emb, counts, protos, scale, p.heads, prior=prior, seed=p.seed, **fit)
-    if len(calib) >= MIN_HELD:
-        heads.temperature = fit_temperature(lambda t: heads.probs(emb[calib], t).mean(1), labels[calib])
+
+    def tempered_heads(votes: np.ndarray):
+        heads = fit_heads(emb, votes, protos, scale, p.heads, prior=prior, seed=p.seed, **fit)
+        if len(calib) >= MIN_HELD:
+            heads.temperature = fit_temperature(lambda t: heads.probs(emb[calib], t).mean(1), labels[calib])
+        return heads
+
+    heads = tempered_heads(counts)
     if p.pseudo > 0:  # self-training: confident galaxies nobody voted on yet join as one pseudo-vote each
         extra = pseudo_votes(heads.probs(emb).mean(1), counts, p.pseudo)
         extra[held] = 0
-        heads = fit_heads(emb, extra, protos, scale, p.heads, prior=prior, seed=p.seed, **fit)
-        if len(calib) >= MIN_HELD:
-            heads.temperature = fit_temperature(lambda t: heads.probs(emb[calib], t).mean(1), labels[calib])
+        heads = tempered_heads(extra)
     report(0.6, f"heads fitted (temperature {heads.temperature:.2f}); storing {len(emb):,} predictions")
     ps = heads.probs(emb)
     probs, mi = ps.mean(1), mutual_information(ps)
     out = {"model": mv.name, "survey": row.name, "heads": p.heads, "temperature": round(heads.temperature, 4),
            "prior": prior,
            "n_taught": int((counts.sum(1) > 0).sum()), "votes": float(counts.sum())}
-    test = _test_split(survey, cfg)
     if len(test):  # the split every re-train is judged on, for learning curves that compare
         out["test_accuracy"] = accuracy(labels[test], probs[test].argmax(1))
     if len(judge):
@@ -88,8 +90,7 @@ def refresh(store, workspace: Workspace, job_id: int | None, params: RefreshPara
         out.update(accuracy=accuracy(yj, probs[judge].argmax(1)), macro_f1=macro_f1(yj, probs[judge].argmax(1)),
                    model_accuracy=accuracy(yj, own[judge].argmax(1)),
                    ece_model=expected_calibration_error(own[judge], yj),
-                   ece_untempered=expected_calibration_error(ps[judge].mean(1) if heads.temperature == 1.0 else
-                                                             heads.probs(emb[judge], 1.0).mean(1), yj),
+                   ece_untempered=expected_calibration_error(heads.probs(emb[judge], 1.0).mean(1), yj),
                    ece=expected_calibration_error(probs[judge], yj), n_judge=int(len(judge)))
     gate = dict((mv.metrics or {}).get("proposal") or {})
     if len(held) >= MIN_HELD:  # the floor from the refreshed proposals on galaxies they were not fitted on
@@ -123,20 +124,16 @@ def _train_cfg(config: dict | None) -> TrainCfg:
         return TrainCfg()
 
 
-def _held_out(survey, cfg: TrainCfg, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(calibrate on, judge on): labelled galaxies the model was not trained on — the valid split and the
-    test split when the survey has both; else the test split cut in two halves."""
-    valid = resolve_split(survey, cfg)[1]
-    valid, test = valid[survey.labels[valid] >= 0], _test_split(survey, cfg)
+def _held_out(survey, cfg: TrainCfg, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(calibrate on, judge on, test): labelled galaxies the model was not trained on — the valid split and
+    the test split when the survey has both, else the test split cut in two halves — and the labelled test
+    split every re-train is judged on."""
+    _, valid, test = resolve_split(survey, cfg)
+    valid, test = valid[survey.labels[valid] >= 0], test[survey.labels[test] >= 0]
     if len(valid) >= MIN_HELD:
-        return valid, test
-    test = np.random.default_rng(seed).permutation(test)
-    return np.sort(test[:len(test) // 2]), np.sort(test[len(test) // 2:])
-
-
-def _test_split(survey, cfg: TrainCfg) -> np.ndarray:
-    test = resolve_split(survey, cfg)[2]
-    return test[survey.labels[test] >= 0]
+        return valid, test, test
+    cut = np.random.default_rng(seed).permutation(test)
+    return np.sort(cut[:len(cut) // 2]), np.sort(cut[len(cut) // 2:]), test
 
 
 def _column(preds, name: str):

@@ -51,11 +51,12 @@ def retrain(store, workspace: Workspace, job_id: int | None, params: RetrainPara
     valid_idx = valid_idx[survey.labels[valid_idx] >= 0]
     votes, vote_map = training_votes(store, row.name, len(survey)) if p.learn_from == "votes" else (None, None)
     taught = labels >= 0 if votes is None else (labels >= 0) | (votes.sum(1) > 0)
-    train_idx = np.setdiff1d(np.flatnonzero(taught), np.concatenate([test_idx, valid_idx]))
+    held_out = np.concatenate([test_idx, valid_idx])
+    train_idx = np.setdiff1d(np.flatnonzero(taught), held_out)
     unlabelled = None
     if p.semi:
         cfg = replace(cfg, semi_threshold=cfg.semi_threshold or SEMI_THRESHOLD)
-        unlabelled = np.setdiff1d(np.flatnonzero(~taught), np.concatenate([test_idx, valid_idx]))
+        unlabelled = np.setdiff1d(np.flatnonzero(~taught), held_out)
     what = "labelled galaxies" if votes is None else "galaxies with a label or votes"
     report(0.0, f"training on {len(train_idx)} {what} of {row.name}"
                 f" (from {parent.name if init_from else 'scratch'})")

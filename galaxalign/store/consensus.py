@@ -243,8 +243,9 @@ def training_votes(store: Store, survey: int | str, n: int,
         sv = survey_row(s, survey)
         n_classes = len(sv.class_names)
         skill = RetirementRule.from_dict(sv.retirement).method == "skill"
-        tree = sv.workflow == "gz2" and get_label_set(sv.label_set_file or sv.label_set).tree == "gz2"
-        amap = get_label_set(sv.label_set_file or sv.label_set).answer_map() if tree else AnswerMap.flat(n_classes)
+        label_set = get_label_set(sv.label_set_file or sv.label_set) if sv.workflow == "gz2" else None
+        tree = label_set is not None and label_set.tree == "gz2"
+        amap = label_set.answer_map() if tree else AnswerMap.flat(n_classes)
         known = s.execute(select(Galaxy.idx, Galaxy.known_label)
                           .where(Galaxy.survey_id == sv.id, Galaxy.known_label.is_not(None))).all()
         votes = s.execute(select(Galaxy.idx, Classification.volunteer_id, Classification.resolved_class,

@@ -37,10 +37,15 @@ def key(which: Any, what: str) -> int | str:
     raise NotFound(f"{what} {short(which)}: give an integer id or a name")
 
 
-def _named_row(s: Session, model, which: int | str, what: str, missing: str):
-    """The row of ``model`` with integer id or ``name`` ``which``; :class:`NotFound` naming it otherwise."""
+def _named_row(s: Session, model, which: int | str, what: str, missing: str, lock: bool = False):
+    """The row of ``model`` with integer id or ``name`` ``which``; :class:`NotFound` naming it otherwise.
+    ``lock``: on PostgreSQL, lock the row until the transaction ends (read afresh, not from the session)."""
     which = key(which, what)
-    row = s.get(model, which) if isinstance(which, int) else s.scalar(select(model).where(model.name == which))
+    if lock and s.bind.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
+        q = select(model).where(model.id == which if isinstance(which, int) else model.name == which)
+        row = s.scalar(q.with_for_update().execution_options(populate_existing=True))
+    else:
+        row = s.get(model, which) if isinstance(which, int) else s.scalar(select(model).where(model.name == which))
     if row is None:
         raise NotFound(f"{what} {short(which)} {missing}")
     return row
@@ -76,8 +81,8 @@ def get_volunteer(store: Store, who: int | str) -> Volunteer:
         return volunteer_row(s, who)
 
 
-def survey_row(s: Session, which: int | str) -> RegisteredSurvey:
-    return _named_row(s, RegisteredSurvey, which, "survey", "is not registered")
+def survey_row(s: Session, which: int | str, lock: bool = False) -> RegisteredSurvey:
+    return _named_row(s, RegisteredSurvey, which, "survey", "is not registered", lock)
 
 
 def get_survey(store: Store, which: int | str) -> RegisteredSurvey:

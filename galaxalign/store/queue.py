@@ -87,8 +87,8 @@ def next_galaxy_for(store: Store, volunteer: int | str | None, survey: int | str
     the one they held): the queue counts other volunteers' live leases as votes on their way, so a galaxy
     that needs one more vote is not sent to several volunteers at once. Their vote releases it; an
     abandoned lease expires and the galaxy is served again."""
-    if strategy is not None and strategy not in QUEUE_STRATEGIES:
-        raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
+    if strategy is not None:
+        _check_strategy(strategy)
     rng = rng or np.random.default_rng()
     taken: list[int] = []
     for _ in range(HOLD_TRIES):
@@ -127,10 +127,14 @@ def _hold(store: Store, galaxy_id: int, volunteer: int | str, seconds: float) ->
         return True
 
 
-def set_queue_strategy(store: Store, survey: int | str, strategy: str) -> str:
-    """What ``survey``'s queue puts first (one of :data:`QUEUE_STRATEGIES`) for the volunteers to come."""
+def _check_strategy(strategy: str) -> None:
     if strategy not in QUEUE_STRATEGIES:
         raise StoreError(f"queue strategy {strategy!r} must be one of {', '.join(QUEUE_STRATEGIES)}")
+
+
+def set_queue_strategy(store: Store, survey: int | str, strategy: str) -> str:
+    """What ``survey``'s queue puts first (one of :data:`QUEUE_STRATEGIES`) for the volunteers to come."""
+    _check_strategy(strategy)
 
     def fn(s) -> str:
         survey_row(s, survey).queue_strategy = strategy

@@ -136,8 +136,7 @@ def claim_refresh(store: Store, survey: int | str, force: bool = False) -> int |
     refreshed at its current vote count and return that count; else None. The survey's row is locked
     while it decides, so of many volunteers voting at once exactly one is told to queue the refresh."""
     def fn(s: Session) -> int | None:
-        sv = s.scalar(select(RegisteredSurvey).where(RegisteredSurvey.id == survey_row(s, survey).id)
-                      .with_for_update())
+        sv = survey_row(s, survey, lock=True)
         votes = survey_votes(s, sv)
         if not force and (sv.refresh_every <= 0 or votes - sv.refreshed_votes < sv.refresh_every):
             return None
