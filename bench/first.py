@@ -7,6 +7,7 @@ once — 3 seeds each; the preparation ablation (whole field shrunk to 64 px); b
     python bench/first.py --speed      # only the bf16-vs-fp32 training-step timing
     python bench/first.py --budget     # only GalaxAlign with the full 15-minute budget (150 epochs), seed 0
     python bench/first.py --budget --pretrained   # the same from our pretrained tower
+    python bench/first.py --runs --only galaxalign_d4 --seeds 1   # one row of the plan, one seed
     python bench/first.py --tta        # the saved GalaxAlign runs with and without test-time augmentation
     python bench/first.py --ensemble   # the 3 saved pretrained runs' mean probabilities on test
 
@@ -59,6 +60,9 @@ RUN_PLAN = [
     # from the tower pretrained on a GPU (bench/pretrain_gpu.sh: 491 epochs in 5 minutes on an H200)
     ("galaxalign_pretrained_gpu", "contrastive", "detected",
      {"model": {"pretrained": str(PRETRAINED_GPU)}}, SEEDS),
+    # the image tower D4-equivariant (galaxalign.equivariant): quarter turns and mirrors built in
+    ("galaxalign_d4", "contrastive", "detected", {"model": {"tower": "d4", "tower_width": 4, "pretrained": None}},
+     SEEDS),
 ]
 
 
@@ -76,15 +80,15 @@ def surveys():
     return base, {"detected": base.with_preparation(detected), "naive": base.with_preparation(NAIVE)}, reasons
 
 
-def run_all() -> None:
+def run_all(only: str | None = None, seeds: tuple[int, ...] = SEEDS) -> None:
     _, prepared, reasons = surveys()
     print("detected preparation:", prepared["detected"].preparation.describe())
     for r in reasons:
         print("  -", r)
     finished = done()
-    for seed in SEEDS:
-        for name, method, prep, over, seeds in RUN_PLAN:
-            if (name, seed) in finished or seed not in seeds:
+    for seed in seeds:
+        for name, method, prep, over, planned in RUN_PLAN:
+            if (name, seed) in finished or seed not in planned or only not in (None, name):
                 continue
             s = prepared[prep]
             cfg = load_config(CONFIG, seed=seed, **over)
@@ -317,6 +321,8 @@ if __name__ == "__main__":
     ap.add_argument("--pretrained", action="store_true", help="with --budget: start from our pretrained tower")
     ap.add_argument("--tta", action="store_true", help="only the saved runs with and without test-time augmentation")
     ap.add_argument("--runs", action="store_true", help="only the training runs not yet done (no step timing)")
+    ap.add_argument("--only", metavar="NAME", help="with --runs: only this row of the plan (e.g. galaxalign_d4)")
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="with --runs: these seeds (e.g. 1,2)")
     a = ap.parse_args()
     if a.ensemble:
         ensemble_eval()
@@ -327,7 +333,7 @@ if __name__ == "__main__":
     elif a.tta:
         tta_eval()
     elif a.runs:
-        run_all()
+        run_all(a.only, tuple(int(x) for x in a.seeds.split(",")))
     elif not a.report:
         step_speed()
         run_all()

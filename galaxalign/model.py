@@ -94,6 +94,10 @@ class ModelCfg:
     pretrained: str | None = None
     image_size: int | None = None  # None: the architecture's own
     norm: str = "default"  # "group": BatchNorm → GroupNorm in the image tower (see create_model)
+    # "d4": the architecture's image tower replaced by a D4-equivariant CNN of this width
+    # (galaxalign.equivariant.D4Tower: no quarter turn or mirror of a galaxy changes its embedding)
+    tower: str = "default"
+    tower_width: int = 4
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
@@ -103,6 +107,11 @@ class ModelCfg:
             raise ModelError(f"unknown model option(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
         if d.get("norm", "default") not in ("default", "group"):
             raise ModelError(f"model norm {d['norm']!r} must be 'default' or 'group'")
+        if d.get("tower", "default") not in ("default", "d4"):
+            raise ModelError(f"model tower {d['tower']!r} must be 'default' or 'd4'")
+        width = d.get("tower_width", 4)
+        if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
+            raise ModelError(f"model tower_width {width!r} must be a whole number from 1 to 64")
         return cls(**d)
 
 
@@ -213,6 +222,9 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
         if not is_file and pretrained not in oc.list_pretrained_tags_by_model(cfg.arch):
             raise ModelError(f"{cfg.arch} has no pretrained tag {pretrained!r}; "
                              f"known: {', '.join(oc.list_pretrained_tags_by_model(cfg.arch)) or 'none'}")
+    if cfg.tower == "d4" and pretrained:
+        raise ModelError(f"{cfg.arch}: tower 'd4' is trained from scratch; pretrained weights {pretrained!r} "
+                         "are for the architecture's own tower")
     kwargs = {"force_image_size": cfg.image_size} if cfg.image_size else {}
     quiet = _DropMessage("No pretrained weights loaded")  # we asked for none; open_clip warns anyway
     logging.getLogger().addFilter(quiet)
@@ -233,7 +245,15 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
         raise ModelError(f"{pretrained or cfg.arch}: cannot build the model: {msg}") from None
     finally:
         logging.getLogger().removeFilter(quiet)
-    if cfg.norm == "group" and not grouped_file:
+    if cfg.tower == "d4":
+        from .equivariant import D4Tower
+
+        size = cfg.image_size or _image_size(clip)
+        with torch.no_grad():  # the embedding's width, whatever the architecture calls it
+            dim = int(clip.visual.eval()(torch.zeros(1, 3, size, size, device=device)).shape[-1])
+        clip.visual = D4Tower(cfg.tower_width, dim, size,
+                              norm="group" if cfg.norm == "group" else "batch").to(device)
+    elif cfg.norm == "group" and not grouped_file:
         if pretrained:
             raise ModelError(f"{cfg.arch}: norm 'group' replaces BatchNorm layers; it starts only from a checkpoint "
                              "made with GroupNorm (galaxalign pretrain), not from hub weights")
