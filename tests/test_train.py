@@ -94,7 +94,8 @@ def test_bad_configs_name_the_file_and_the_key(tmp_path):
     p.write_text(": : :\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
-    for name in ("tiny-cpu.yaml", "starter-cpu.yaml", "first-cpu.yaml", "vit-b-16.yaml", "convnext-base.yaml"):
+    for name in ("tiny-cpu.yaml", "starter-cpu.yaml", "first-cpu.yaml", "first-d4.yaml", "vit-b-16.yaml",
+                 "convnext-base.yaml"):
         load_config(Path(__file__).resolve().parent.parent / "configs" / name)
 
 
