@@ -86,17 +86,6 @@ class ConvD4(nn.Module):
         return y.unflatten(1, (self.cout, ORDER))
 
 
-class NormReLU(nn.Module):
-    """BatchNorm shared by a channel's eight planes (so it keeps equivariance), then ReLU."""
-
-    def __init__(self, c: int):
-        super().__init__()
-        self.bn = nn.BatchNorm3d(c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(x), inplace=True)
-
-
 class PoolD4(nn.Module):
     """2 × 2 max pooling of each plane (exact for even sizes: the windows map onto windows)."""
 
@@ -112,22 +101,6 @@ class InvariantD4(nn.Module):
         return x.mean((-2, -1)).amax(-1)
 
 
-def d4_cnn(channels: int, width: int, classes: int, drop: float = 0.3) -> nn.Sequential:
-    """The VGG-style probe of ``bench/first_recipes.py`` (four stages of two 3 × 3 convolutions, widths
-    w, 2w, 4w, 8w) made D4-equivariant and, after its last pooling, D4-invariant."""
-    w = width
-
-    def block(conv):
-        return [conv, NormReLU(conv.cout if isinstance(conv, ConvD4) else conv.out_channels)]
-
-    layers = [*block(LiftD4(channels, w)), *block(ConvD4(w, w)), PoolD4(),
-              *block(ConvD4(w, 2 * w)), *block(ConvD4(2 * w, 2 * w)), PoolD4(),
-              *block(ConvD4(2 * w, 4 * w)), *block(ConvD4(4 * w, 4 * w)), PoolD4(),
-              *block(ConvD4(4 * w, 8 * w)), *block(ConvD4(8 * w, 8 * w)),
-              InvariantD4(), nn.Dropout(drop), nn.Linear(8 * w, classes)]
-    return nn.Sequential(*layers)
-
-
 def _norm(kind: str, c: int) -> nn.Module:
     """BatchNorm or GroupNorm over whole channels: both share statistics across a channel's eight
     planes, so both keep the layer equivariant. Groups of at least four channels (up to 8 groups): a
@@ -138,18 +111,20 @@ def _norm(kind: str, c: int) -> nn.Module:
 
 
 class D4Tower(nn.Module):
-    """An image tower for :class:`~galaxalign.model.TriModalCLIP` (``model: {tower: d4}``): the
-    D4-invariant CNN of :func:`d4_cnn` with a projection to the embedding in place of the classifier.
-    Four stages of two 3 × 3 D4 convolutions (widths w, 2w, 4w, 8w), pooling between stages."""
+    """A D4-invariant CNN, the image tower of :class:`~galaxalign.model.TriModalCLIP` with ``model:
+    {tower: d4}``: four stages of two 3 × 3 D4 convolutions (widths w, 2w, 4w, 8w per orientation),
+    2 × 2 pooling between stages, then the mean over space, the max over the orientations and a linear
+    map to ``output_dim`` (the embedding; a probe's classes)."""
 
-    def __init__(self, width: int, output_dim: int, image_size: int, channels: int = 3, norm: str = "group"):
+    def __init__(self, width: int, output_dim: int, image_size: int | None, channels: int = 3, norm: str = "group",
+                 drop: float = 0.0):
         super().__init__()
         w, self.image_size, self.output_dim = width, image_size, output_dim
         convs = [LiftD4(channels, w), ConvD4(w, w), ConvD4(w, 2 * w), ConvD4(2 * w, 2 * w),
                  ConvD4(2 * w, 4 * w), ConvD4(4 * w, 4 * w), ConvD4(4 * w, 8 * w), ConvD4(8 * w, 8 * w)]
         self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(_norm(norm, c.out_channels if isinstance(c, LiftD4) else c.cout) for c in convs)
-        self.pool, self.invariant = PoolD4(), InvariantD4()
+        self.pool, self.invariant, self.drop = PoolD4(), InvariantD4(), nn.Dropout(drop)
         self.proj = nn.Linear(8 * w, output_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,4 +132,10 @@ class D4Tower(nn.Module):
             x = F.relu(norm(conv(x)), inplace=True)
             if i in (1, 3, 5):
                 x = self.pool(x)
-        return self.proj(self.invariant(x))
+        return self.proj(self.drop(self.invariant(x)))
+
+
+def d4_cnn(channels: int, width: int, classes: int, drop: float = 0.3) -> D4Tower:
+    """The VGG-style probe of ``bench/first_recipes.py`` made D4-invariant: the tower with BatchNorm,
+    dropout and a classifier in place of the projection."""
+    return D4Tower(width, classes, None, channels, norm="batch", drop=drop)

@@ -40,7 +40,7 @@ def test_the_network_is_invariant_and_still_sees_the_image():
         for g in range(1, ORDER):
             assert torch.allclose(net(transform(x, g)), y, atol=1e-5)
         net.train()  # batch statistics too: a turned batch has the same ones
-        net[-2].p = 0.0
+        net.drop.p = 0.0
         y = net(x)
         assert torch.allclose(net(transform(x, 3)), y, atol=1e-5)
         assert not torch.allclose(net(torch.randn(4, 1, 32, 32)), y, atol=1e-3)
