@@ -249,6 +249,9 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
         from .equivariant import D4Tower
 
         size = cfg.image_size or _image_size(clip)
+        if size % 8:
+            raise ModelError(f"{cfg.arch}: image size {size} must be a multiple of 8 for tower 'd4' (its three "
+                             "2 × 2 poolings keep quarter turns exact only on even sizes)")
         with torch.no_grad():  # the embedding's width, whatever the architecture calls it
             dim = int(clip.visual.eval()(torch.zeros(1, 3, size, size, device=device)).shape[-1])
         clip.visual = D4Tower(cfg.tower_width, dim, size,

@@ -101,9 +101,11 @@ def test_bad_tower_options_are_refused_by_name(bad, message):
         ModelCfg.from_dict({"arch": "galaxalign-tiny-rn", **bad})
 
 
-def test_a_d4_tower_refuses_weights_made_for_another_tower(tmp_path):
+def test_a_d4_tower_refuses_weights_made_for_another_tower_and_odd_sizes(tmp_path):
     from galaxalign.model import ModelCfg, ModelError, create_model
 
+    with pytest.raises(ModelError, match="image size 36 must be a multiple of 8 for tower 'd4'"):
+        create_model(ModelCfg("galaxalign-tiny-rn", image_size=36, tower="d4"))
     ck = tmp_path / "tower.pt"
     ck.write_bytes(b"x")
     with pytest.raises(ModelError, match="tower 'd4' is trained from scratch"):
