@@ -64,6 +64,9 @@ RUN_PLAN = [
     # the image tower D4-equivariant (galaxalign.equivariant): quarter turns and mirrors built in
     ("galaxalign_d4", "contrastive", "detected", {"model": {"tower": "d4", "tower_width": 4, "pretrained": None}},
      SEEDS),
+    # the same in bf16 autocast: a D4 training step is 2.1-2.6x faster in bf16 on this CPU (AVX-512 BF16)
+    ("galaxalign_d4_bf16", "contrastive", "detected",
+     {"model": {"tower": "d4", "tower_width": 4, "pretrained": None}, "amp": True}, SEEDS),
 ]
 
 
