@@ -30,6 +30,7 @@ from runlog import append_run, write_section
 
 from galaxalign.data import first_package_dir, load_survey
 from galaxalign.equivariant import d4_cnn
+from galaxalign.metrics import confusion
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "bench" / "results" / "first_recipes.jsonl"
@@ -132,11 +133,9 @@ def run(a) -> dict:
               flush=True)
     net.load_state_dict(best[2])
     pred = probabilities(te).argmax(-1).numpy()
-    cm = np.zeros((4, 4), int)
-    np.add.at(cm, (y[te], pred), 1)
+    cm = confusion(y[te], pred, 4)
     pl = (sum(last) / len(last)).argmax(-1).numpy()
-    cml = np.zeros((4, 4), int)
-    np.add.at(cml, (y[te], pl), 1)
+    cml = confusion(y[te], pl, 4)
     return {"tag": a.tag, "seed": a.seed, "cut": a.cut, "size": a.size, "stretch": a.stretch, "epochs": a.epochs,
             "width": a.width, "zoom": a.zoom, "balanced": a.balanced, "arch": a.arch, "mixup": a.mixup,
             "valid": round(best[0], 4), "epoch": best[1] + 1,

@@ -245,10 +245,10 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
         raise ModelError(f"{pretrained or cfg.arch}: cannot build the model: {msg}") from None
     finally:
         logging.getLogger().removeFilter(quiet)
+    size = cfg.image_size or _image_size(clip)
     if cfg.tower == "d4":
         from .equivariant import D4Tower
 
-        size = cfg.image_size or _image_size(clip)
         if size % 8:
             raise ModelError(f"{cfg.arch}: image size {size} must be a multiple of 8 for tower 'd4' (its three "
                              "2 × 2 poolings keep quarter turns exact only on even sizes)")
@@ -265,7 +265,6 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
     pp = getattr(clip.visual, "preprocess_cfg", {}) or {}
     mean = pp.get("mean", (0.48145466, 0.4578275, 0.40821073))
     std = pp.get("std", (0.26862954, 0.26130258, 0.27577711))
-    size = cfg.image_size or _image_size(clip)
     model = TriModalCLIP(clip, cfg, mean, std, size, oc.get_tokenizer(cfg.arch))
     return model.to(device)
 
