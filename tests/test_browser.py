@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from browser_flow import CHROMIUM, CHROMIUM_ARGS, streamlit_server, walk_through
+from browser_flow import CHROMIUM, CHROMIUM_ARGS, settle, streamlit_server, walk_through
 
 def failure_shots(browser, folder: Path) -> None:
     """What every open page showed when a step failed: failure<context>.png in ``folder``."""
@@ -71,12 +71,14 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
                 heading.click()  # focus on the page, not in a widget
                 for task, answer in path:
                     expect(page.get_by_role("heading", name=GZ2_TREE[task].question)).to_be_visible()
-                    page.wait_for_timeout(300)
+                    settle(page)  # a key pressed while a run redraws the page can land on a stale button
                     page.keyboard.press(key_of(task, answer))
                 expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
+            settle(page)
             heading.click()
             page.keyboard.press("f")
             expect(page.get_by_role("button", name="★ Favourite")).to_be_visible()
+            settle(page)
             heading.click()
             page.keyboard.press("?")  # the field guide of the current question opens
             guide = page.locator("[data-testid='stPopoverBody']")
