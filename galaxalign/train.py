@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .data import Survey, load_survey, stratified_split
@@ -75,7 +76,10 @@ class TrainCfg:
     stratified 80/20 split). ``patience`` > 0 evaluates the valid split after every epoch of the last
     stage, keeps the best epoch's weights and stops after that many epochs without improvement.
     ``amp``: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX). ``balanced``:
-    each class equally likely in every epoch (:func:`epoch_order`).
+    each class equally likely in every epoch (:func:`epoch_order`). ``ema`` > 0: an exponential moving
+    average of the weights over the steps of the last stage, with that decay per step
+    (``torch.optim.swa_utils``); it is what the valid split scores, what early stopping keeps and what
+    is saved — the average of many nearby iterates, steadier than any one of them.
     """
 
     model: ModelCfg = field(default_factory=ModelCfg)
@@ -103,6 +107,7 @@ class TrainCfg:
     balanced: bool = False
     patience: int = 0
     amp: bool = False
+    ema: float = 0.0                  # > 0: the weights saved are this exponential moving average (per step)
     vote_concentration: float = 10.0  # A of the Dirichlet–multinomial vote term (training with vote counts)
     vote_weight: float = 1.0          # its weight beside the contrastive terms
     semi_threshold: float = 0.0       # > 0: FixMatch on unlabelled galaxies, pseudo-labels from this confidence
@@ -152,6 +157,8 @@ class TrainCfg:
             raise ConfigError(f"{source}: shift and noise must be between 0 and 0.5")
         if self.patience < 0:
             raise ConfigError(f"{source}: patience must be ≥ 0")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"{source}: ema must be in [0, 1) (the decay per step; 0 = off), got {self.ema}")
         if not self.vote_concentration > 0 or self.vote_weight < 0:
             raise ConfigError(f"{source}: vote_concentration must be > 0 and vote_weight ≥ 0")
         if not 0 <= self.semi_threshold < 1 or self.semi_weight < 0:
@@ -429,6 +436,7 @@ class Trainer:
         self.semi = cfg.semi_threshold > 0 and len(self.unlabelled_idx) > 0 and self.world == 1
         self.progress, self.show_bar = progress, show_bar
         self.init_from = init_from
+        self.ema: AveragedModel | None = None  # the weights' moving average in the last stage (``ema`` > 0)
         self._images = None
         if len(survey) * int(np.prod(survey.image_shape)) <= 1 << 30:
             self._images = torch.from_numpy(survey.images(np.arange(len(survey))))
@@ -541,6 +549,13 @@ class Trainer:
             engine.load_state_dict(state)
             self.gen.set_state(state["generator"])
         last_stage = si == len(plan) - 1
+        self.ema = None
+        if cfg.ema and last_stage:  # the average of the last stage's weights, one update per step
+            # parameters only: a buffer is not averaged (the text tower's causal mask holds -inf, and a lerp
+            # of -inf with -inf is NaN); the model's own buffers are copied in before the average is used
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=False)
+            if state is not None and first_epoch > 0 and "ema" in state:
+                self.ema.load_state_dict(state["ema"])
         loss_fn = GalaxAlignLoss(sp.pairs, cfg.class_aware)
         total = max(1, self._total(plan))
         for epoch in range(first_epoch, sp.epochs):
@@ -548,6 +563,8 @@ class Trainer:
             self._after_epoch(row, sp, si, epoch, engine, (global_epoch + epoch + 1) / total)
             if cfg.patience and last_stage and len(self.valid_idx) and self.rank == 0 and self._stop_early(sp, epoch):
                 break
+        if self.ema is not None:  # the average is the model from here on (early stopping kept averages too)
+            model.load_state_dict(self.scored_model().state_dict())
         if self.stopper.kept and last_stage:
             self.stopper.restore(model)
             _write_jsonl(self.metrics_path, {"selected_epoch": self.stopper.epoch, "valid_accuracy": self.stopper.score})
@@ -584,6 +601,8 @@ class Trainer:
             terms = engine.step(compute)
             with torch.no_grad():
                 model.clip.logit_scale.clamp_(0, math.log(100))
+            if self.ema is not None:
+                self.ema.update_parameters(model)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
@@ -639,7 +658,9 @@ class Trainer:
         if self.rank == 0:
             _write_jsonl(self.metrics_path, row)
             _atomic_torch_save({"model": self.model.state_dict(), **engine.state_dict(), "generator": self.gen.get_state(),
-                                "stage_index": si, "stage": self.model.stage, "epoch": epoch}, self.out / "last.pt")
+                                "stage_index": si, "stage": self.model.stage, "epoch": epoch,
+                                **({"ema": self.ema.state_dict()} if self.ema is not None else {})},
+                               self.out / "last.pt")
             if self.show_bar:
                 tqdm.write(f"stage {sp.stage} epoch {epoch + 1}/{sp.epochs}  loss {row['loss']:.4f}  "
                            f"({row['seconds']:.1f} s)")
@@ -650,7 +671,7 @@ class Trainer:
         """Score the valid split, keep the best weights; True when ``patience`` epochs have not beaten it."""
         acc = self._valid_accuracy()
         _write_jsonl(self.metrics_path, {"valid_accuracy": acc, "stage": sp.stage, "epoch": epoch + 1})
-        stop = self.stopper.update(acc, epoch + 1, self.model)
+        stop = self.stopper.update(acc, epoch + 1, self.scored_model())
         if stop and self.show_bar:
             tqdm.write(f"early stop: valid accuracy {self.stopper.score:.3f} at epoch {self.stopper.epoch} not beaten "
                        f"for {self.cfg.patience} epochs")
@@ -672,9 +693,20 @@ class Trainer:
                                                 "init_from": self.init_from})
         return out
 
+    def scored_model(self) -> TriModalCLIP:
+        """The weights that are judged and kept: the moving average with ``ema`` (with the model's current
+        buffers), else the model itself."""
+        if self.ema is None:
+            return self.model
+        with torch.no_grad():
+            for mine, theirs in zip(self.ema.module.buffers(), self.model.buffers()):
+                mine.copy_(theirs)
+        return self.ema.module
+
     def _valid_accuracy(self) -> float:
-        emb = embed_images(self.model, self.survey, self.valid_idx)
-        pred = class_probabilities(self.model, emb).argmax(1)
+        model = self.scored_model()
+        emb = embed_images(model, self.survey, self.valid_idx)
+        pred = class_probabilities(model, emb).argmax(1)
         self.model.train()
         return float(np.mean(pred == self.labels[self.valid_idx]))
 

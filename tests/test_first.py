@@ -132,14 +132,18 @@ def _galaxy10(tmp_path):
     return write_galaxy10(tmp_path / "g10.h5", n=20)
 
 
-def test_training_selects_the_epoch_on_valid_and_reports_test(first_files, tmp_path):
-    """patience > 0: valid accuracy is logged per epoch of the last stage, the best epoch is kept."""
+@pytest.mark.parametrize("ema", [0.0, 0.5])
+def test_training_selects_the_epoch_on_valid_and_reports_test(first_files, tmp_path, ema):
+    """patience > 0: valid accuracy is logged per epoch of the last stage, the best epoch is kept — with
+    ``ema``, the moving average is what is scored, kept and saved."""
+    from galaxalign.inference import class_probabilities, embed_images
+    from galaxalign.model import load_model
     from galaxalign.prepare import Preparation
     from galaxalign.train import TrainCfg, train
 
     s = load_survey(first_files / "galaxy_data_h5.h5", preparation=Preparation(cutout=96, size=32, stretch="sqrt"))
     cfg = TrainCfg(stage1_epochs=1, stage2_epochs=3, batch_size=4, warmup_steps=1, symbol_variants=2, patience=5,
-                   class_aware=True)
+                   class_aware=True, ema=ema, lr=0.01)
     res = train(cfg, survey=s, out_dir=tmp_path / "run", show_bar=False)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in rows if "valid_accuracy" in r and "epoch" in r]
@@ -147,6 +151,9 @@ def test_training_selects_the_epoch_on_valid_and_reports_test(first_files, tmp_p
     best = max(range(3), key=lambda i: (valid[i]["valid_accuracy"], -i))
     assert res["selected_epoch"] == valid[best]["epoch"]
     assert res["metrics"]["n"] == 4  # the test split, reported once at the end
+    saved, va = load_model(tmp_path / "run"), s.split_indices("valid")
+    pred = class_probabilities(saved, embed_images(saved, s, va)).argmax(1)
+    assert np.mean(pred == s.labels[va]) == pytest.approx(res["valid_accuracy"])  # the weights scored are saved
     cfg_out = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert cfg_out["n_train"] == 12 and cfg_out["n_valid"] == 4 and cfg_out["preparation"]["cutout"] == 96
 
