@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from browser_flow import CHROMIUM, CHROMIUM_ARGS, settle, streamlit_server, walk_through
+from browser_flow import CHROMIUM, CHROMIUM_ARGS, answer, settle, streamlit_server, walk_through
 
 def failure_shots(browser, folder: Path) -> None:
     """What every open page showed when a step failed: failure<context>.png in ``folder``."""
@@ -69,10 +69,10 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
             for k in range(3):
                 expect(page.get_by_role("heading", name=GZ2_TREE["T01"].question)).to_be_visible()
                 heading.click()  # focus on the page, not in a widget
-                for task, answer in path:
+                for task, ans in path:
                     expect(page.get_by_role("heading", name=GZ2_TREE[task].question)).to_be_visible()
                     settle(page)  # a key pressed while a run redraws the page can land on a stale button
-                    page.keyboard.press(key_of(task, answer))
+                    page.keyboard.press(key_of(task, ans))
                 expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
             settle(page)
             heading.click()
@@ -212,7 +212,7 @@ def test_a_visitor_classifies_three_as_a_guest_joins_and_finds_them_and_an_invit
                     page.screenshot(path=str(shots / "guest_classify.png"))
                 for a, nxt in (("t01_smooth", "How rounded is it?"), ("t07_round", "Is there anything odd?"),
                                ("t06_no", None)):
-                    page.locator(f".st-key-ans_{a} button").first.click()
+                    answer(page, a)  # once the page has settled: a click during a redraw can be lost
                     if nxt:
                         expect(page.get_by_role("heading", name=nxt).first).to_be_visible()
                 expect(page.get_by_text(re.compile(rf"You have classified {k + 1} galax"))).to_be_visible()
