@@ -157,17 +157,13 @@ ROTATION_VIEWS = {"0°": (0.0,), "0°, 45°": (0.0, 45.0), "4 × 22.5°": (0.0, 
 
 
 def rotated(imgs: np.ndarray, degrees: float) -> np.ndarray:
-    """(B, H, W, 3) uint8 turned by ``degrees`` (bilinear, edges extended, as training's any-angle turns)."""
+    """(B, H, W, 3) uint8 turned by ``degrees``, as training's any-angle turns turn them."""
     if degrees == 0:
         return np.asarray(imgs)
-    import torch.nn.functional as F
+    from galaxalign.train import turn_images
 
-    a = np.radians(degrees)
-    theta = torch.tensor([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0]], dtype=torch.float32)
-    f = torch.as_tensor(np.asarray(imgs)).permute(0, 3, 1, 2).float()
-    grid = F.affine_grid(theta.expand(len(f), 2, 3), list(f.shape), align_corners=False)
-    f = F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return f.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    x = torch.as_tensor(np.asarray(imgs))
+    return turn_images(x, torch.full((len(x),), float(np.radians(degrees)))).numpy()
 
 
 def rotation_eval() -> list[dict]:

@@ -295,6 +295,21 @@ def encode_batch(model, x: torch.Tensor, y: torch.Tensor, tokens: torch.Tensor, 
     return out
 
 
+def turn_images(x: torch.Tensor, angle: torch.Tensor, flip: torch.Tensor | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, W, 3) uint8 turned by ``angle`` (B,) radians, mirrored where ``flip`` (B,) is -1 and moved by
+    ``shift`` (B, 2) in units of half the width: bilinear, edges extended so no black corners appear."""
+    b = x.shape[0]
+    flip = torch.ones(b) if flip is None else flip
+    t = torch.zeros(b, 2) if shift is None else shift
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1), torch.stack([sin * flip, cos, t[:, 1]], 1)], 1)
+    f = x.permute(0, 3, 1, 2).float()
+    grid = F.affine_grid(theta, list(f.shape), align_corners=False)
+    f = F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return f.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
 def augment_images(x: torch.Tensor, gen: torch.Generator, rotation: str = "any", shift: float = 0.0,
                    noise: float = 0.0) -> torch.Tensor:
     """Augmentations that keep the class of a galaxy, per image: (B, H, W, 3) uint8 → same.
@@ -311,12 +326,7 @@ def augment_images(x: torch.Tensor, gen: torch.Generator, rotation: str = "any",
         ang = torch.rand(b, generator=gen) * (2 * math.pi if rotation == "any" else 0.0)
         flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
         t = (torch.rand(b, 2, generator=gen) * 2 - 1) * 2 * shift
-        cos, sin = torch.cos(ang), torch.sin(ang)
-        theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1), torch.stack([sin * flip, cos, t[:, 1]], 1)], 1)
-        f = x.permute(0, 3, 1, 2).float()
-        grid = F.affine_grid(theta, list(f.shape), align_corners=False)
-        f = F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        x = f.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        x = turn_images(x, ang, flip, t)
     if noise > 0:
         level = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * noise * 255
         n = torch.randn(x.shape, generator=gen) * level
