@@ -77,6 +77,9 @@ RUN_PLAN = [
     # moving average at the end is the model) — more Bent and FRI examples, the split's test kept apart
     ("galaxalign_d4_ema995_trainvalid", "trainvalid", "detected",
      {"model": D4_MODEL, "amp": True, "ema": 0.995}, SEEDS),
+    # the D4 tower pooling over the galaxy and its 45° turn inside the network (model tower_turns: 2,
+    # galaxalign.equivariant.turned_copies): the sixteen elements of D8, twice the arithmetic
+    ("galaxalign_d4_turns2", "contrastive", "detected", {"model": {**D4_MODEL, "tower_turns": 2}, "amp": True}, SEEDS),
 ]
 
 

@@ -14,7 +14,9 @@ the arithmetic of one with ``8 w``.
     torch.allclose(net(x), net(torch.rot90(x, 1, (2, 3))), atol=1e-4)   # True, by construction
 
 Interpolated turns (45°) are not exact on a pixel grid; the rest of a galaxy's orientations still
-come from augmentation.
+come from augmentation, or from ``turns``: the tower then also sees the galaxy turned by 90° / turns,
+2 × 90° / turns, … (bilinear) and keeps, per feature, the largest over the copies — with ``turns=2``
+the sixteen elements of D8, the 45° turns interpolated.
 """
 from __future__ import annotations
 
@@ -110,16 +112,34 @@ def _norm(kind: str, c: int) -> nn.Module:
     return nn.GroupNorm(next(g for g in (8, 4, 2, 1) if c % g == 0 and c // g >= 4 or g == 1), c)
 
 
+def turned_copies(x: torch.Tensor, turns: int) -> torch.Tensor:
+    """(B, C, H, W) → (turns · B, C, H, W): the batch, then the batch turned by 90° / turns, by 2 × 90° /
+    turns, … (bilinear, edges extended). The quarter turns themselves are D4's, exact inside the tower."""
+    if turns == 1:
+        return x
+    b = x.shape[0]
+    angles = torch.arange(1, turns, dtype=torch.float32, device=x.device).repeat_interleave(b) * (math.pi / 2 / turns)
+    cos, sin, zero = torch.cos(angles), torch.sin(angles), torch.zeros_like(angles)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    rest = x.repeat(turns - 1, 1, 1, 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(rest.shape), align_corners=False)
+    return torch.cat([x, F.grid_sample(rest, grid, mode="bilinear", padding_mode="border", align_corners=False)])
+
+
 class D4Tower(nn.Module):
     """A D4-invariant CNN, the image tower of :class:`~galaxalign.model.TriModalCLIP` with ``model:
     {tower: d4}``: four stages of two 3 × 3 D4 convolutions (widths w, 2w, 4w, 8w per orientation),
     2 × 2 pooling between stages, then the mean over space, the max over the orientations and a linear
-    map to ``output_dim`` (the embedding; a probe's classes)."""
+    map to ``output_dim`` (the embedding; a probe's classes).
+
+    ``turns`` > 1 pools over turned copies inside the network as well (:func:`turned_copies`): the max
+    over the orientations runs over the copies' too, so the features also keep still under turns by
+    90° / turns (up to interpolation), at ``turns`` times the arithmetic and no more parameters."""
 
     def __init__(self, width: int, output_dim: int, image_size: int | None, channels: int = 3, norm: str = "group",
-                 drop: float = 0.0):
+                 drop: float = 0.0, turns: int = 1):
         super().__init__()
-        w, self.image_size, self.output_dim = width, image_size, output_dim
+        w, self.image_size, self.output_dim, self.turns = width, image_size, output_dim, turns
         convs = [LiftD4(channels, w), ConvD4(w, w), ConvD4(w, 2 * w), ConvD4(2 * w, 2 * w),
                  ConvD4(2 * w, 4 * w), ConvD4(4 * w, 4 * w), ConvD4(4 * w, 8 * w), ConvD4(8 * w, 8 * w)]
         self.convs = nn.ModuleList(convs)
@@ -128,11 +148,16 @@ class D4Tower(nn.Module):
         self.proj = nn.Linear(8 * w, output_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        x = turned_copies(x, self.turns)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = F.relu(norm(conv(x)), inplace=True)
             if i in (1, 3, 5):
                 x = self.pool(x)
-        return self.proj(self.drop(self.invariant(x)))
+        f = self.invariant(x)
+        if self.turns > 1:
+            f = f.unflatten(0, (self.turns, b)).amax(0)
+        return self.proj(self.drop(f))
 
 
 def d4_cnn(channels: int, width: int, classes: int, drop: float = 0.3) -> D4Tower:

@@ -98,6 +98,9 @@ class ModelCfg:
     # (galaxalign.equivariant.D4Tower: no quarter turn or mirror of a galaxy changes its embedding)
     tower: str = "default"
     tower_width: int = 4
+    # tower d4 only: also pool over the galaxy turned by 90° / tower_turns, 2 × 90° / tower_turns, …
+    # (2: the 45° turns too, the group D8 with them interpolated; at tower_turns times the arithmetic)
+    tower_turns: int = 1
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCfg":
@@ -112,6 +115,12 @@ class ModelCfg:
         width = d.get("tower_width", 4)
         if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 64:
             raise ModelError(f"model tower_width {width!r} must be a whole number from 1 to 64")
+        turns = d.get("tower_turns", 1)
+        if not isinstance(turns, int) or isinstance(turns, bool) or not 1 <= turns <= 8:
+            raise ModelError(f"model tower_turns {turns!r} must be a whole number from 1 to 8")
+        if turns > 1 and d.get("tower", "default") != "d4":
+            raise ModelError(f"model tower_turns {turns} needs tower 'd4' (the turned copies are pooled by its "
+                             "orientation pooling)")
         return cls(**d)
 
 
@@ -254,8 +263,8 @@ def create_model(cfg: ModelCfg, device: str | torch.device = "cpu") -> TriModalC
                              "2 × 2 poolings keep quarter turns exact only on even sizes)")
         with torch.no_grad():  # the embedding's width, whatever the architecture calls it
             dim = int(clip.visual.eval()(torch.zeros(1, 3, size, size, device=device)).shape[-1])
-        clip.visual = D4Tower(cfg.tower_width, dim, size,
-                              norm="group" if cfg.norm == "group" else "batch").to(device)
+        clip.visual = D4Tower(cfg.tower_width, dim, size, norm="group" if cfg.norm == "group" else "batch",
+                              turns=cfg.tower_turns).to(device)
     elif cfg.norm == "group" and not grouped_file:
         if pretrained:
             raise ModelError(f"{cfg.arch}: norm 'group' replaces BatchNorm layers; it starts only from a checkpoint "
