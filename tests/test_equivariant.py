@@ -123,6 +123,23 @@ def test_a_d4_tower_trains_saves_and_loads_and_turns_change_nothing(synth_h5, tm
             assert torch.allclose(model.encode_image(transform(x, g)), z, atol=1e-4)
 
 
+def test_a_tower_with_turned_copies_saves_and_loads_as_it_was_built(tmp_path):
+    """``tower_turns`` is part of the model's description: the file alone rebuilds the same tower, which
+    embeds a galaxy as the saved one did (and not as the same weights without the copies would)."""
+    from galaxalign.model import ModelCfg, create_model, load_model, save_model
+
+    torch.manual_seed(0)
+    model = create_model(ModelCfg("galaxalign-tiny-rn", norm="group", tower="d4", tower_width=2, tower_turns=2)).eval()
+    x = torch.rand(2, 3, model.image_size, model.image_size)
+    back = load_model(save_model(model, tmp_path / "run")).eval()
+    assert back.cfg.tower_turns == 2 and back.clip.visual.turns == 2
+    with torch.no_grad():
+        z = model.encode_image(x)
+        assert torch.allclose(back.encode_image(x), z, atol=1e-5)
+        back.clip.visual.turns = 1
+        assert not torch.allclose(back.encode_image(x), z, atol=1e-3)
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"tower": "c8"}, "model tower 'c8' must be 'default' or 'd4'"),
     ({"tower": "d4", "tower_width": 0}, "tower_width 0 must be a whole number from 1 to 64"),
