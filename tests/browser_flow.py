@@ -82,6 +82,13 @@ def settle(page, timeout: float = 60_000) -> None:
     page.wait_for_function(f"() => !document.querySelector({_BUSY!r})", timeout=timeout)
 
 
+def cut_labels(page) -> list[str]:
+    """The buttons' labels on the page that do not fit their button (Streamlit ellipsises them): the
+    text of each whose box is narrower than what it holds."""
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] .stButton .stMarkdownEllipsis')]
+        .filter(e => e.scrollWidth > e.clientWidth + 2).map(e => e.innerText)""")
+
+
 def answer(page, answer_id: str) -> None:
     """Click an answer button, found by its widget key (Streamlit gives its container the class
     st-key-<key>) — the label may carry the proposal's ✓ — once the page has settled."""

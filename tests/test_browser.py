@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from browser_flow import CHROMIUM, CHROMIUM_ARGS, answer, settle, streamlit_server, walk_through
+from browser_flow import CHROMIUM, CHROMIUM_ARGS, answer, cut_labels, settle, streamlit_server, walk_through
 
 def failure_shots(browser, folder: Path) -> None:
     """What every open page showed when a step failed: failure<context>.png in ``folder``."""
@@ -44,7 +44,8 @@ def test_sign_in_classify_three_and_search(workspace, tmp_path):
 
 def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace, tmp_path):
     """Keys only: 1–9 answer the current question in the order shown, F favourites, ? opens the field
-    guide; typing in a text box (the sign-in form) answers nothing. Then the galaxy is flagged as odd."""
+    guide; typing in a text box (the sign-in form) answers nothing. Then the galaxy is flagged as odd,
+    and on a wide screen and a laptop's every button's label is shown whole."""
     from playwright.sync_api import expect, sync_playwright
 
     from galaxalign.store import open_store, volunteer_flags, volunteer_stats
@@ -89,6 +90,12 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
             page.get_by_text("lens or arc", exact=True).click()
             page.get_by_role("button", name="Flag it").click()
             expect(page.get_by_role("button", name="⚑ Odd ✓", exact=True)).to_be_visible()
+            for width in (1400, 1000):  # a wide screen and a laptop's: every answer is read whole
+                page.set_viewport_size({"width": width, "height": 950})
+                settle(page)
+                page.wait_for_timeout(300)
+                assert page.locator(".st-key-ans_t01_features button").first.is_visible()
+                assert cut_labels(page) == [], width
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise

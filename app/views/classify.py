@@ -104,16 +104,22 @@ if "cls_galaxy" not in S or S.get("cls_survey") != row.id:
     S["cls_survey"] = row.id
     new_galaxy()
 
+# Streamlit cuts a button's label short ("Features or d…") when it shows a shortcut key beside it: an
+# answer is read before it is clicked, so on this page the labels wrap between words, the key below.
 # a phone (narrow screen): the galaxy first and no taller than ~30 % of the screen, the title and tallies
 # folded away, the answers two to a row with small symbols — question and answers under the galaxy
 st.html("""<style>
+[data-testid="stMain"] .stButton .stMarkdownEllipsis, [data-testid="stMain"] .stButton .stMarkdownEllipsis p {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  word-break: normal !important; overflow-wrap: normal !important; }
+[data-testid="stMain"] .stButton [data-has-shortcut] { flex-wrap: wrap; justify-content: center; }
+.st-key-cls_answers .stButton button, .st-key-cls_flags .stButton button { padding-left: 0.5rem; padding-right: 0.5rem; }
 @media (max-width: 640px) {
   [data-testid="stMainBlockContainer"] { padding-top: 0.5rem !important; }
   .st-key-cls_image img { max-height: 30vh; width: auto !important; margin: 0 auto; display: block; }
   .st-key-cls_heading, .st-key-cls_stats, .st-key-cls_meta, .st-key-cls_guest_hint { display: none; }
-  .st-key-cls_answers [data-testid="stHorizontalBlock"], .st-key-cls_flags [data-testid="stHorizontalBlock"] {
-    flex-wrap: wrap !important; gap: 0.3rem; }
-  .st-key-cls_answers [data-testid="stColumn"], .st-key-cls_flags [data-testid="stColumn"] {
+  .st-key-cls_answers [data-testid="stHorizontalBlock"] { flex-wrap: wrap !important; gap: 0.3rem; }
+  .st-key-cls_answers [data-testid="stColumn"] {
     min-width: 46% !important; flex: 1 1 46% !important; }
   .st-key-cls_answers img { max-width: 36px !important; }
   .st-key-cls_question h3 { font-size: 1.1rem !important; padding: 0.25rem 0 0 !important; }
@@ -223,21 +229,20 @@ with left:
     mine_now = (volunteer_flags(store(), user["id"], galaxy=g.id) if user["id"] is not None  # this galaxy's only
                 else None)
     fav = mine_now is not None and (mine_now.kind == "favourite").any()
-    f1, f2, f3 = st.container(key="cls_flags").columns(3)
-    f1.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F", width="stretch",
-              on_click=toggle_favourite, args=(g.id, not fav),
-              help="Keep this galaxy in My favourites (F)")
+    flags = st.container(horizontal=True, key="cls_flags")  # a row that wraps: each keeps its whole label
+    flags.button("★ Favourite" if fav else "☆ Favourite", key="cls_fav", shortcut="F",
+                 on_click=toggle_favourite, args=(g.id, not fav), help="Keep this galaxy in My favourites (F)")
     odd = mine_now is not None and (mine_now.kind == "odd").any()
-    with f2.popover("⚑ Odd ✓" if odd else "⚑ Odd", width="stretch",
-                    help="Something odd about this galaxy? Tell the researchers"):
+    with flags.popover("⚑ Odd ✓" if odd else "⚑ Odd",
+                       help="Something odd about this galaxy? Tell the researchers"):
         st.radio("What is odd about it?", ODD_REASONS, key="cls_odd_reason")
         st.button("Flag it", key="cls_odd_flag", on_click=flag_odd, args=(g.id, g.id_str))
     n_talk = comment_counts(store(), [g.id]).get(g.id, 0)
     if user["role"] == "guest":
-        f3.caption(f":material/forum: {n_talk} comment{'s' if n_talk != 1 else ''} · join to talk" if n_talk
-                   else ":material/forum: Join to talk")
-    elif f3.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk", width="stretch",
-                 help="Discuss this galaxy with other volunteers and the science team"):
+        flags.caption(f":material/forum: {n_talk} comment{'s' if n_talk != 1 else ''} · join to talk" if n_talk
+                      else ":material/forum: Join to talk")
+    elif flags.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk",
+                      help="Discuss this galaxy with other volunteers and the science team"):
         S["talk_galaxy"], S["talk_view"], S["talk_find"] = g.id, "Thread", ""
         st.switch_page("views/talk.py")
 
@@ -302,11 +307,12 @@ with right:
                           shortcut=answer_key(k))
         if path:
             st.caption("Your answers so far: " + " → ".join(GZ2_TREE[t].answer(a).text for t, a in path))
-    b1, b2, b3 = st.columns(3)
-    b3.button("How it works", key="cls_tutorial_again", on_click=lambda: S.update(cls_tutorial=True))
-    b1.button("← Back", key="cls_back", disabled=not path, on_click=lambda: S.update(cls_path=S["cls_path"][:-1]),
-              shortcut="Backspace")
-    b2.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy, shortcut="S")
+    # a row that wraps rather than three columns: each button keeps its whole label beside its key
+    moves = st.container(horizontal=True, key="cls_moves")
+    moves.button("← Back", key="cls_back", disabled=not path, on_click=lambda: S.update(cls_path=S["cls_path"][:-1]),
+                 shortcut="Backspace")
+    moves.button("Skip this galaxy", key="cls_skip", on_click=new_galaxy, shortcut="S")
+    moves.button("How it works", key="cls_tutorial_again", on_click=lambda: S.update(cls_tutorial=True))
 
 # every symbol of the survey is drawn only when asked for: forty images on every run were most of the page
 if st.toggle("Field guide: every symbol and what it means", key="cls_full_guide"):
