@@ -342,7 +342,7 @@ def main() -> None:
                 talk_thread(url, password, out, store)
                 store.dispose()
             elif a.survey == "demo":
-                walk_through(url, "admin", password, out, n_votes=2)
+                walk_through(url, "admin", password, out, n_votes=5)
             elif a.survey == "hxdf":
                 out.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src / "hxdf-preview.png", out / "hxdf_field.png")

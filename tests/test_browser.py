@@ -110,7 +110,7 @@ def test_a_volunteer_classifies_with_number_keys_and_favourites_with_f(workspace
 
 
 def test_talk_in_the_browser_tutorial_once_hashtag_hostile_comment_inert_and_hidden(workspace, tmp_path):
-    """A new volunteer sees the tutorial once; posts a comment with a hashtag from Classify's 💬 Talk and
+    """A new volunteer sees the tutorial once; posts a comment with a hashtag from Classify's Talk button and
     finds the galaxy under the tag; a hostile comment shows as the text typed (no script runs, no element
     or link is made of it); an admin hides it and the volunteer no longer sees it."""
     from playwright.sync_api import expect, sync_playwright

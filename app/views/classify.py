@@ -241,7 +241,7 @@ with left:
     if user["role"] == "guest":
         flags.caption(f":material/forum: {n_talk} comment{'s' if n_talk != 1 else ''} · join to talk" if n_talk
                       else ":material/forum: Join to talk")
-    elif flags.button(f"💬 Talk ({n_talk})" if n_talk else "💬 Talk", key="cls_talk",
+    elif flags.button(f"Talk ({n_talk})" if n_talk else "Talk", key="cls_talk", icon=":material/forum:",
                       help="Discuss this galaxy with other volunteers and the science team"):
         S["talk_galaxy"], S["talk_view"], S["talk_find"] = g.id, "Thread", ""
         st.switch_page("views/talk.py")

@@ -101,7 +101,7 @@ if view == "Recent":
                 comment_box(c, "mention", with_galaxy=True)
     recent = recent_comments(store(), limit=30, include_hidden=is_admin)
     if recent.empty:
-        st.info("No comments yet. Open a galaxy from Classify (💬 Talk) and start the discussion.")
+        st.info("No comments yet. Open a galaxy from Classify (:material/forum: Talk) and start the discussion.")
     for c in recent.itertuples():
         comment_box(c, "recent", with_galaxy=True)
 
@@ -136,7 +136,7 @@ else:  # one galaxy's thread
             st.stop()
     gid = S.get("talk_galaxy")
     if gid is None:
-        st.info("Pick a galaxy: type its id, open one from Recent or Tags, or press 💬 Talk on Classify.")
+        st.info("Pick a galaxy: type its id, open one from Recent or Tags, or press :material/forum: Talk on Classify.")
         st.stop()
     g = get_galaxy(store(), gid)
     left, right = st.columns([2, 5], gap="large")
