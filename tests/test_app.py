@@ -609,6 +609,43 @@ def _settings(root, **kw):
     store.dispose()
 
 
+def test_before_the_first_model_lands_home_and_classify_say_it_is_learning_and_how_far(tmp_path, synth_h5, monkeypatch):
+    """`make run` serves the app while the worker trains the starter: a visitor reads that the model is
+    learning and how far it has come (not the job's epochs and loss), on Home and on Classify."""
+    import shutil
+
+    import streamlit as st
+
+    from galaxalign.jobs import bootstrap
+    from galaxalign.store import claim_job, open_store, update_job
+    from galaxalign.workspace import Workspace
+
+    monkeypatch.delenv("GALAXALIGN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("GALAXALIGN_REDIS_URL", raising=False)
+    w = Workspace(tmp_path / "ws").create()
+    shutil.copy(synth_h5, w.demo_survey)
+    job = bootstrap(w, survey="demo", starter="job", progress=False)["starter_job"]
+    monkeypatch.setenv("GALAXALIGN_WORKSPACE", str(w.root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, at.exception
+    bars = [p.proto.text for p in at.get("progress") if "learning" in p.proto.text]
+    assert bars == ["The model is learning from the first labels (waiting to start). Its proposals appear on "
+                    "Classify when it is ready."]
+    store = open_store(w.database_url)
+    claim_job(store, job, 1)
+    update_job(store, job, progress=0.4, message="stage 1 epoch 4/4 loss 4.6856")
+    store.dispose()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    bars = [p.proto.text for p in at.get("progress") if "learning" in p.proto.text]
+    assert len(bars) == 1 and "(40% done)" in bars[0] and "loss" not in bars[0], bars
+    at.button(key="home_classify").click().run()
+    assert not at.exception, at.exception
+    assert any("still learning (40%)" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
 def test_a_visitor_lands_on_the_home_page_classifies_as_a_guest_and_joins_keeping_the_votes(workspace):
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception, at.exception

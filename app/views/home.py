@@ -56,9 +56,10 @@ with right:
     m5.metric("Classifications", f"{fig['classifications']:,}")
     m6.metric("Today", f"{fig['today']:,}", help="Classifications since midnight UTC")
     if (learning := model_learning()) is not None:
+        # a visitor reads how far it has come; the job's own message (epochs, loss) is on the Admin page
         st.progress(learning["progress"], text="The model is learning from the first labels"
-                    + (f": {learning['message']}" if learning["state"] == "running" and learning["message"] else
-                       " (waiting for the worker)") + ". Its proposals appear on Classify when it is ready.")
+                    + (f" ({learning['progress']:.0%} done)" if learning["state"] == "running" else
+                       " (waiting to start)") + ". Its proposals appear on Classify when it is ready.")
     per_day = fig["per_day"]
     if isinstance(per_day, pd.DataFrame) and per_day.classifications.sum() > 0:
         st.caption("Classifications per day, last 30 days")
