@@ -112,18 +112,29 @@ def _norm(kind: str, c: int) -> nn.Module:
     return nn.GroupNorm(next(g for g in (8, 4, 2, 1) if c % g == 0 and c // g >= 4 or g == 1), c)
 
 
+def turn(f: torch.Tensor, angle: torch.Tensor, flip: torch.Tensor | None = None,
+         shift: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) float turned by ``angle`` (B,) radians, mirrored where ``flip`` (B,) is -1 and moved by
+    ``shift`` (B, 2) in units of half the width: bilinear, edges extended so no black corners appear.
+    Any angle, interpolated — training's augmentation (:func:`galaxalign.train.turn_images`) and the
+    tower's turned copies both turn images with it."""
+    b = f.shape[0]
+    flip = torch.ones(b, device=f.device) if flip is None else flip
+    t = torch.zeros(b, 2, device=f.device) if shift is None else shift
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1), torch.stack([sin * flip, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(f.dtype), list(f.shape), align_corners=False)
+    return F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def turned_copies(x: torch.Tensor, turns: int) -> torch.Tensor:
     """(B, C, H, W) → (turns · B, C, H, W): the batch, then the batch turned by 90° / turns, by 2 × 90° /
-    turns, … (bilinear, edges extended). The quarter turns themselves are D4's, exact inside the tower."""
+    turns, … (:func:`turn`). The quarter turns themselves are D4's, exact inside the tower."""
     if turns == 1:
         return x
     b = x.shape[0]
     angles = torch.arange(1, turns, dtype=torch.float32, device=x.device).repeat_interleave(b) * (math.pi / 2 / turns)
-    cos, sin, zero = torch.cos(angles), torch.sin(angles), torch.zeros_like(angles)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    rest = x.repeat(turns - 1, 1, 1, 1)
-    grid = F.affine_grid(theta.to(x.dtype), list(rest.shape), align_corners=False)
-    return torch.cat([x, F.grid_sample(rest, grid, mode="bilinear", padding_mode="border", align_corners=False)])
+    return torch.cat([x, turn(x.repeat(turns - 1, 1, 1, 1), angles)])
 
 
 class D4Tower(nn.Module):

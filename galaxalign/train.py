@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .data import Survey, load_survey, stratified_split
 from .engine import EarlyStop, Engine, amp_enabled, decay_groups, device_for
+from .equivariant import turn
 from .errors import GalaxalignError
 from .fsutil import atomic_path
 from .inference import calibrate_familiarity, class_probabilities, embed_images, evaluate_model
@@ -298,15 +299,8 @@ def encode_batch(model, x: torch.Tensor, y: torch.Tensor, tokens: torch.Tensor, 
 def turn_images(x: torch.Tensor, angle: torch.Tensor, flip: torch.Tensor | None = None,
                 shift: torch.Tensor | None = None) -> torch.Tensor:
     """(B, H, W, 3) uint8 turned by ``angle`` (B,) radians, mirrored where ``flip`` (B,) is -1 and moved by
-    ``shift`` (B, 2) in units of half the width: bilinear, edges extended so no black corners appear."""
-    b = x.shape[0]
-    flip = torch.ones(b) if flip is None else flip
-    t = torch.zeros(b, 2) if shift is None else shift
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos * flip, -sin, t[:, 0]], 1), torch.stack([sin * flip, cos, t[:, 1]], 1)], 1)
-    f = x.permute(0, 3, 1, 2).float()
-    grid = F.affine_grid(theta, list(f.shape), align_corners=False)
-    f = F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    ``shift`` (B, 2) in units of half the width (:func:`galaxalign.equivariant.turn`, rounded back to uint8)."""
+    f = turn(x.permute(0, 3, 1, 2).float(), angle, flip, shift)
     return f.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
